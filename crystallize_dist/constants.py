@@ -1,0 +1,108 @@
+"""Every name, key, default and limit crystallize-dist uses, each with its unit and lifetime.
+
+Core (Crystallize-compatible) constants come first; then the run store's Redis keys and
+SQLite tables; then the defaults that ``Settings`` falls back to.
+"""
+
+from __future__ import annotations
+
+# --- Crystallize-compatible context keys and file names ------------------------------------
+METADATA_FILENAME = "metadata.json"
+BASELINE_CONDITION = "baseline"
+REPLICATE_KEY = "replicate"
+CONDITION_KEY = "condition"
+SEED_USED_KEY = "seed_used"
+STEP_NAME_KEY = "step_name"
+
+#: Added to the master seed once per replicate index (Crystallize's formula).
+SEED_STRIDE = 31337
+#: Seeds live in 0 .. 2**32 - 1.
+SEED_MODULUS = 2**32
+
+# --- Environment variables -----------------------------------------------------------------
+ENV_PREFIX = "CRYSTALLIZE_DIST_"
+#: Folder holding the embedded SQLite store and the code-bundle cache.
+HOME_DIRNAME = ".crystallize-dist"
+SQLITE_FILENAME = "runs.sqlite3"
+
+# --- Redis run store: every key, its type and lifetime ---------------------------------------
+# All keys of one run share the prefix ``cdist:run:<run_id>:`` and expire together
+# ``DEFAULT_RESULT_TTL`` seconds after the run is created (the TTL is refreshed on each write).
+KEY_PREFIX = "cdist"
+#: sorted set of run ids scored by creation time (unix seconds); lives forever, pruned by TTL.
+KEY_RUNS = f"{KEY_PREFIX}:runs"
+
+
+def key_manifest(run_id: str) -> str:
+    """String: the run's immutable manifest (JSON)."""
+    return f"{KEY_PREFIX}:run:{run_id}:manifest"
+
+
+def key_records(run_id: str) -> str:
+    """Hash: field ``<condition>:<replicate>`` -> cell record JSON (first write wins)."""
+    return f"{KEY_PREFIX}:run:{run_id}:records"
+
+
+def key_counters(run_id: str) -> str:
+    """Hash: O(1) status counters (``ok:<cond>``, ``failed:<cond>``, ``attempts``, ...)."""
+    return f"{KEY_PREFIX}:run:{run_id}:counters"
+
+
+def key_attempts(run_id: str) -> str:
+    """Hash: field ``<condition>:<replicate>`` -> number of deliveries that started the cell."""
+    return f"{KEY_PREFIX}:run:{run_id}:attempts"
+
+
+def key_workers(run_id: str) -> str:
+    """Hash: worker hostname -> JSON of its environment (versions, drift)."""
+    return f"{KEY_PREFIX}:run:{run_id}:workers"
+
+
+def key_state(run_id: str) -> str:
+    """Hash: mutable run state (``cancelled``, ``resumes``, timestamps)."""
+    return f"{KEY_PREFIX}:run:{run_id}:state"
+
+
+def key_bundle(digest: str) -> str:
+    """String: a zipped code bundle, content-addressed by its sha256."""
+    return f"{KEY_PREFIX}:bundle:{digest}"
+
+
+#: Field names inside the counters hash.
+COUNTER_OK = "ok"
+COUNTER_FAILED = "failed"
+COUNTER_ATTEMPTS = "attempts"
+COUNTER_DUPLICATES = "duplicates"
+COUNTER_FIRST_AT = "first_at"
+COUNTER_LAST_AT = "last_at"
+
+# --- SQLite run store: tables ----------------------------------------------------------------
+#: runs(run_id PK, created REAL unix s, manifest TEXT JSON, state TEXT JSON)
+TABLE_RUNS = "runs"
+#: records(run_id, condition, replicate, status, record TEXT JSON; PK(run_id, condition, replicate))
+TABLE_RECORDS = "records"
+#: counters(run_id, name, value; PK(run_id, name))
+TABLE_COUNTERS = "counters"
+#: attempts(run_id, cell, n; PK(run_id, cell))
+TABLE_ATTEMPTS = "attempts"
+#: workers(run_id, host, info TEXT JSON; PK(run_id, host))
+TABLE_WORKERS = "workers"
+
+# --- Celery ----------------------------------------------------------------------------------
+TASK_RUN_CELLS = "crystallize_dist.run_cells"
+DEFAULT_QUEUE = "crystallize"
+
+# --- Defaults (Settings falls back to these) ---------------------------------------------------
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+#: seconds: a cell running longer than this is killed and recorded as a timeout.
+DEFAULT_CELL_TIME_LIMIT = 3600.0
+#: seconds: an unacknowledged message is re-delivered after this; must exceed the time limit.
+DEFAULT_VISIBILITY_TIMEOUT = 3900.0
+#: seconds: how long a run's keys live in Redis after their last write (30 days).
+DEFAULT_RESULT_TTL = 30 * 24 * 3600
+#: deliveries of one cell before it is recorded as failed with "worker lost".
+DEFAULT_MAX_ATTEMPTS = 3
+#: records fetched per round trip when streaming a run's records.
+DEFAULT_PAGE_SIZE = 2000
+#: bytes: largest code bundle ``submit`` will pack.
+DEFAULT_BUNDLE_LIMIT = 20 * 1024 * 1024

@@ -1,0 +1,228 @@
+"""ArtifactPlugin: writes artifacts steps log, per-condition results, and supports resume.
+
+Layout (Crystallize's)::
+
+    <root>/<experiment name or id>/v<N>/
+        metadata.json                     {"replicates", "id", "name"}
+        _manifest.json                    {artifact name: step class}
+        <condition>/results.json          {"metrics": {...}}
+        <condition>/.crystallize_complete
+        replicate_<r>/<condition>/<StepClass>/<artifact name>
+
+Unlike upstream, artifacts written inside worker processes come back: each cell's record
+lists the files it wrote, and ``after_run`` builds the manifest and ``result.artifacts`` from
+the records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crystallize_dist.constants import (
+    BASELINE_CONDITION,
+    CONDITION_KEY,
+    METADATA_FILENAME,
+    REPLICATE_KEY,
+)
+from crystallize_dist.core.canonical import to_jsonable
+from crystallize_dist.core.plugins import BasePlugin
+
+if TYPE_CHECKING:
+    from crystallize_dist.core.context import FrozenContext
+    from crystallize_dist.core.experiment import Experiment
+    from crystallize_dist.core.result import Result
+    from crystallize_dist.core.step import PipelineStep
+
+RESULTS_FILE = "results.json"
+COMPLETE_MARKER = ".crystallize_complete"
+MANIFEST_FILE = "_manifest.json"
+
+
+def _versions(exp_dir: Path) -> list[int]:
+    if not exp_dir.is_dir():
+        return []
+    return sorted(
+        int(p.name[1:])
+        for p in exp_dir.iterdir()
+        if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()
+    )
+
+
+def load_metrics(
+    exp_dir: str | Path, version: int | None = None
+) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]]]:
+    """``(version, baseline metrics, {treatment: metrics})`` stored under ``exp_dir``;
+    version is -1 when nothing is stored."""
+    exp_dir = Path(exp_dir)
+    versions = _versions(exp_dir)
+    if version is None:
+        if not versions:
+            return -1, {}, {}
+        version = versions[-1]
+    vdir = exp_dir / f"v{version}"
+    baseline: dict[str, Any] = {}
+    treatments: dict[str, dict[str, Any]] = {}
+    if not vdir.is_dir():
+        return -1, {}, {}
+    for cond_dir in sorted(p for p in vdir.iterdir() if p.is_dir()):
+        res = cond_dir / RESULTS_FILE
+        if not res.exists():
+            continue
+        metrics = json.loads(res.read_text()).get("metrics", {})
+        if cond_dir.name == BASELINE_CONDITION:
+            baseline = metrics
+        else:
+            treatments[cond_dir.name] = metrics
+    return version, baseline, treatments
+
+
+def load_all_metrics(exp_dir: str | Path) -> dict[str, tuple[int, dict[str, Any]]]:
+    """For each condition, the newest version that holds it: ``{cond: (version, metrics)}``."""
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    for version in reversed(_versions(Path(exp_dir))):
+        _, baseline, treatments = load_metrics(exp_dir, version)
+        for cond, metrics in [(BASELINE_CONDITION, baseline), *treatments.items()]:
+            if metrics and cond not in out:
+                out[cond] = (version, metrics)
+    return out
+
+
+def _env_default(value: float, default: float, var: str) -> float:
+    if value == default and var in os.environ:
+        try:
+            return float(os.environ[var])
+        except ValueError:
+            return value
+    return value
+
+
+@dataclass
+class ArtifactPlugin(BasePlugin):
+    """Writes artifacts and per-condition results under ``root_dir`` (see module doc)."""
+
+    root_dir: str = "./data"
+    versioned: bool = False
+    artifact_retention: int = 3
+    big_file_threshold_mb: int = 10
+    version: int = field(default=0, init=False, compare=False)
+    experiment_id: str = field(default="", init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.artifact_retention = int(
+            _env_default(self.artifact_retention, 3, "CRYSTALLIZE_ARTIFACT_RETENTION")
+        )
+        self.big_file_threshold_mb = int(
+            _env_default(self.big_file_threshold_mb, 10, "CRYSTALLIZE_BIG_FILE_THRESHOLD_MB")
+        )
+
+    def exp_dir(self, experiment: Experiment) -> Path:
+        return Path(self.root_dir) / (experiment.name or experiment.id or "experiment")
+
+    def before_run(self, experiment: Experiment) -> None:
+        self.experiment_id = experiment.name or experiment.id or "experiment"
+        exp_dir = self.exp_dir(experiment)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        if self.versioned:
+            existing = _versions(exp_dir)
+            self.version = existing[-1] + 1 if existing else 0
+        else:
+            self.version = 0
+
+    def _vdir(self) -> Path:
+        return Path(self.root_dir) / self.experiment_id / f"v{self.version}"
+
+    def after_step(
+        self, experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext
+    ) -> None:
+        if not len(ctx.artifacts):
+            return
+        if not self.experiment_id:  # a worker that never saw before_run (e.g. Celery)
+            self.experiment_id = experiment.name or experiment.id or "experiment"
+        rep = ctx.get(REPLICATE_KEY, 0)
+        cond = ctx.get(CONDITION_KEY, BASELINE_CONDITION)
+        folder = self._vdir() / f"replicate_{rep}" / cond / type(step).__name__
+        folder.mkdir(parents=True, exist_ok=True)
+        written = getattr(ctx, "_cell_artifacts", None)
+        for name, payload in ctx.artifacts.items():
+            path = folder / name
+            path.write_bytes(payload)
+            if written is not None:
+                written.append(
+                    {"name": name, "step": type(step).__name__, "path": str(path.resolve())}
+                )
+        ctx.artifacts.clear()
+
+    def after_run(self, experiment: Experiment, result: Result) -> None:
+        vdir = self._vdir()
+        vdir.mkdir(parents=True, exist_ok=True)
+        (vdir / METADATA_FILENAME).write_text(
+            json.dumps(
+                {
+                    "replicates": experiment.replicates,
+                    "id": experiment.id,
+                    "name": experiment.name,
+                }
+            )
+        )
+        conditions = {BASELINE_CONDITION: result.metrics.baseline, **result.metrics.treatments}
+        for cond, tm in conditions.items():
+            cdir = vdir / cond
+            cdir.mkdir(parents=True, exist_ok=True)
+            (cdir / RESULTS_FILE).write_text(
+                json.dumps({"metrics": to_jsonable(tm.metrics, strict=False)})
+            )
+            (cdir / COMPLETE_MARKER).touch()
+        (vdir / MANIFEST_FILE).write_text(json.dumps(dict(result.artifact_steps)))
+        if self.versioned:
+            self._prune(vdir.parent)
+
+    def _prune(self, exp_dir: Path) -> None:
+        if self.artifact_retention <= 0:
+            return
+        versions = _versions(exp_dir)
+        keep = versions[-self.artifact_retention :]
+        limit = self.big_file_threshold_mb * 1024 * 1024
+        protected = {RESULTS_FILE, MANIFEST_FILE, METADATA_FILENAME, COMPLETE_MARKER}
+        for version in versions:
+            vdir = exp_dir / f"v{version}"
+            if version == versions[-1]:
+                continue
+            for path in sorted(vdir.rglob("*"), reverse=True):
+                if (
+                    path.is_file()
+                    and path.name not in protected
+                    and (version not in keep or path.stat().st_size > limit)
+                ):
+                    path.unlink()
+                elif path.is_dir() and version not in keep and not any(path.iterdir()):
+                    shutil.rmtree(path)
+
+    def completed_conditions(
+        self, experiment: Experiment, conditions: Sequence[str]
+    ) -> dict[str, dict[str, list[Any]]]:
+        """Metrics of the conditions the latest version already finished (for resume)."""
+        experiment_id = experiment.name or experiment.id
+        if experiment_id is None:
+            import hashlib
+            import pickle
+
+            experiment_id = hashlib.sha256(
+                pickle.dumps(experiment.pipeline.signature())
+            ).hexdigest()
+        exp_dir = Path(self.root_dir) / experiment_id
+        versions = _versions(exp_dir)
+        if not versions:
+            return {}
+        vdir = exp_dir / f"v{versions[-1]}"
+        done = {}
+        for cond in conditions:
+            res, marker = vdir / cond / RESULTS_FILE, vdir / cond / COMPLETE_MARKER
+            if res.exists() and marker.exists():
+                done[cond] = json.loads(res.read_text()).get("metrics", {})
+        return done

@@ -1,0 +1,112 @@
+"""Canonical JSON and the result digest.
+
+*Canonical JSON* (defined here, once) is ``json.dumps`` with keys sorted, no whitespace
+(``","`` and ``":"`` separators), UTF-8 text kept as is, after converting values:
+
+- numpy scalars become Python ``int`` / ``float`` / ``bool``; numpy arrays and tuples become
+  lists; mapping keys become strings;
+- floats are written with Python's ``repr``: the shortest text that reads back to exactly the
+  same double (``0.1`` stays ``0.1``, ``1e-300`` stays ``1e-300``); ``1`` and ``1.0`` differ;
+  NaN and infinities are written ``NaN``, ``Infinity``, ``-Infinity``.
+
+The *digest* of a result is the sha256 (hex) of the canonical JSON of
+``{"baseline": {metric: [values]}, "treatments": {name: {metric: [values]}}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+
+
+class NotJSONable(TypeError):
+    """Raised by ``to_jsonable(strict=True)`` for a value with no JSON form."""
+
+    def __init__(self, value: Any, path: str) -> None:
+        super().__init__(
+            f"{path} is a {type(value).__module__}.{type(value).__qualname__}, "
+            "which has no JSON form"
+        )
+        self.value_type = type(value).__qualname__
+        self.path = path
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def to_jsonable(value: Any, *, strict: bool = True, path: str = "value") -> Any:
+    """``value`` as plain JSON types (see module docstring).
+
+    ``strict`` raises NotJSONable for anything else; lenient mode turns dataclasses and
+    namedtuples into dicts, bytes into base64 text and other objects into ``str(value)``.
+    """
+    if isinstance(value, _ATOMS):
+        return value
+    if isinstance(value, np.generic):
+        return (
+            value.item()
+            if not isinstance(value, np.void)
+            else to_jsonable(value.tolist(), strict=strict, path=path)
+        )
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf":
+            return value.tolist()
+        return to_jsonable(value.tolist(), strict=strict, path=path)
+    if isinstance(value, Mapping):
+        return {
+            str(k): to_jsonable(v, strict=strict, path=f"{path}[{k!r}]") for k, v in value.items()
+        }
+    if isinstance(value, tuple) and hasattr(value, "_asdict") and not strict:
+        return to_jsonable(value._asdict(), strict=strict, path=path)
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v, strict=strict, path=f"{path}[{i}]") for i, v in enumerate(value)]
+    if strict:
+        raise NotJSONable(value, path)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value), strict=False, path=path)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, (set, frozenset)):
+        return sorted((to_jsonable(v, strict=False, path=path) for v in value), key=repr)
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return to_jsonable(value.item(), strict=False, path=path)
+        except Exception:
+            pass
+    return str(value)
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text of ``value`` (converted leniently first)."""
+    return json.dumps(
+        to_jsonable(value, strict=False),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=True,
+    )
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of an already-plain value (records, manifests); not sorted."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
+def metrics_digest(baseline: Mapping[str, Any], treatments: Mapping[str, Mapping[str, Any]]) -> str:
+    """sha256 of the canonical JSON of the metrics (see module docstring)."""
+    text = canonical_json({"baseline": baseline, "treatments": treatments})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

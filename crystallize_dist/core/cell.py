@@ -1,0 +1,180 @@
+"""run_cell: run one (condition, replicate) and return its JSON-able record.
+
+Every executor - serial, thread, process, async, Celery - calls this and nothing else to
+run experiment code. A record is a plain dict::
+
+    {"condition": str, "replicate": int, "seed": int,
+     "status": "ok" | "error",
+     "metrics": {name: [values...]},          # JSON types only; {} when status is error
+     "error": None | {"type", "message", "traceback", "step"?, "original"?: {"type", "message"}},
+     "steps": [{"step", "params", "step_hash", "input_hash", "output_hash", "cache_hit",
+                "ctx_changes": {"reads", "wrote", "metrics"}}],
+     "seeded": ["random", "numpy", ...],      # libraries seed functions seeded
+     "artifacts": [{"name", "step", "path"}],
+     "timing": {"started": unix seconds, "duration": seconds}}
+
+Executors add ``worker`` (host, pid, versions) and the store adds ``attempts``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from crystallize_dist.constants import BASELINE_CONDITION, CONDITION_KEY, REPLICATE_KEY
+from crystallize_dist.core.canonical import NotJSONable, to_jsonable
+from crystallize_dist.core.context import FrozenContext
+from crystallize_dist.core.pipeline import Drive, drive_async, drive_sync
+from crystallize_dist.core.plan import Cell
+from crystallize_dist.core.seeding import begin_cell_seeding, end_cell_seeding
+from crystallize_dist.errors import MetricValueError, PipelineExecutionError
+
+if TYPE_CHECKING:
+    from crystallize_dist.core.experiment import Experiment
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """The JSON form of an exception raised inside a cell."""
+    out: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+    if isinstance(exc, PipelineExecutionError):
+        out["step"] = exc.step_name
+        orig = exc.original_exception
+        out["original"] = {"type": type(orig).__name__, "message": str(orig)}
+    return out
+
+
+def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Metric values as JSON types; a value with no JSON form raises MetricValueError."""
+    out: dict[str, list[Any]] = {}
+    for key, values in metrics.items():
+        try:
+            out[key] = [to_jsonable(v, path=f"metric '{key}'") for v in values]
+        except NotJSONable as exc:
+            raise MetricValueError(
+                f"metric '{key}' has a value of type {exc.value_type}, which is not "
+                "JSON-serialisable; record numbers, strings, lists or dicts"
+            ) from None
+    return out
+
+
+def new_cell_context(experiment: Experiment, cell: Cell) -> FrozenContext:
+    """The context a cell starts from: the setup context plus replicate and condition."""
+    ctx = FrozenContext(experiment._initial_ctx)
+    ctx._data[REPLICATE_KEY] = cell.replicate
+    ctx._data[CONDITION_KEY] = cell.condition
+    ctx._set_seed(cell.seed)
+    ctx._cell_seed = cell.seed  # type: ignore[attr-defined]
+    ctx._cell_artifacts = []  # type: ignore[attr-defined]
+    return ctx
+
+
+def _cell_steps(
+    experiment: Experiment,
+    cell: Cell,
+    *,
+    data: Any = None,
+    use_data: bool = False,
+    raise_errors: bool = False,
+    holder: dict[str, Any] | None = None,
+) -> Drive:
+    """The cell as a driver generator (yields only for async steps)."""
+    started = time.time()
+    t0 = time.perf_counter()
+    token = begin_cell_seeding()
+    ctx = new_cell_context(experiment, cell)
+    record: dict[str, Any] = {
+        "condition": cell.condition,
+        "replicate": cell.replicate,
+        "seed": cell.seed,
+        "status": STATUS_OK,
+        "metrics": {},
+        "error": None,
+    }
+    pipeline = experiment.pipeline
+    steps: list[dict[str, Any]] = []
+    try:
+        treatment = experiment._treatment_for(cell.condition)
+        if treatment is not None:
+            treatment.apply(ctx)
+        for plugin in experiment.plugins:
+            plugin.before_replicate(experiment, ctx)
+        if not use_data:
+            data = experiment.datasource.fetch(ctx)
+        out = yield from pipeline._execute(
+            data,
+            ctx,
+            verbose=experiment._verbose(),
+            experiment=experiment,
+            step_hashes=experiment._step_hashes(),
+            records=steps,
+        )
+        if holder is not None:
+            holder["data"] = out
+        record["metrics"] = convert_metrics(ctx.metrics._values)
+    except Exception as exc:
+        if raise_errors:
+            raise
+        record["status"] = STATUS_ERROR
+        record["metrics"] = {}
+        record["error"] = describe_error(exc)
+    finally:
+        record["seeded"] = end_cell_seeding(token)
+    record["steps"] = to_jsonable(steps, strict=False) if record["status"] == STATUS_OK else []
+    record["artifacts"] = list(ctx._cell_artifacts)  # type: ignore[attr-defined]
+    record["timing"] = {"started": started, "duration": time.perf_counter() - t0}
+    record["worker"] = worker_stamp()
+    return record
+
+
+def run_cell(experiment: Experiment, cell: Cell) -> dict[str, Any]:
+    """Run one cell synchronously (async steps run on a private loop); never raises for
+    experiment code - failures become ``status: "error"`` records."""
+    record: dict[str, Any] = drive_sync(_cell_steps(experiment, cell))
+    return record
+
+
+async def arun_cell(experiment: Experiment, cell: Cell) -> dict[str, Any]:
+    """Async twin of :func:`run_cell`: async steps are awaited on the running loop."""
+    record: dict[str, Any] = await drive_async(_cell_steps(experiment, cell))
+    return record
+
+
+def run_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict[str, Any]]:
+    """Run one replicate's cells in order (baseline first); a failed baseline skips the rest,
+    as in Crystallize."""
+    records = []
+    for cell in cells:
+        rec = run_cell(experiment, cell)
+        records.append(rec)
+        if cell.condition == BASELINE_CONDITION and rec["status"] != STATUS_OK:
+            break
+    return records
+
+
+async def arun_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict[str, Any]]:
+    records = []
+    for cell in cells:
+        rec = await arun_cell(experiment, cell)
+        records.append(rec)
+        if cell.condition == BASELINE_CONDITION and rec["status"] != STATUS_OK:
+            break
+    return records
+
+
+_HOST = socket.gethostname()
+
+
+def worker_stamp() -> dict[str, Any]:
+    """Where a cell ran: host and pid (executors add it to each record)."""
+    return {"host": _HOST, "pid": os.getpid()}

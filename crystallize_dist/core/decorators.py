@@ -1,0 +1,352 @@
+"""Decorators and factories: pipeline_step, data_source, treatment, verifier, hypothesis,
+pipeline, resource_factory and inject_from_ctx."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from crystallize_dist.core.context import FrozenContext
+from crystallize_dist.core.datasource import Artifact, DataSource, register_datasource
+from crystallize_dist.core.hypothesis import Hypothesis
+from crystallize_dist.core.pipeline import Pipeline
+from crystallize_dist.core.step import PipelineStep
+from crystallize_dist.core.treatment import Treatment
+
+_CTX_NAMES = ("ctx",)
+
+
+# --- resource_factory --------------------------------------------------------------------------
+_resources = threading.local()
+
+
+class ResourceFactoryWrapper:
+    """A picklable factory whose result is created once per thread and then reused."""
+
+    def __init__(self, fn: Callable[[FrozenContext], Any], key: str | None = None) -> None:
+        self.fn = fn
+        self.key = key
+
+    def _cache_key(self) -> Any:
+        return self.key if self.key is not None else hash(self.fn.__code__)
+
+    def __call__(self, ctx: FrozenContext) -> Any:
+        cache = getattr(_resources, "cache", None)
+        if cache is None:
+            cache = _resources.cache = {}
+        key = self._cache_key()
+        if key not in cache:
+            cache[key] = self.fn(ctx)
+        return cache[key]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ResourceFactoryWrapper:
+        return self  # immutable and shared: a context copy keeps the same factory
+
+    def __repr__(self) -> str:
+        return f"resource_factory({getattr(self.fn, '__qualname__', self.fn)!r})"
+
+
+def resource_factory(
+    fn: Callable[[FrozenContext], Any], *, key: str | None = None
+) -> ResourceFactoryWrapper:
+    """Wrap ``fn(ctx)`` so a step parameter of the same name gets one cached resource."""
+    return ResourceFactoryWrapper(fn, key)
+
+
+# --- inject_from_ctx ----------------------------------------------------------------------------
+def _wants_ctx(fn: Callable[..., Any]) -> bool:
+    if isinstance(fn, ResourceFactoryWrapper):
+        return True
+    try:
+        return "ctx" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _resolve(value: Any, ctx: FrozenContext) -> Any:
+    if isinstance(value, Artifact):
+        return value._clone_with_context(ctx)
+    if callable(value) and not isinstance(value, type):
+        return value(ctx) if _wants_ctx(value) else value()
+    return value
+
+
+def inject_from_ctx(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Fill parameters not passed explicitly from the context, then from defaults.
+
+    Callable values are called (with ``ctx`` when they take it); Artifacts are bound to ctx.
+    """
+    sig = inspect.signature(fn)
+    takes_ctx = "ctx" in sig.parameters
+    free = [
+        (name, p.default)
+        for name, p in sig.parameters.items()
+        if name not in ("data", "ctx") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(data: Any, ctx: FrozenContext, **explicit: Any) -> Any:
+        raw = ctx._data if isinstance(ctx, FrozenContext) else getattr(ctx, "_ctx", ctx)._data
+        kwargs: dict[str, Any] = {}
+        for name, default in free:
+            if name in explicit:
+                value = explicit[name]
+                kwargs[name] = (
+                    value._clone_with_context(ctx) if isinstance(value, Artifact) else value
+                )
+                continue
+            if name in raw:
+                value = ctx.get(name)
+            elif default is inspect.Parameter.empty:
+                raise TypeError(f"Missing parameters: {name}")
+            else:
+                value = default
+            kwargs[name] = _resolve(value, ctx)
+        if takes_ctx:
+            return fn(data, ctx, **kwargs)
+        return fn(data, **kwargs)
+
+    return wrapper
+
+
+# --- pipeline_step --------------------------------------------------------------------------------
+class _FunctionStep(PipelineStep):
+    """Base of the classes ``@pipeline_step()`` makes: calls the wrapped function."""
+
+    _fn: Callable[..., Any]
+    _injected: Callable[..., Any]
+    _factory: Callable[..., Any]
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self._params = dict(params)
+
+    def __call__(self, data: Any, ctx: FrozenContext) -> Any:
+        return self._injected(data, ctx, **self._params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def _code_object(self) -> Any:
+        return self._fn
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_step, (self._factory, self._params))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._params!r})"
+
+
+def _rebuild_step(factory: Callable[..., Any], params: Mapping[str, Any]) -> PipelineStep:
+    step: PipelineStep = factory(**params)
+    return step
+
+
+def pipeline_step(
+    cacheable: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., PipelineStep]]:
+    """``@pipeline_step()``: turn ``fn(data, ctx, **params)`` into a step factory.
+
+    The factory takes overrides for the function's parameters; only those explicit
+    overrides are the step's ``params``. Other parameters come from the context key of the
+    same name, then from the function default.
+    """
+    if callable(cacheable) and not isinstance(cacheable, bool):
+        raise TypeError("pipeline_step must be called with parentheses: @pipeline_step()")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., PipelineStep]:
+        sig = inspect.signature(fn)
+        names = [n for n in sig.parameters if n not in ("data", "ctx")]
+        required = [
+            n
+            for n in names
+            if sig.parameters[n].default is inspect.Parameter.empty
+            and sig.parameters[n].kind
+            not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ]
+        cls_name = fn.__name__.title() + "Step"
+        cls = type(
+            cls_name,
+            (_FunctionStep,),
+            {
+                "cacheable": cacheable,
+                "_fn": staticmethod(fn),
+                "_injected": staticmethod(inject_from_ctx(fn)),
+                "__module__": fn.__module__,
+                "__qualname__": cls_name,
+            },
+        )
+
+        @functools.wraps(fn)
+        def factory(**overrides: Any) -> PipelineStep:
+            unknown = sorted(set(overrides) - set(names))
+            if unknown:
+                raise TypeError(f"Unknown parameters: {', '.join(unknown)}")
+            missing = [n for n in required if n not in overrides]
+            if missing:
+                raise TypeError(f"Missing parameters: {', '.join(missing)}")
+            step: PipelineStep = cls(overrides)
+            return step
+
+        cls._factory = factory  # type: ignore[attr-defined]
+        factory.step_class = cls  # type: ignore[attr-defined]
+        return factory
+
+    return decorate
+
+
+# --- data_source ---------------------------------------------------------------------------
+class _FunctionSource(DataSource):
+    _fn: Callable[..., Any]
+    _factory: Callable[..., Any]
+
+    def __init__(self, params: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+        self._params = dict(params)
+        self._overrides = dict(overrides)
+
+    def fetch(self, ctx: FrozenContext) -> Any:
+        return self._fn(ctx, **self._params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_step, (self._factory, self._overrides))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._params!r})"
+
+
+def data_source(fn_or_name: Any = None, *, register: bool = False) -> Any:
+    """``@data_source`` / ``@data_source()`` / ``@data_source("name", register=True)``.
+
+    Returns a factory ``(**overrides) -> DataSource`` whose ``fetch(ctx)`` calls
+    ``fn(ctx, **params)``; params are the defaults merged with the overrides.
+    """
+
+    def decorate(fn: Callable[..., Any], name: str | None) -> Callable[..., DataSource]:
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())[1:]
+        names = {p.name for p in params}
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        required = [
+            p.name
+            for p in params
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        cls_name = fn.__name__.title() + "Source"
+        cls = type(
+            cls_name,
+            (_FunctionSource,),
+            {
+                "_fn": staticmethod(fn),
+                "__module__": fn.__module__,
+                "__qualname__": cls_name,
+            },
+        )
+
+        @functools.wraps(fn)
+        def factory(**overrides: Any) -> DataSource:
+            known = {k: v for k, v in overrides.items() if k in names}
+            missing = [n for n in required if n not in known]
+            if missing:
+                raise TypeError(f"Missing parameters: {', '.join(missing)}")
+            source: DataSource = cls({**defaults, **known}, overrides)
+            return source
+
+        cls._factory = factory  # type: ignore[attr-defined]
+        if register and not required:
+            register_datasource(name or fn.__name__, factory())
+        return factory
+
+    if callable(fn_or_name):
+        return decorate(fn_or_name, None)
+    return lambda fn: decorate(fn, fn_or_name)
+
+
+# --- treatment / verifier / hypothesis / pipeline -----------------------------------------
+def treatment(
+    name: str, apply: Callable[[FrozenContext], Any] | Mapping[str, Any] | None = None
+) -> Any:
+    """``treatment(name, apply)`` returns a Treatment; ``@treatment(name)`` makes a factory."""
+    if apply is not None:
+        return Treatment(name, apply)
+
+    def decorate(fn: Callable[[FrozenContext], Any]) -> Callable[[], Treatment]:
+        @functools.wraps(fn)
+        def factory() -> Treatment:
+            return Treatment(name, fn)
+
+        return factory
+
+    return decorate
+
+
+_DATA_PARAMS = ("baseline_samples", "treatment_samples", "baseline", "treatment")
+
+
+class VerifierCallable:
+    """A verifier with its parameters bound: ``v(baseline, treatment)`` (picklable)."""
+
+    def __init__(
+        self, factory: Callable[..., Any], fn: Callable[..., Any], params: Mapping[str, Any]
+    ) -> None:
+        self.factory = factory
+        self.fn = fn
+        self.params = dict(params)
+
+    def __call__(self, baseline: Mapping[str, Any], treatment: Mapping[str, Any]) -> Any:
+        return self.fn(baseline, treatment, **self.params)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_step, (self.factory, self.params))
+
+    def __repr__(self) -> str:
+        return f"{getattr(self.fn, '__name__', 'verifier')}({self.params!r})"
+
+
+def verifier(fn: Callable[..., Any]) -> Callable[..., VerifierCallable]:
+    """``@verifier``: a factory ``(**params) -> VerifierCallable``."""
+    sig = inspect.signature(fn)
+    names = [n for n in sig.parameters if n not in _DATA_PARAMS]
+    required = [
+        n
+        for n in names
+        if sig.parameters[n].default is inspect.Parameter.empty
+        and sig.parameters[n].kind
+        not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+
+    @functools.wraps(fn)
+    def factory(**params: Any) -> VerifierCallable:
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise TypeError(f"Unknown parameters: {', '.join(unknown)}")
+        missing = [n for n in required if n not in params]
+        if missing:
+            raise TypeError(f"Missing parameters: {', '.join(missing)}")
+        return VerifierCallable(factory, fn, params)
+
+    return factory
+
+
+def hypothesis(
+    *, verifier: Callable[..., Any], metrics: Any = None, name: str | None = None
+) -> Callable[[Callable[[Any], float]], Hypothesis]:
+    """``@hypothesis(verifier=..., metrics=...)`` on a ranker returns a Hypothesis."""
+
+    def decorate(ranker: Callable[[Any], float]) -> Hypothesis:
+        return Hypothesis(
+            verifier=verifier, metrics=metrics, ranker=ranker, name=name or ranker.__name__
+        )
+
+    return decorate
+
+
+def pipeline(*steps: PipelineStep) -> Pipeline:
+    """``pipeline(a, b, c)`` is ``Pipeline([a, b, c])``."""
+    return Pipeline(list(steps))

@@ -1,0 +1,264 @@
+"""Local executors: SerialExecution, ParallelExecution (threads or processes), AsyncExecution.
+
+Each one only decides *where* ``run_cell`` runs. The process executor pickles the experiment
+once per worker process (not per replicate) and sends cells as small messages: a list of
+replicate indices in, a list of JSON-able records out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import pickle
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crystallize_dist.constants import BASELINE_CONDITION
+from crystallize_dist.core.cell import STATUS_OK, run_replicate
+from crystallize_dist.core.plugins import BasePlugin, SeedPlugin
+from crystallize_dist.core.progress import progress_bar
+from crystallize_dist.errors import InvalidOptionError, UnpicklableExperimentError
+
+if TYPE_CHECKING:
+    from crystallize_dist.core.experiment import Experiment
+
+VALID_EXECUTOR_TYPES = {"thread", "process"}
+_log = logging.getLogger("crystallize")
+
+
+@dataclass
+class ReplicateResult:
+    """The records of one replicate (baseline first), with Crystallize's old field views."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def _by(self, ok: bool) -> list[dict[str, Any]]:
+        return [r for r in self.records if (r["status"] == STATUS_OK) == ok]
+
+    @property
+    def baseline_metrics(self) -> dict[str, tuple[Any, ...]] | None:
+        rec = next((r for r in self._by(True) if r["condition"] == BASELINE_CONDITION), None)
+        return {k: tuple(v) for k, v in rec["metrics"].items()} if rec else None
+
+    @property
+    def baseline_seed(self) -> int | None:
+        rec = next((r for r in self._by(True) if r["condition"] == BASELINE_CONDITION), None)
+        return rec["seed"] if rec else None
+
+    @property
+    def treatment_metrics(self) -> dict[str, dict[str, tuple[Any, ...]]]:
+        return {
+            r["condition"]: {k: tuple(v) for k, v in r["metrics"].items()}
+            for r in self._by(True)
+            if r["condition"] != BASELINE_CONDITION
+        }
+
+    @property
+    def treatment_seeds(self) -> dict[str, int]:
+        return {
+            r["condition"]: r["seed"]
+            for r in self._by(True)
+            if r["condition"] != BASELINE_CONDITION
+        }
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {
+            f"{r['condition']}_rep_{r['replicate']}": r["error"]["message"] for r in self._by(False)
+        }
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return {r["condition"]: r.get("steps", []) for r in self._by(True)}
+
+
+def flatten_results(out: Any) -> list[dict[str, Any]]:
+    """Records from what an executor returned: ReplicateResults, record lists or records."""
+    records: list[dict[str, Any]] = []
+    for item in out or []:
+        if isinstance(item, ReplicateResult):
+            records.extend(item.records)
+        elif isinstance(item, Mapping):
+            records.append(dict(item))
+        elif isinstance(item, Iterable):
+            records.extend(dict(r) for r in item)
+        else:
+            raise TypeError(f"executor returned {type(item).__name__}, expected records")
+    return records
+
+
+def _call(replicate_fn: Callable[[int], Any], rep: int) -> Any:
+    out = replicate_fn(rep)
+    if inspect.isawaitable(out):  # a custom async replicate_fn given to a sync executor
+        from crystallize_dist.core.pipeline import _await_here
+
+        out = _await_here(out)
+    return out
+
+
+@dataclass
+class SerialExecution(BasePlugin):
+    """Run replicates one after another in this thread (the default executor)."""
+
+    progress: bool = False
+
+    def run_experiment_loop(
+        self, experiment: Experiment, replicate_fn: Callable[[int], Any]
+    ) -> list[Any]:
+        bar = progress_bar(experiment.replicates, "Replicates", self.progress)
+        out = []
+        for rep in range(experiment.replicates):
+            out.append(_call(replicate_fn, rep))
+            bar.update(1)
+        bar.close()
+        return out
+
+
+# --- process pool: experiment once per worker, replicate indices as messages ----------------
+_WORKER_EXPERIMENT: Experiment | None = None
+
+
+def _init_worker(blob: bytes) -> None:
+    global _WORKER_EXPERIMENT
+    _WORKER_EXPERIMENT = pickle.loads(blob)
+
+
+def _run_chunk(reps: list[int]) -> list[list[dict[str, Any]]]:
+    exp = _WORKER_EXPERIMENT
+    assert exp is not None and exp._active is not None, "worker not initialised"
+    plan = exp._active.plan
+    return [run_replicate(exp, plan.cells_of(r)) for r in reps]
+
+
+def _culprit(experiment: Experiment) -> str:
+    """Name the parts of the experiment that cannot be pickled."""
+    parts: list[tuple[str, Any]] = [
+        ("datasource " + type(experiment.datasource).__name__, experiment.datasource)
+    ]
+    parts += [(f"step {type(s).__name__}", s) for s in experiment.pipeline.steps]
+    parts += [(f"treatment {t.name!r}", t) for t in experiment.treatments]
+    parts += [(f"initial_ctx[{k!r}]", v) for k, v in experiment._initial_ctx.items()]
+    parts += [(f"plugin {type(p).__name__}", p) for p in experiment.plugins]
+    bad = []
+    for label, obj in parts:
+        try:
+            pickle.dumps(obj)
+        except Exception as exc:
+            bad.append(f"{label} ({type(exc).__name__}: {exc})")
+    return "; ".join(bad) or "unknown part"
+
+
+def pickle_experiment(experiment: Experiment) -> bytes:
+    """The experiment pickled for worker processes, or a clear UnpicklableExperimentError."""
+    try:
+        return pickle.dumps(experiment)
+    except Exception as exc:
+        steps = ", ".join(type(s).__name__ for s in experiment.pipeline.steps)
+        raise UnpicklableExperimentError(
+            f"experiment '{experiment.name or '<unnamed>'}' cannot be sent to worker "
+            f"processes: {_culprit(experiment)}. Steps: {steps}. Define steps, datasources "
+            "and treatments at module level, and wrap unpicklable resources (connections, "
+            "models) with resource_factory in initial_ctx."
+        ) from exc
+
+
+def _chunks(n: int, workers: int) -> list[list[int]]:
+    size = max(1, min(256, n // (workers * 8) or 1))
+    return [list(range(i, min(n, i + size))) for i in range(0, n, size)]
+
+
+@dataclass
+class ParallelExecution(BasePlugin):
+    """Run replicates on a thread pool or a process pool."""
+
+    max_workers: int | None = None
+    executor_type: str = "thread"
+    progress: bool = False
+
+    def _workers(self, replicates: int) -> int:
+        cpus = os.cpu_count() or 1
+        default = max(1, cpus - 1) if self.executor_type == "process" else (cpus or 8)
+        return self.max_workers or min(replicates, default)
+
+    def run_experiment_loop(
+        self, experiment: Experiment, replicate_fn: Callable[[int], Any]
+    ) -> list[Any]:
+        if inspect.iscoroutinefunction(replicate_fn):
+            raise TypeError(
+                "ParallelExecution got an async replicate_fn; "
+                "use AsyncExecution for async experiments"
+            )
+        if self.executor_type not in VALID_EXECUTOR_TYPES:
+            raise InvalidOptionError(
+                f"executor_type must be one of {sorted(VALID_EXECUTOR_TYPES)}, "
+                f"got {self.executor_type!r}"
+            )
+        reps = experiment.replicates
+        workers = self._workers(reps)
+        bar = progress_bar(reps, "Replicates", self.progress)
+        try:
+            if self.executor_type == "thread":
+                return self._threads(experiment, replicate_fn, workers, bar)
+            return self._processes(experiment, workers, bar)
+        finally:
+            bar.close()
+
+    def _threads(
+        self, experiment: Experiment, replicate_fn: Callable[[int], Any], workers: int, bar: Any
+    ) -> list[Any]:
+        if experiment.get_plugin(SeedPlugin) is not None:
+            _log.warning(
+                "ParallelExecution(executor_type='thread') shares the global random / numpy "
+                "generators between threads, so steps that draw from them are not "
+                "reproducible; draw from ctx.rng (numpy Generator) or ctx.random "
+                "(random.Random), which are seeded per cell, or use executor_type='process'"
+            )
+        out: list[Any] = [None] * experiment.replicates
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_call, replicate_fn, r): r for r in range(experiment.replicates)}
+            for fut, rep in futures.items():
+                out[rep] = fut.result()
+                bar.update(1)
+        return out
+
+    def _processes(self, experiment: Experiment, workers: int, bar: Any) -> list[Any]:
+        blob = pickle_experiment(experiment)
+        chunks = _chunks(experiment.replicates, workers)
+        results: list[list[list[dict[str, Any]]]] = []
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(blob,)
+        ) as pool:
+            futures: list[Future[list[list[dict[str, Any]]]]] = [
+                pool.submit(_run_chunk, chunk) for chunk in chunks
+            ]
+            for fut, chunk in zip(futures, chunks, strict=True):
+                results.append(fut.result())
+                bar.update(len(chunk))
+        return [rep for chunk_out in results for rep in chunk_out]
+
+
+@dataclass
+class AsyncExecution(BasePlugin):
+    """Run every replicate concurrently on the event loop (for ``async def`` steps)."""
+
+    progress: bool = False
+
+    async def _gather(self, experiment: Experiment, replicate_fn: Any) -> list[Any]:
+        acall = getattr(replicate_fn, "acall", None)
+
+        async def one(rep: int) -> Any:
+            if acall is not None:
+                return await acall(rep)
+            out = replicate_fn(rep)
+            return await out if inspect.isawaitable(out) else out
+
+        return list(await asyncio.gather(*(one(r) for r in range(experiment.replicates))))
+
+    def run_experiment_loop(
+        self, experiment: Experiment, replicate_fn: Callable[[int], Any]
+    ) -> Any:
+        return self._gather(experiment, replicate_fn)

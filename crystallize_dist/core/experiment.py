@@ -1,0 +1,469 @@
+"""Experiment: a datasource, a pipeline, treatments, hypotheses and plugins, run on the
+cell path: plan (seeds fixed) -> run_cell per cell (any executor) -> aggregate."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crystallize_dist.constants import BASELINE_CONDITION
+from crystallize_dist.core.aggregate import aggregate, verify_hypotheses
+from crystallize_dist.core.artifacts import ArtifactPlugin
+from crystallize_dist.core.cell import (
+    Cell,
+    _cell_steps,
+    arun_replicate,
+    run_replicate,
+)
+from crystallize_dist.core.context import FrozenContext
+from crystallize_dist.core.datasource import Artifact, DataSource
+from crystallize_dist.core.environment import host_environment
+from crystallize_dist.core.execution import ReplicateResult, SerialExecution, flatten_results
+from crystallize_dist.core.fingerprint import fingerprint
+from crystallize_dist.core.hypothesis import Hypothesis
+from crystallize_dist.core.pipeline import Drive, Pipeline, drive_async, drive_sync
+from crystallize_dist.core.plan import RunPlan
+from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin, overrides_loop
+from crystallize_dist.core.result import ExperimentMetrics, Result, TreatmentMetrics
+from crystallize_dist.core.seeding import check_seed, default_seed_function
+from crystallize_dist.core.treatment import Treatment
+from crystallize_dist.errors import InvalidOptionError, ValidationError
+
+
+def check_replicates(value: Any, where: str = "replicates") -> int:
+    """``value`` as an int, or InvalidOptionError (also a TypeError) naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOptionError(
+            f"{where} must be an integer, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+class ReplicateRunner:
+    """The ``replicate_fn`` executors receive: ``fn(r)`` runs replicate r's cells in order.
+
+    It is synchronous (``acall`` is the async twin used by AsyncExecution), so a custom
+    executor can hand it to any pool.
+    """
+
+    def __init__(self, experiment: Experiment, plan: RunPlan) -> None:
+        self.experiment = experiment
+        self.plan = plan
+
+    def __call__(self, rep: int) -> ReplicateResult:
+        return ReplicateResult(run_replicate(self.experiment, self.plan.cells_of(rep)))
+
+    async def acall(self, rep: int) -> ReplicateResult:
+        return ReplicateResult(await arun_replicate(self.experiment, self.plan.cells_of(rep)))
+
+
+@dataclass
+class RunSpec:
+    """Everything ``run`` resolved from its arguments before running."""
+
+    plan: RunPlan
+    treatments: list[Treatment]
+    baseline_treatment: Treatment | None
+    hypotheses: list[Hypothesis]
+    loaded: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+
+class Experiment:
+    """A Crystallize-compatible experiment (see the contract for every default)."""
+
+    strategy: str = "rerun"
+
+    def __init__(
+        self,
+        datasource: DataSource,
+        pipeline: Pipeline,
+        plugins: list[BasePlugin] | None = None,
+        *,
+        description: str | None = None,
+        name: str | None = None,
+        initial_ctx: Mapping[str, Any] | None = None,
+        outputs: Sequence[Artifact] | None = None,
+        treatments: Sequence[Treatment] | None = None,
+        hypotheses: Sequence[Hypothesis] | None = None,
+        replicates: int = 1,
+    ) -> None:
+        self.datasource = datasource
+        self.pipeline = pipeline
+        self.name = name
+        self.description = description
+        self.plugins: list[BasePlugin] = plugins if plugins is not None else []
+        self._initial_ctx: dict[str, Any] = dict(initial_ctx or {})
+        self._setup_ctx = FrozenContext(self._initial_ctx)
+        self.outputs: dict[str, Artifact] = {}
+        for out in outputs or []:
+            out._producer = self
+            self.outputs[out.name] = out
+        self._treatments = list(treatments or [])
+        self._hypotheses = list(hypotheses or [])
+        self._replicates = replicates
+        self.id: str | None = None
+        self._validated = False
+        self._hashes: list[str] | None = None
+        self._active: RunSpec | None = None
+        self.set_default_plugins()
+        for plugin in self.plugins:
+            plugin.init_hook(self)
+        check_replicates(replicates)
+
+    # -- attributes ------------------------------------------------------------------------
+    @property
+    def treatments(self) -> list[Treatment]:
+        return self._treatments
+
+    @treatments.setter
+    def treatments(self, value: Iterable[Treatment]) -> None:
+        self._treatments = list(value)
+
+    @property
+    def hypotheses(self) -> list[Hypothesis]:
+        return self._hypotheses
+
+    @hypotheses.setter
+    def hypotheses(self, value: Iterable[Hypothesis]) -> None:
+        self._hypotheses = list(value)
+
+    @property
+    def replicates(self) -> int:
+        return self._replicates
+
+    @replicates.setter
+    def replicates(self, value: int) -> None:
+        self._replicates = check_replicates(value)
+
+    @property
+    def initial_ctx(self) -> dict[str, Any]:
+        return dict(self._initial_ctx)
+
+    def get_plugin(self, cls: type) -> Any:
+        """The first plugin that is an instance of ``cls``, or None."""
+        return next((p for p in self.plugins if isinstance(p, cls)), None)
+
+    def set_default_plugins(self) -> None:
+        """Append ArtifactPlugin, SeedPlugin and LoggingPlugin where missing (in place)."""
+        defaults: list[tuple[type, Callable[[], BasePlugin]]] = [
+            (ArtifactPlugin, lambda: ArtifactPlugin(root_dir="data")),
+            (SeedPlugin, lambda: SeedPlugin(auto_seed=True, seed_fn=default_seed_function)),
+            (LoggingPlugin, LoggingPlugin),
+        ]
+        for cls, make in defaults:
+            if self.get_plugin(cls) is None:
+                self.plugins.append(make())
+
+    @classmethod
+    def builder(cls, name: str | None = None) -> Any:
+        from crystallize_dist.core.builder import ExperimentBuilder
+
+        return ExperimentBuilder(name)
+
+    @classmethod
+    def from_yaml(cls, config_path: str | Path) -> Experiment:
+        """Build an experiment from a folder's ``config.yaml`` (see core/config_folder.py)."""
+        from crystallize_dist.core.config_folder import load_config_folder
+
+        return load_config_folder(config_path)
+
+    def validate(self) -> None:
+        """Check that the experiment can run: a datasource and a non-empty pipeline."""
+        if self.datasource is None or self.pipeline is None:
+            raise ValidationError("Experiment requires datasource and pipeline")
+        if not isinstance(self.pipeline, Pipeline) or not self.pipeline.steps:
+            raise ValidationError("Experiment pipeline must be a Pipeline with steps")
+        self._validated = True
+
+    def _auto_validate(self) -> None:
+        if self._validated:
+            return
+        try:
+            self.validate()
+        except Exception as exc:
+            print(f"Experiment validation failed: {exc}")
+            raise
+
+    def fingerprint(self) -> str:
+        """Hash of the experiment's code and parameters (see core/fingerprint.py)."""
+        return fingerprint(self)
+
+    # -- internals used by run_cell ---------------------------------------------------------
+    def _treatment_for(self, condition: str) -> Treatment | None:
+        active = self._active
+        if condition == BASELINE_CONDITION:
+            if active is not None:
+                return active.baseline_treatment
+            return next((t for t in self._treatments if t.name == BASELINE_CONDITION), None)
+        pool = active.treatments if active is not None else self._treatments
+        for t in pool:
+            if t.name == condition:
+                return t
+        raise InvalidOptionError(
+            f"unknown treatment '{condition}'; known: {[t.name for t in pool]}"
+        )
+
+    def _verbose(self) -> bool:
+        plugin = self.get_plugin(LoggingPlugin)
+        return bool(plugin.verbose) if plugin is not None else False
+
+    def _step_hashes(self) -> list[str]:
+        if self._hashes is None or len(self._hashes) != len(self.pipeline.steps):
+            self._hashes = [s.step_hash for s in self.pipeline.steps]
+        return self._hashes
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    # -- planning --------------------------------------------------------------------------
+    def resolve(
+        self,
+        *,
+        treatments: Sequence[Treatment] | None = None,
+        hypotheses: Sequence[Hypothesis] | None = None,
+        replicates: int | None = None,
+        seed: int | None = None,
+        strategy: str | None = None,
+    ) -> RunSpec:
+        """Resolve run arguments into a RunSpec whose plan fixes every cell's seed."""
+        pool = list(self._treatments if treatments is None else treatments)
+        baseline_t = next((t for t in pool if t.name == BASELINE_CONDITION), None)
+        active = [t for t in pool if t.name != BASELINE_CONDITION]
+        names = [t.name for t in active]
+        if len(set(names)) != len(names):
+            raise InvalidOptionError(f"treatment names must be unique, got {names}")
+        hyps = list(self._hypotheses if hypotheses is None else hypotheses)
+        if replicates is None:
+            ds_reps = getattr(self.datasource, "replicates", None)
+            replicates = ds_reps if ds_reps else self._replicates
+        reps = max(1, check_replicates(replicates))
+        if hyps and not active:
+            raise ValidationError("Cannot verify hypotheses without treatments")
+        seed_plugin = self.get_plugin(SeedPlugin)
+        master = seed if seed is not None else (seed_plugin.seed if seed_plugin else 0)
+        master = check_seed(master, "seed")
+        auto = bool(seed_plugin.auto_seed) if seed_plugin is not None else True
+        loaded: dict[str, dict[str, list[Any]]] = {}
+        if (strategy or self.strategy) == "resume":
+            plugin = self.get_plugin(ArtifactPlugin)
+            if plugin is not None:
+                loaded = plugin.completed_conditions(self, [BASELINE_CONDITION, *names])
+        plan = RunPlan(
+            master_seed=master,
+            replicates=reps,
+            treatments=tuple(names),
+            auto_seed=auto,
+            skip=frozenset(loaded),
+        )
+        return RunSpec(plan, active, baseline_t, hyps, loaded)
+
+    def provenance_meta(self) -> dict[str, Any]:
+        return {
+            "pipeline_signature": self.pipeline.signature(),
+            "experiment": self.name,
+            "fingerprint": self.fingerprint(),
+            "environment": host_environment(),
+        }
+
+    # -- running ---------------------------------------------------------------------------
+    @contextmanager
+    def _running(self, spec: RunSpec) -> Any:
+        saved = (self._treatments, self._hypotheses, self._replicates, self._active)
+        self._treatments = spec.treatments
+        self._hypotheses = spec.hypotheses
+        self._replicates = spec.plan.replicates
+        self._active = spec
+        try:
+            yield
+        finally:
+            self._treatments, self._hypotheses, self._replicates, self._active = saved
+
+    def _executor(self) -> BasePlugin:
+        for plugin in reversed(self.plugins):
+            if overrides_loop(plugin):
+                return plugin
+        return SerialExecution()
+
+    def _run_steps(
+        self,
+        *,
+        treatments: Sequence[Treatment] | None,
+        hypotheses: Sequence[Hypothesis] | None,
+        replicates: int | None,
+        strategy: str | None,
+        seed: int | None = None,
+    ) -> Drive:
+        self._auto_validate()
+        spec = self.resolve(
+            treatments=treatments,
+            hypotheses=hypotheses,
+            replicates=replicates,
+            seed=seed,
+            strategy=strategy,
+        )
+        self.id = hashlib.sha256(pickle.dumps(self.pipeline.signature())).hexdigest()
+        if spec.plan.n_cells == 0:  # resume found every condition done
+            return self._result_from_loaded(spec)
+        with self._running(spec):
+            for plugin in self.plugins:
+                plugin.before_run(self)
+            for step in self.pipeline.steps:
+                step.setup(self._setup_ctx)
+            try:
+                executor = self._executor()
+                runner = ReplicateRunner(self, spec.plan)
+                out = executor.run_experiment_loop(self, runner)
+                if inspect.isawaitable(out):
+                    out = yield out
+                records = flatten_results(out)
+                result = aggregate(
+                    spec.plan,
+                    records,
+                    hypotheses=spec.hypotheses,
+                    meta=self.provenance_meta(),
+                    loaded=spec.loaded,
+                )
+            finally:
+                for step in self.pipeline.steps:
+                    step.teardown(self._setup_ctx)
+            for plugin in self.plugins:
+                plugin.after_run(self, result)
+        return result
+
+    def _result_from_loaded(self, spec: RunSpec) -> Result:
+        baseline = spec.loaded.get(BASELINE_CONDITION, {})
+        treatments = {
+            t.name: TreatmentMetrics(spec.loaded.get(t.name, {})) for t in spec.treatments
+        }
+        hyps = verify_hypotheses(spec.hypotheses, baseline, treatments)
+        return Result(
+            ExperimentMetrics(TreatmentMetrics(baseline), treatments, hyps),
+            provenance={
+                "replicates": spec.plan.replicates,
+                "seeds": {},
+                "pipeline_signature": self.pipeline.signature(),
+            },
+        )
+
+    def run(
+        self,
+        *,
+        treatments: Sequence[Treatment] | None = None,
+        hypotheses: Sequence[Hypothesis] | None = None,
+        replicates: int | None = None,
+        strategy: str | None = None,
+        seed: int | None = None,
+    ) -> Result:
+        """Run every cell and return the aggregated Result (sync; see ``arun``)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "Experiment.run() cannot be called from a running event loop; "
+                "use `await experiment.arun(...)` instead"
+            )
+        result: Result = drive_sync(
+            self._run_steps(
+                treatments=treatments,
+                hypotheses=hypotheses,
+                replicates=replicates,
+                strategy=strategy,
+                seed=seed,
+            )
+        )
+        return result
+
+    async def arun(
+        self,
+        *,
+        treatments: Sequence[Treatment] | None = None,
+        hypotheses: Sequence[Hypothesis] | None = None,
+        replicates: int | None = None,
+        strategy: str | None = None,
+        seed: int | None = None,
+    ) -> Result:
+        """Async twin of ``run``: async steps and AsyncExecution use the running loop."""
+        result: Result = await drive_async(
+            self._run_steps(
+                treatments=treatments,
+                hypotheses=hypotheses,
+                replicates=replicates,
+                strategy=strategy,
+                seed=seed,
+            )
+        )
+        return result
+
+    def apply(
+        self, treatment: Treatment | str | None = None, *, data: Any = None, seed: int | None = None
+    ) -> Any:
+        """Run the pipeline once (one cell of replicate 0) and return its final data.
+
+        ``data`` replaces the datasource; ``seed`` is passed to the seed function as is.
+        Goes through the same cell path as ``run`` (metric tuples unpacked, async steps
+        awaited); a failing step raises its own exception.
+        """
+        self._auto_validate()
+        if isinstance(treatment, str):
+            match = [t for t in self._treatments if t.name == treatment]
+            if not match and treatment != BASELINE_CONDITION:
+                raise InvalidOptionError(
+                    f"unknown treatment '{treatment}'; known: {[t.name for t in self._treatments]}"
+                )
+            treatment = match[0] if match else None
+        spec = self.resolve(
+            treatments=[treatment] if treatment is not None else [],
+            hypotheses=[],
+            replicates=1,
+            seed=None if seed is None else seed,
+        )
+        if treatment is not None and treatment.name != BASELINE_CONDITION:
+            condition = treatment.name
+        else:
+            condition = BASELINE_CONDITION
+        cell_seed = check_seed(seed, "seed") if seed is not None else spec.plan.seed(0)
+        self.id = hashlib.sha256(pickle.dumps(self.pipeline.signature())).hexdigest()
+        holder: dict[str, Any] = {}
+        with self._running(spec):
+            for plugin in self.plugins:
+                plugin.before_run(self)
+            for step in self.pipeline.steps:
+                step.setup(self._setup_ctx)
+            try:
+                record = drive_sync(
+                    _cell_steps(
+                        self,
+                        Cell(condition, 0, cell_seed),
+                        data=data,
+                        use_data=data is not None,
+                        raise_errors=True,
+                        holder=holder,
+                    )
+                )
+            except Exception as exc:
+                original = getattr(exc, "original_exception", None)
+                if isinstance(original, BaseException):
+                    raise original from exc
+                raise
+            finally:
+                for step in self.pipeline.steps:
+                    step.teardown(self._setup_ctx)
+            result = aggregate(spec.plan, [record], meta={"apply": True})
+            for plugin in self.plugins:
+                plugin.after_run(self, result)
+        return holder.get("data")
+
+    def __repr__(self) -> str:
+        return (
+            f"Experiment(name={self.name!r}, steps={len(self.pipeline.steps)}, "
+            f"treatments={[t.name for t in self._treatments]})"
+        )

@@ -1,0 +1,86 @@
+"""Importing user code by file path or dotted name, with one-line errors that say where."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import re
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from crystallize_dist.errors import ExperimentLoadError
+
+
+def _where(exc: BaseException, path: Path | None) -> str:
+    """``file:line`` of the innermost frame of user code in ``exc``'s traceback."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if "importlib" not in f.filename]
+    if user:
+        return f"{user[-1].filename}:{user[-1].lineno}"
+    return str(path) if path else "?"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def import_file(path: str | Path, *, name: str | None = None) -> ModuleType:
+    """Import a .py file as a module whose classes pickle by reference.
+
+    The module is registered under ``name`` (default: the file's stem, or a stem made unique
+    with a hash when that name is taken by another file); its folder is put on ``sys.path``
+    so it can import its neighbours.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ExperimentLoadError(f"{path}: no such file")
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    if name is None:
+        name = path.stem if re.fullmatch(r"[A-Za-z_]\w*", path.stem) else "_cdist_file"
+        existing = sys.modules.get(name)
+        if existing is not None:
+            existing_file = getattr(existing, "__file__", None)
+            if existing_file and Path(existing_file).resolve() == path:
+                return existing
+            name = f"_cdist_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}_{name}"
+            if name in sys.modules:
+                return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ExperimentLoadError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__["__cdist_path__"] = str(path)  # loaded by path: refer to it by path
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ExperimentLoadError(
+            f"{_where(exc, path)}: cannot import {path.name}: {_describe(exc)}"
+        ) from exc
+    return module
+
+
+def import_dotted(name: str) -> ModuleType:
+    """Import a module by dotted name (the working directory is on the path)."""
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise ExperimentLoadError(
+            f"cannot import module '{name}': ModuleNotFoundError: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise ExperimentLoadError(
+            f"{_where(exc, None)}: cannot import module '{name}': {_describe(exc)}"
+        ) from exc

@@ -1,0 +1,129 @@
+"""Plugins: the no-op BasePlugin, SeedPlugin and LoggingPlugin (ArtifactPlugin: artifacts.py).
+
+Hooks run in plugin-list order: ``init_hook`` (construction), ``before_run``,
+``before_replicate`` (once per cell), ``before_step`` / ``after_step``, ``after_run``.
+An executor plugin overrides ``run_experiment_loop``; the last such plugin wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crystallize_dist.constants import REPLICATE_KEY, SEED_USED_KEY
+from crystallize_dist.core.seeding import default_seed_function, derive_seed, draw_master_seed
+
+if TYPE_CHECKING:
+    from crystallize_dist.core.context import FrozenContext
+    from crystallize_dist.core.experiment import Experiment
+    from crystallize_dist.core.result import Result
+    from crystallize_dist.core.step import PipelineStep
+
+_log = logging.getLogger("crystallize")
+
+
+class BasePlugin:
+    """A plugin whose every hook does nothing; subclass and override what you need."""
+
+    def init_hook(self, experiment: Experiment) -> None:
+        """Called once when the experiment is constructed."""
+
+    def before_run(self, experiment: Experiment) -> None:
+        """Called before any cell runs."""
+
+    def before_replicate(self, experiment: Experiment, ctx: FrozenContext) -> None:
+        """Called once per cell (condition x replicate), after the treatment is applied."""
+
+    def before_step(self, experiment: Experiment, step: PipelineStep) -> None:
+        """Called before each step of each cell."""
+
+    def after_step(
+        self, experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext
+    ) -> None:
+        """Called after each step of each cell with its output."""
+
+    def after_run(self, experiment: Experiment, result: Result) -> None:
+        """Called with the aggregated result."""
+
+    def run_experiment_loop(
+        self, experiment: Experiment, replicate_fn: Callable[[int], Any]
+    ) -> Any:
+        """Executors override this: call ``replicate_fn(r)`` for every replicate, in order."""
+        return NotImplemented
+
+
+def overrides_loop(plugin: BasePlugin) -> bool:
+    """True when ``plugin`` is an executor (overrides ``run_experiment_loop``)."""
+    return getattr(type(plugin), "run_experiment_loop", None) is not BasePlugin.run_experiment_loop
+
+
+@dataclass
+class SeedPlugin(BasePlugin):
+    """Seeds every cell; replicate r gets ``(seed + r*31337) % 2**32`` (or ``seed`` when
+    ``auto_seed`` is False). A master seed left as None is drawn at construction and kept."""
+
+    seed: int | None = None
+    auto_seed: bool = True
+    seed_fn: Callable[[int], Any] | None = None
+
+    def init_hook(self, experiment: Experiment) -> None:
+        if self.seed is None:
+            self.seed = draw_master_seed()
+
+    def before_replicate(self, experiment: Experiment, ctx: FrozenContext) -> None:
+        seed = getattr(ctx, "_cell_seed", None)
+        if seed is None:  # a context built outside the cell path: derive as upstream does
+            master = self.seed if self.seed is not None else 0
+            seed = derive_seed(master, int(ctx.get(REPLICATE_KEY, 0)), self.auto_seed)
+        ctx.add(SEED_USED_KEY, seed)
+        (self.seed_fn or default_seed_function)(seed)
+
+
+@dataclass
+class LoggingPlugin(BasePlugin):
+    """Logs run start / end (and every step when ``verbose``) on the ``crystallize`` logger."""
+
+    verbose: bool = False
+    log_level: str = "INFO"
+    _started: float = field(default=0.0, init=False, repr=False, compare=False)
+
+    def before_run(self, experiment: Experiment) -> None:
+        level = logging.getLevelName(self.log_level.upper())
+        _log.setLevel(level if isinstance(level, int) else logging.INFO)
+        if not _log.handlers:
+            _log.addHandler(logging.StreamHandler())
+        seed_plugin = experiment.get_plugin(SeedPlugin)
+        _log.info(
+            "Experiment: %d replicates, %d treatments, %d hypotheses (seed=%s)",
+            experiment.replicates,
+            len(experiment.treatments),
+            len(experiment.hypotheses),
+            seed_plugin.seed if seed_plugin else None,
+        )
+        if seed_plugin is not None and seed_plugin.auto_seed and seed_plugin.seed_fn is None:
+            _log.warning("No seed_fn provided—randomness may not be reproducible")
+        self._started = time.perf_counter()
+
+    def after_step(
+        self, experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext
+    ) -> None:
+        if self.verbose:
+            _log.info(
+                "Rep %s/%s %s finished step %s",
+                ctx.get("replicate"),
+                experiment.replicates,
+                ctx.get("condition"),
+                type(step).__name__,
+            )
+
+    def after_run(self, experiment: Experiment, result: Result) -> None:
+        elapsed = time.perf_counter() - self._started
+        best = ""
+        for hyp in result.metrics.hypotheses:
+            winner = hyp.ranking.get("best") if isinstance(hyp.ranking, dict) else None
+            if winner is not None:
+                best += f"; Best {hyp.name}: '{winner}'"
+        _log.info("Completed in %.1fs%s; %d errors", elapsed, best, len(result.errors))

@@ -1,0 +1,112 @@
+"""Seed derivation (pure) and the functions that seed random number generators.
+
+Seeds are derived once, at plan time, with Crystallize's formula; workers never derive
+them. ``seed_everything`` and ``default_seed_function`` note which libraries they seeded in
+the running cell's provenance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from contextvars import ContextVar
+from typing import Any
+
+import numpy as np
+
+from crystallize_dist.constants import SEED_MODULUS, SEED_STRIDE
+from crystallize_dist.errors import InvalidOptionError
+
+#: Libraries seeded in the cell running in this context (None outside a cell).
+_seeded: ContextVar[list[str] | None] = ContextVar("crystallize_dist_seeded", default=None)
+
+
+def derive_seed(master: int, replicate: int, auto_seed: bool = True) -> int:
+    """The seed of every condition of ``replicate``: ``(master + r*31337) % 2**32``."""
+    if not auto_seed:
+        return master
+    return (master + replicate * SEED_STRIDE) % SEED_MODULUS
+
+
+def check_seed(seed: Any, where: str = "seed") -> int:
+    """``seed`` as an int in 0..2**32-1, or InvalidOptionError naming ``where``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InvalidOptionError(f"{where} must be an integer in 0..2**32-1, got {seed!r}")
+    if not 0 <= int(seed) < SEED_MODULUS:
+        raise InvalidOptionError(f"{where} must be in 0..2**32-1, got {seed}")
+    return int(seed)
+
+
+def draw_master_seed() -> int:
+    """A fresh master seed from the OS entropy pool (recorded so the run can be replayed)."""
+    return random.SystemRandom().randint(0, SEED_MODULUS - 1)
+
+
+def _note(*libs: str) -> None:
+    seen = _seeded.get()
+    if seen is not None:
+        seen.extend(lib for lib in libs if lib not in seen)
+
+
+def default_seed_function(seed: int) -> None:
+    """Seed ``random`` with ``seed`` and numpy's global generator with ``seed % (2**32-1)``."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32 - 1))
+    _note("random", "numpy")
+
+
+_FOUND: dict[str, bool] = {}
+
+
+def _available(module: str) -> bool:
+    if module in sys.modules:
+        return True
+    if module not in _FOUND:
+        _FOUND[module] = importlib.util.find_spec(module) is not None
+    return _FOUND[module]
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> list[str]:
+    """Seed random, numpy and, where importable, torch (CPU and CUDA) and tensorflow.
+
+    With ``deterministic=True`` torch also gets ``cudnn.deterministic = True``,
+    ``cudnn.benchmark = False`` and ``torch.use_deterministic_algorithms(True)``.
+    Returns the names of the libraries seeded (also noted in the cell's provenance).
+    Usable directly as ``SeedPlugin(seed_fn=seed_everything)``.
+
+    PYTHONHASHSEED cannot be changed inside a running interpreter; see the README.
+    """
+    seeded = ["random", "numpy"]
+    random.seed(seed)
+    np.random.seed(seed % (2**32 - 1))
+    if _available("torch"):
+        import torch
+
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+        if deterministic:
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+            torch.use_deterministic_algorithms(True)
+        seeded.append("torch")
+    if _available("tensorflow"):
+        import tensorflow as tf
+
+        tf.random.set_seed(seed % (2**31))
+        seeded.append("tensorflow")
+    _note(*seeded)
+    return seeded
+
+
+def begin_cell_seeding() -> Any:
+    """Start collecting seeded-library names for one cell; returns a token for ``end``."""
+    return _seeded.set([])
+
+
+def end_cell_seeding(token: Any) -> list[str]:
+    """Stop collecting and return the libraries seeded since ``begin_cell_seeding``."""
+    libs = _seeded.get() or []
+    _seeded.reset(token)
+    return list(libs)

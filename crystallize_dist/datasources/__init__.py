@@ -1,0 +1,1 @@
+"""Crystallize's ``crystallize.datasources`` path. (compatibility alias)."""

@@ -1,0 +1,15 @@
+"""Crystallize's ``crystallize.datasources.registry`` path. (compatibility alias)."""
+
+from crystallize_dist.core.datasource import (
+    get_datasource,
+    list_datasources,
+    register_datasource,
+    unregister_datasource,
+)
+
+__all__ = [
+    "get_datasource",
+    "list_datasources",
+    "register_datasource",
+    "unregister_datasource",
+]

@@ -1,0 +1,179 @@
+"""Every exception crystallize-dist raises, under one root.
+
+::
+
+    CrystallizeError                    root: catch this to catch everything of ours
+    ├── MissingMetricError              a hypothesis names a metric a condition lacks (KeyError)
+    ├── PipelineExecutionError          a pipeline step raised; ``.original_exception``
+    ├── ContextMutationError            a context key was written twice
+    ├── ValidationError                 an experiment is not runnable as configured (ValueError)
+    │   ├── ConfigError                 a config.yaml folder is malformed
+    │   └── InvalidOptionError          a run option (replicates, seed, treatment, ...) is wrong
+    ├── MetricValueError                a metric value has no JSON form
+    ├── ExperimentLoadError             an experiment reference does not import or is not one
+    ├── UnpicklableExperimentError      the process executor cannot pickle the experiment
+    ├── CellError                       a failed cell, rebuilt from its JSON record
+    ├── CodeMismatchError               a worker's code differs from what was submitted
+    ├── BundleError                     a code bundle is missing, too big, unsigned or tampered
+    ├── BrokerError                     the broker cannot be reached or refused us
+    ├── StoreError                      the run store cannot be used
+    │   ├── RunNotFoundError            no run with that id
+    │   └── CorruptRecordError          a stored record is not valid JSON of the right shape
+    └── TaskMessageError                a task message has unknown fields or wrong types
+
+Exception classes that upstream Crystallize raised as ``ValueError`` / ``TypeError`` /
+``RuntimeError`` keep those bases too, so ``except ValueError`` in user code still works.
+Every message is one line that names the offending value and where it came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CrystallizeError(Exception):
+    """Root of every crystallize-dist exception."""
+
+
+class MissingMetricError(CrystallizeError, KeyError):
+    """Raised when a hypothesis needs a metric that a condition did not record."""
+
+    def __init__(self, metric: str) -> None:
+        super().__init__(metric)
+        self.metric = metric
+
+    def __str__(self) -> str:
+        return f"required metric '{self.metric}' missing"
+
+
+class PipelineExecutionError(CrystallizeError):
+    """Raised when a pipeline step fails; the step's exception is ``original_exception``."""
+
+    def __init__(self, step_name: str, original_exception: BaseException) -> None:
+        super().__init__(f"Step '{step_name}' failed: {original_exception}")
+        self.step_name = step_name
+        self.original_exception = original_exception
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step_name, self.original_exception))
+
+
+class ContextMutationError(CrystallizeError):
+    """Raised when code writes a context key that already exists."""
+
+
+class ValidationError(CrystallizeError, ValueError):
+    """Raised when an experiment is not runnable as configured."""
+
+
+class ConfigError(ValidationError):
+    """Raised when a config.yaml experiment folder is malformed."""
+
+
+class InvalidOptionError(ValidationError, TypeError):
+    """Raised when a run option (replicates, seed, treatment name, URL, ...) is invalid."""
+
+
+class MetricValueError(CrystallizeError, TypeError):
+    """Raised when a recorded metric value has no JSON form (names the metric and type)."""
+
+
+class ExperimentLoadError(CrystallizeError, ImportError):
+    """Raised when an experiment reference does not import or does not name an Experiment."""
+
+
+class UnpicklableExperimentError(CrystallizeError, RuntimeError):
+    """Raised when the process executor cannot pickle the experiment for its workers."""
+
+
+class CellError(CrystallizeError):
+    """A failed cell, rebuilt from its JSON record so it can cross any process boundary.
+
+    ``error_type`` is the name of the exception the cell raised, ``traceback_str`` its
+    traceback text, ``condition`` / ``replicate`` where it happened.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str = "Exception",
+        traceback_str: str = "",
+        condition: str | None = None,
+        replicate: int | None = None,
+        step: str | None = None,
+    ) -> None:
+        Exception.__init__(self, message)
+        self.message = message
+        self.error_type = error_type
+        self.traceback_str = traceback_str
+        self.condition = condition
+        self.replicate = replicate
+        self.step = step
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"CellError({self.error_type}: {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CellError) and (self.error_type, self.message) == (
+            other.error_type,
+            other.message,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.error_type, self.message))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_cell_error, (type(self), self.message, self.__dict__))
+
+
+def _rebuild_cell_error(cls: type[CellError], message: str, state: dict[str, Any]) -> CellError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class StepCellError(CellError, PipelineExecutionError):
+    """A failed cell whose step raised: both a CellError and a PipelineExecutionError."""
+
+    def __init__(
+        self, message: str, *, original_type: str, original_message: str, **kwargs: Any
+    ) -> None:
+        CellError.__init__(self, message, **kwargs)
+        self.step_name = kwargs.get("step") or ""
+        self.original_exception = CellError(original_message, error_type=original_type)
+
+
+class CodeMismatchError(CrystallizeError):
+    """Raised when a worker's experiment code differs from the submitted fingerprint."""
+
+
+class BundleError(CrystallizeError):
+    """Raised when a code bundle is missing, too large, unsigned or tampered with."""
+
+
+class BrokerError(CrystallizeError, ConnectionError):
+    """Raised when the broker cannot be reached or refuses the connection."""
+
+
+class StoreError(CrystallizeError):
+    """Raised when the run store cannot be used."""
+
+
+class RunNotFoundError(StoreError, KeyError):
+    """Raised when no run with the given id exists in the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "run not found"
+
+
+class CorruptRecordError(StoreError):
+    """Raised when a stored record is not valid JSON of the expected shape."""
+
+
+class TaskMessageError(CrystallizeError, ValueError):
+    """Raised when a task message has unknown fields, wrong types or values out of range."""

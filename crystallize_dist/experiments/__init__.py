@@ -1,0 +1,1 @@
+"""Crystallize's ``crystallize.experiments`` path. (compatibility alias)."""

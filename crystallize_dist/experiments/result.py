@@ -1,0 +1,7 @@
+"""Crystallize's ``crystallize.experiments.result`` path. (compatibility alias)."""
+
+from crystallize_dist.core.result import Result
+
+__all__ = [
+    "Result",
+]

@@ -1,0 +1,9 @@
+"""Crystallize's ``crystallize.experiments.result_structs`` path. (compatibility alias)."""
+
+from crystallize_dist.core.result import ExperimentMetrics, HypothesisResult, TreatmentMetrics
+
+__all__ = [
+    "ExperimentMetrics",
+    "HypothesisResult",
+    "TreatmentMetrics",
+]

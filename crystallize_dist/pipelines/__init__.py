@@ -1,0 +1,1 @@
+"""Crystallize's ``crystallize.pipelines`` path. (compatibility alias)."""

@@ -1,0 +1,7 @@
+"""Crystallize's ``crystallize.pipelines.pipeline`` path. (compatibility alias)."""
+
+from crystallize_dist.core.pipeline import Pipeline
+
+__all__ = [
+    "Pipeline",
+]

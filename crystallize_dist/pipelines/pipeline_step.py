@@ -1,0 +1,7 @@
+"""Crystallize's ``crystallize.pipelines.pipeline_step`` path. (compatibility alias)."""
+
+from crystallize_dist.core.step import PipelineStep
+
+__all__ = [
+    "PipelineStep",
+]

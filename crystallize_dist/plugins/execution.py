@@ -1,0 +1,15 @@
+"""Crystallize's ``crystallize.plugins.execution`` path. (compatibility alias)."""
+
+from crystallize_dist.core.execution import (
+    VALID_EXECUTOR_TYPES,
+    AsyncExecution,
+    ParallelExecution,
+    SerialExecution,
+)
+
+__all__ = [
+    "VALID_EXECUTOR_TYPES",
+    "AsyncExecution",
+    "ParallelExecution",
+    "SerialExecution",
+]

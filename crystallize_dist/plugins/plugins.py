@@ -1,0 +1,13 @@
+"""Crystallize's ``crystallize.plugins.plugins`` path. (compatibility alias)."""
+
+from crystallize_dist.core.artifacts import ArtifactPlugin
+from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin
+from crystallize_dist.core.seeding import default_seed_function
+
+__all__ = [
+    "ArtifactPlugin",
+    "BasePlugin",
+    "LoggingPlugin",
+    "SeedPlugin",
+    "default_seed_function",
+]

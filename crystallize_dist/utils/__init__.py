@@ -1,0 +1,1 @@
+"""Crystallize's ``crystallize.utils`` path. (compatibility alias)."""

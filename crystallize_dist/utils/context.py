@@ -1,0 +1,17 @@
+"""Crystallize's ``crystallize.utils.context`` path. (compatibility alias)."""
+
+from crystallize_dist.core.context import (
+    ArtifactLog,
+    FrozenContext,
+    FrozenMetrics,
+    LoggingContext,
+    standalone_context,
+)
+
+__all__ = [
+    "ArtifactLog",
+    "FrozenContext",
+    "FrozenMetrics",
+    "LoggingContext",
+    "standalone_context",
+]

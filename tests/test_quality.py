@@ -1,0 +1,40 @@
+"""ruff (lint + format) and mypy run as part of the test suite, the same way everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_ruff_lint_is_clean() -> None:
+    out = _run("ruff", "check", "crystallize_dist", "tests", "examples", "bench")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ruff_format_is_clean() -> None:
+    out = _run("ruff", "format", "--check", "crystallize_dist")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy_is_clean() -> None:
+    out = _run("mypy")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_core_never_imports_celery_or_redis() -> None:
+    bad = []
+    for path in (ROOT / "crystallize_dist" / "core").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            words = line.strip().split()
+            if len(words) >= 2 and words[0] in ("import", "from") and \
+                    words[1].split(".")[0] in ("celery", "kombu", "redis"):
+                bad.append(f"{path.name}: {line.strip()}")
+    assert not bad, bad
