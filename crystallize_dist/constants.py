@@ -26,8 +26,9 @@ HOME_DIRNAME = ".crystallize-dist"
 SQLITE_FILENAME = "runs.sqlite3"
 
 # --- Redis run store: every key, its type and lifetime ---------------------------------------
-# All keys of one run share the prefix ``cdist:run:<run_id>:`` and expire together
-# ``DEFAULT_RESULT_TTL`` seconds after the run is created (the TTL is refreshed on each write).
+# All keys of one run share the prefix ``cdist:run:{<run_id>}:`` (the braces are a Redis
+# Cluster hash tag: one run's keys live in one slot, so its Lua scripts may touch them all) and
+# expire together ``DEFAULT_RESULT_TTL`` seconds after the last write (each write refreshes it).
 KEY_PREFIX = "cdist"
 #: sorted set of run ids scored by creation time (unix seconds); lives forever, pruned by TTL.
 KEY_RUNS = f"{KEY_PREFIX}:runs"
@@ -35,32 +36,37 @@ KEY_RUNS = f"{KEY_PREFIX}:runs"
 
 def key_manifest(run_id: str) -> str:
     """String: the run's immutable manifest (JSON)."""
-    return f"{KEY_PREFIX}:run:{run_id}:manifest"
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:manifest"
 
 
 def key_records(run_id: str) -> str:
     """Hash: field ``<condition>:<replicate>`` -> cell record JSON (first write wins)."""
-    return f"{KEY_PREFIX}:run:{run_id}:records"
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:records"
 
 
 def key_counters(run_id: str) -> str:
     """Hash: O(1) status counters (``ok:<cond>``, ``failed:<cond>``, ``attempts``, ...)."""
-    return f"{KEY_PREFIX}:run:{run_id}:counters"
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:counters"
 
 
 def key_attempts(run_id: str) -> str:
     """Hash: field ``<condition>:<replicate>`` -> number of deliveries that started the cell."""
-    return f"{KEY_PREFIX}:run:{run_id}:attempts"
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:attempts"
+
+
+def key_duplicates(run_id: str) -> str:
+    """Hash: field ``<condition>:<replicate>`` -> deliveries that found the cell recorded."""
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:duplicates"
 
 
 def key_workers(run_id: str) -> str:
     """Hash: worker hostname -> JSON of its environment (versions, drift)."""
-    return f"{KEY_PREFIX}:run:{run_id}:workers"
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:workers"
 
 
 def key_state(run_id: str) -> str:
     """Hash: mutable run state (``cancelled``, ``resumes``, timestamps)."""
-    return f"{KEY_PREFIX}:run:{run_id}:state"
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:state"
 
 
 def key_bundle(digest: str) -> str:
@@ -68,9 +74,10 @@ def key_bundle(digest: str) -> str:
     return f"{KEY_PREFIX}:bundle:{digest}"
 
 
-#: Field names inside the counters hash.
+#: Field names inside the counters hash (records count under their status, "ok" / "error",
+#: and under "<status>:<condition>").
 COUNTER_OK = "ok"
-COUNTER_FAILED = "failed"
+COUNTER_FAILED = "error"
 COUNTER_ATTEMPTS = "attempts"
 COUNTER_DUPLICATES = "duplicates"
 COUNTER_FIRST_AT = "first_at"
@@ -79,14 +86,16 @@ COUNTER_LAST_AT = "last_at"
 # --- SQLite run store: tables ----------------------------------------------------------------
 #: runs(run_id PK, created REAL unix s, manifest TEXT JSON, state TEXT JSON)
 TABLE_RUNS = "runs"
-#: records(run_id, condition, replicate, status, record TEXT JSON; PK(run_id, condition, replicate))
+#: records(run_id, cell, condition, replicate, status, record TEXT JSON; PK(run_id, cell))
 TABLE_RECORDS = "records"
 #: counters(run_id, name, value; PK(run_id, name))
 TABLE_COUNTERS = "counters"
-#: attempts(run_id, cell, n; PK(run_id, cell))
+#: attempts(run_id, cell, n, duplicates; PK(run_id, cell))
 TABLE_ATTEMPTS = "attempts"
 #: workers(run_id, host, info TEXT JSON; PK(run_id, host))
 TABLE_WORKERS = "workers"
+#: blobs(key PK, data BLOB): content-addressed code bundles
+TABLE_BLOBS = "blobs"
 
 # --- Celery ----------------------------------------------------------------------------------
 TASK_RUN_CELLS = "crystallize_dist.run_cells"

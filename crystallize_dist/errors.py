@@ -16,6 +16,7 @@
     ├── CodeMismatchError               a worker's code differs from what was submitted
     ├── BundleError                     a code bundle is missing, too big, unsigned or tampered
     ├── BrokerError                     the broker cannot be reached or refused us
+    ├── RunTimeoutError                 a run did not finish within the time waited for it
     ├── StoreError                      the run store cannot be used
     │   ├── RunNotFoundError            no run with that id
     │   └── CorruptRecordError          a stored record is not valid JSON of the right shape
@@ -158,6 +159,10 @@ class BundleError(CrystallizeError):
 
 class BrokerError(CrystallizeError, ConnectionError):
     """Raised when the broker cannot be reached or refuses the connection."""
+
+
+class RunTimeoutError(CrystallizeError, TimeoutError):
+    """Raised when a run does not finish within the time a caller waits for it."""
 
 
 class StoreError(CrystallizeError):

@@ -1,0 +1,417 @@
+"""``crystallize-dist``: submit runs, start workers, read status and results.
+
+Each option can also be set with the ``CRYSTALLIZE_DIST_*`` variable named in its help. The
+commands parse, call the library and print; errors are one line on stderr, exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from crystallize_dist.config import Settings
+from crystallize_dist.errors import CrystallizeError, InvalidOptionError
+
+ENV = "CRYSTALLIZE_DIST_"
+
+
+class _Group(click.Group):
+    """Turns our exceptions into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrystallizeError as exc:
+            message = " ".join(str(exc).split())
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(1)
+
+
+def _settings(broker: str | None = None, **overrides: Any) -> Settings:
+    return Settings.from_env(broker_url=broker, **overrides)
+
+
+def _store(settings: Settings, local: bool, *, check: bool = True) -> Any:
+    from crystallize_dist.dist.store import store_for
+
+    store = store_for(settings, local=local, retries=1)
+    if check:
+        store.ping()
+    return store
+
+
+def _out() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _cells_per_task(value: str) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidOptionError(
+            f"--cells-per-task must be a positive integer or 'auto', got {value!r}"
+        ) from None
+    if n < 1:
+        raise InvalidOptionError(f"--cells-per-task must be >= 1, got {n}")
+    return n
+
+
+def store_options(fn: Any) -> Any:
+    fn = click.option(
+        "--broker",
+        metavar="URL",
+        envvar=ENV + "BROKER_URL",
+        help="Redis URL of broker and store [CRYSTALLIZE_DIST_BROKER_URL].",
+    )(fn)
+    return click.option(
+        "--local",
+        is_flag=True,
+        envvar=ENV + "LOCAL",
+        help="Use the embedded SQLite store [CRYSTALLIZE_DIST_LOCAL].",
+    )(fn)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crystallize-dist")
+def main() -> None:
+    """Run Crystallize-style experiments anywhere, with the same result bytes."""
+
+
+class _Progress:
+    """A progress bar on stderr (rich)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=_err(),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("cells", total=total)
+
+    def __enter__(self) -> _Progress:
+        self.progress.start()
+        return self
+
+    def update(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _print_result(result: Any, fmt: str, output: str | None = None) -> None:
+    from crystallize_dist.dist.report import result_csv, result_table
+
+    if fmt == "json":
+        text = result.to_json()
+    elif fmt == "csv":
+        text = result_csv(result)
+    else:
+        if output:
+            console = Console(file=open(output, "w"), width=120)  # noqa: SIM115
+            result_table(result, console)
+            console.file.close()
+        else:
+            result_table(result, _out())
+        return
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("experiment")
+@click.option(
+    "--replicates",
+    "-r",
+    type=int,
+    envvar=ENV + "REPLICATES",
+    help="Replicates per condition [CRYSTALLIZE_DIST_REPLICATES].",
+)
+@click.option(
+    "--treatment", "-t", "treatments", multiple=True, help="Run only this treatment (repeatable)."
+)
+@click.option(
+    "--seed", type=int, envvar=ENV + "SEED", help="Master seed, 0..2**32-1 [CRYSTALLIZE_DIST_SEED]."
+)
+@store_options
+@click.option("--wait", is_flag=True, help="Wait for the run, then print its summary.")
+@click.option(
+    "--workers",
+    "-w",
+    type=int,
+    envvar=ENV + "WORKERS",
+    help="Local worker processes with --local [CRYSTALLIZE_DIST_WORKERS].",
+)
+@click.option(
+    "--cells-per-task",
+    default="1",
+    envvar=ENV + "CELLS_PER_TASK",
+    help="Cells per task message, or 'auto' [CRYSTALLIZE_DIST_CELLS_PER_TASK].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    envvar=ENV + "FORMAT",
+    help="Summary format after --wait.",
+)
+@click.option("--timeout", type=float, help="Seconds to wait with --wait.")
+@click.option(
+    "--drift-policy",
+    type=click.Choice(["warn", "refuse"]),
+    envvar=ENV + "DRIFT_POLICY",
+    help="Workers with other versions: warn or refuse.",
+)
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def submit(
+    experiment: str,
+    replicates: int | None,
+    treatments: tuple[str, ...],
+    seed: int | None,
+    broker: str | None,
+    local: bool,
+    wait: bool,
+    workers: int | None,
+    cells_per_task: str,
+    fmt: str,
+    timeout: float | None,
+    drift_policy: str | None,
+    progress: bool,
+) -> None:
+    """Submit EXPERIMENT (package.module:attr, file.py[:attr] or a config folder).
+
+    Prints the run id on the first line of stdout.
+    """
+    from crystallize_dist.dist import coordinator
+    from crystallize_dist.dist.results import load_result, wait_for
+
+    settings = _settings(broker, drift_policy=drift_policy)
+    per_task = _cells_per_task(cells_per_task)
+    if workers is not None and workers < 1:
+        raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
+    store = _store(settings, local)
+    if per_task == "auto":
+        from crystallize_dist.dist.calibrate import auto_cells_per_task
+
+        per_task = auto_cells_per_task(experiment)
+    sub = coordinator.submit(
+        experiment,
+        settings=settings,
+        store=store,
+        treatments=list(treatments) or None,
+        replicates=replicates,
+        seed=seed,
+        cells_per_task=int(per_task),
+        local=local,
+        workers=workers,
+    )
+    click.echo(sub.run_id)
+    sys.stdout.flush()
+    if local:
+        from crystallize_dist.core.plan import RunPlan
+        from crystallize_dist.dist.local import run_local
+
+        plan = RunPlan.from_dict(sub.manifest["plan"])
+        with _Progress(plan.n_cells, progress) as bar:
+            run_local(
+                sub.run_id,
+                list(plan.cells()),
+                store=store,
+                settings=settings,
+                workers=workers,
+                on_progress=bar.update,
+            )
+    elif wait:
+        with _Progress(sub.manifest["n_cells"], progress) as bar:
+            wait_for(store, sub.run_id, timeout=timeout, on_progress=bar.update)
+    if local or wait:
+        _print_result(load_result(store, sub.run_id, settings=settings), fmt)
+
+
+@main.command()
+@click.option(
+    "--broker",
+    metavar="URL",
+    envvar=ENV + "BROKER_URL",
+    help="Redis URL [CRYSTALLIZE_DIST_BROKER_URL].",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    envvar=ENV + "CONCURRENCY",
+    help="Pool processes / threads [CRYSTALLIZE_DIST_CONCURRENCY].",
+)
+@click.option(
+    "--pool",
+    "-P",
+    type=click.Choice(["prefork", "threads", "solo"]),
+    default="prefork",
+    envvar=ENV + "POOL",
+    help="Pool kind [CRYSTALLIZE_DIST_POOL].",
+)
+@click.option("--queue", "-Q", envvar=ENV + "QUEUE", help="Queue [CRYSTALLIZE_DIST_QUEUE].")
+@click.option(
+    "--hostname",
+    "-n",
+    envvar=ENV + "HOSTNAME",
+    help="Worker node name [CRYSTALLIZE_DIST_HOSTNAME].",
+)
+@click.option("--loglevel", "-l", default="INFO", envvar=ENV + "LOGLEVEL")
+def worker(
+    broker: str | None,
+    concurrency: int | None,
+    pool: str,
+    queue: str | None,
+    hostname: str | None,
+    loglevel: str,
+) -> None:
+    """Start a Celery worker that runs cells."""
+    from crystallize_dist.dist.worker import start_worker
+
+    start_worker(
+        _settings(broker, queue=queue),
+        concurrency=concurrency,
+        pool=pool,
+        hostname=hostname,
+        loglevel=loglevel,
+    )
+
+
+@main.command()
+@click.argument("run_id")
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(run_id: str, broker: str | None, local: bool, as_json: bool) -> None:
+    """Cells done / failed / pending per condition, attempts, workers, elapsed and ETA."""
+    from crystallize_dist.dist.report import status_table
+    from crystallize_dist.dist.results import run_status
+
+    st = run_status(_store(_settings(broker), local), run_id)
+    if as_json:
+        click.echo(json.dumps(st.to_dict(), indent=2))
+    else:
+        status_table(st, _out())
+
+
+@main.command()
+@click.argument("run_id")
+@store_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    envvar=ENV + "FORMAT",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE.")
+def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str | None) -> None:
+    """The result of a run (partial results name their missing cells)."""
+    from crystallize_dist.dist.results import load_result
+
+    settings = _settings(broker)
+    _print_result(load_result(_store(settings, local), run_id, settings=settings), fmt, output)
+
+
+@main.command(name="list")
+@store_options
+@click.option("--limit", type=int, default=20)
+def list_runs(broker: str | None, local: bool, limit: int) -> None:
+    """Recent runs, newest first."""
+    from rich.table import Table
+
+    from crystallize_dist.dist.results import run_status
+
+    store = _store(_settings(broker), local)
+    table = Table(title="Runs")
+    for col in ("run id", "experiment", "done", "failed", "total", "state"):
+        table.add_column(col)
+    for run_id in store.run_ids(limit):
+        st = run_status(store, run_id)
+        state = "cancelled" if st.cancelled else ("finished" if st.finished else "running")
+        table.add_row(run_id, st.experiment, str(st.done), str(st.failed), str(st.total), state)
+    _out().print(table)
+
+
+@main.command()
+@click.argument("run_id")
+@store_options
+def cancel(run_id: str, broker: str | None, local: bool) -> None:
+    """Cancel a run: no new cell starts; recorded cells stay."""
+    from crystallize_dist.dist.coordinator import cancel as do_cancel
+
+    do_cancel(run_id, store=_store(_settings(broker), local))
+    click.echo(f"cancelled {run_id}")
+
+
+@main.command()
+@click.argument("run_id")
+@store_options
+@click.option("--retry-failed", is_flag=True, help="Also re-run cells that failed.")
+@click.option(
+    "--allow-drift",
+    is_flag=True,
+    help="Resume even if the experiment's code changed (stamped on the result).",
+)
+@click.option("--workers", "-w", type=int, envvar=ENV + "WORKERS")
+@click.option("--wait", is_flag=True)
+def resume(
+    run_id: str,
+    broker: str | None,
+    local: bool,
+    retry_failed: bool,
+    allow_drift: bool,
+    workers: int | None,
+    wait: bool,
+) -> None:
+    """Re-enqueue cells without a record, with their original seeds."""
+    from crystallize_dist.dist import coordinator
+    from crystallize_dist.dist.results import wait_for
+
+    settings = _settings(broker)
+    store = _store(settings, local)
+    todo = coordinator.resume(
+        run_id,
+        settings=settings,
+        store=store,
+        retry_failed=retry_failed,
+        allow_drift=allow_drift,
+        local=local,
+    )
+    click.echo(f"resumed {run_id}: {len(todo)} cells re-enqueued")
+    if local and todo:
+        from crystallize_dist.dist.local import run_local
+
+        run_local(run_id, todo, store=store, settings=settings, workers=workers)
+    elif wait:
+        wait_for(store, run_id)
+
+
+def run() -> None:  # pragma: no cover - console script shim
+    main(prog_name="crystallize-dist")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("CRYSTALLIZE_DIST_CLI", "1")
+    run()

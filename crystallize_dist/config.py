@@ -1,0 +1,174 @@
+"""Settings: one typed dataclass, read from ``CRYSTALLIZE_DIST_*`` environment variables.
+
+=====================================  ==========================  ==========================
+variable                               field                       default
+=====================================  ==========================  ==========================
+CRYSTALLIZE_DIST_BROKER_URL            broker_url                  redis://localhost:6379/0
+CRYSTALLIZE_DIST_STORE_URL             store_url                   the broker URL
+CRYSTALLIZE_DIST_HOME                  home                        ./.crystallize-dist
+CRYSTALLIZE_DIST_QUEUE                 queue                       crystallize
+CRYSTALLIZE_DIST_CELL_TIME_LIMIT       cell_time_limit (s)         3600
+CRYSTALLIZE_DIST_VISIBILITY_TIMEOUT    visibility_timeout (s)      3900
+CRYSTALLIZE_DIST_MAX_ATTEMPTS          max_attempts                3
+CRYSTALLIZE_DIST_RESULT_TTL            result_ttl (s)              2592000 (30 days)
+CRYSTALLIZE_DIST_SECRET                secret (bundle HMAC key)    unset
+CRYSTALLIZE_DIST_DRIFT_POLICY          drift_policy                warn
+=====================================  ==========================  ==========================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from crystallize_dist import constants as C
+from crystallize_dist.errors import InvalidOptionError
+
+BROKER_SCHEMES = ("redis", "rediss")
+STORE_SCHEMES = ("redis", "rediss", "sqlite")
+DRIFT_POLICIES = ("warn", "refuse")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to print and store)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
+    """``url`` if its scheme is one of ``schemes``, else a one-line InvalidOptionError."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in schemes:
+        raise InvalidOptionError(
+            f"{what} '{redact(url)}' has scheme '{scheme or '(none)'}'; "
+            f"use {' or '.join(s + '://' for s in schemes)}"
+        )
+    return url
+
+
+def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> Any:
+    raw = env.get(C.ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise InvalidOptionError(f"{C.ENV_PREFIX}{name}={raw!r} is not a {cast.__name__}") from None
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Where the broker and store are and how cells are run (see the module table)."""
+
+    broker_url: str = C.DEFAULT_BROKER_URL
+    store_url: str | None = None
+    home: Path = field(default_factory=lambda: Path(C.HOME_DIRNAME))
+    queue: str = C.DEFAULT_QUEUE
+    cell_time_limit: float = C.DEFAULT_CELL_TIME_LIMIT
+    visibility_timeout: float = C.DEFAULT_VISIBILITY_TIMEOUT
+    max_attempts: int = C.DEFAULT_MAX_ATTEMPTS
+    result_ttl: int = C.DEFAULT_RESULT_TTL
+    secret: str | None = None
+    drift_policy: str = "warn"
+
+    def __post_init__(self) -> None:
+        check_url(self.broker_url, BROKER_SCHEMES, "broker URL")
+        if self.store_url is not None:
+            check_url(self.store_url, STORE_SCHEMES, "store URL")
+        if self.cell_time_limit <= 0:
+            raise InvalidOptionError(f"cell_time_limit must be > 0, got {self.cell_time_limit}")
+        if self.visibility_timeout <= self.cell_time_limit:
+            raise InvalidOptionError(
+                f"visibility_timeout ({self.visibility_timeout}s) must be longer than the cell "
+                f"time limit ({self.cell_time_limit}s), or running cells get delivered twice"
+            )
+        if self.max_attempts < 1:
+            raise InvalidOptionError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.drift_policy not in DRIFT_POLICIES:
+            raise InvalidOptionError(
+                f"drift_policy must be one of {DRIFT_POLICIES}, got {self.drift_policy!r}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``CRYSTALLIZE_DIST_*`` variables; ``overrides`` (not None) win."""
+        env = os.environ if env is None else env
+        p = C.ENV_PREFIX
+        values: dict[str, Any] = {
+            "broker_url": env.get(p + "BROKER_URL") or C.DEFAULT_BROKER_URL,
+            "store_url": env.get(p + "STORE_URL") or None,
+            "home": Path(env.get(p + "HOME") or C.HOME_DIRNAME),
+            "queue": env.get(p + "QUEUE") or C.DEFAULT_QUEUE,
+            "cell_time_limit": _number(env, "CELL_TIME_LIMIT", C.DEFAULT_CELL_TIME_LIMIT, float),
+            "visibility_timeout": _number(
+                env, "VISIBILITY_TIMEOUT", C.DEFAULT_VISIBILITY_TIMEOUT, float
+            ),
+            "max_attempts": _number(env, "MAX_ATTEMPTS", C.DEFAULT_MAX_ATTEMPTS, int),
+            "result_ttl": _number(env, "RESULT_TTL", C.DEFAULT_RESULT_TTL, int),
+            "secret": env.get(p + "SECRET") or None,
+            "drift_policy": env.get(p + "DRIFT_POLICY") or "warn",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if (
+            "cell_time_limit" in overrides
+            and "visibility_timeout" not in overrides
+            and values["visibility_timeout"] <= values["cell_time_limit"]
+        ):
+            values["visibility_timeout"] = values["cell_time_limit"] + 300
+        return cls(**values)
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["broker_url"] = redact(self.broker_url)
+        if self.store_url:
+            shown["store_url"] = redact(self.store_url)
+        if self.secret:
+            shown["secret"] = "***"
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def effective_store_url(self) -> str:
+        return self.store_url or self.broker_url
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The embedded store file (``--local``)."""
+        return self.home / C.SQLITE_FILENAME
+
+    def env(self) -> dict[str, str]:
+        """These settings as ``CRYSTALLIZE_DIST_*`` variables (for child processes)."""
+        p = C.ENV_PREFIX
+        out = {
+            p + "BROKER_URL": self.broker_url,
+            p + "HOME": str(self.home),
+            p + "QUEUE": self.queue,
+            p + "CELL_TIME_LIMIT": str(self.cell_time_limit),
+            p + "VISIBILITY_TIMEOUT": str(self.visibility_timeout),
+            p + "MAX_ATTEMPTS": str(self.max_attempts),
+            p + "RESULT_TTL": str(self.result_ttl),
+            p + "DRIFT_POLICY": self.drift_policy,
+        }
+        if self.store_url:
+            out[p + "STORE_URL"] = self.store_url
+        if self.secret:
+            out[p + "SECRET"] = self.secret
+        return out
+

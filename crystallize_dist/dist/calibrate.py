@@ -1,0 +1,44 @@
+"""``--cells-per-task auto``: pick how many cells a task carries from a short calibration.
+
+A Celery task costs about 2 ms of broker and worker overhead; cells much faster than that
+are batched so each task carries about ``TARGET_TASK_SECONDS`` of work.
+"""
+
+from __future__ import annotations
+
+import time
+
+from crystallize_dist.core.cell import run_cell
+from crystallize_dist.core.loading import load_experiment
+
+#: seconds of cell work one task should carry.
+TARGET_TASK_SECONDS = 0.075
+#: cells slower than this run one per task.
+SLOW_CELL_SECONDS = 0.05
+MAX_CELLS_PER_TASK = 1000
+CALIBRATION_SECONDS = 0.5
+
+
+def cells_for(cell_seconds: float) -> int:
+    """Cells per task for cells taking ``cell_seconds`` each."""
+    if cell_seconds >= SLOW_CELL_SECONDS:
+        return 1
+    return max(1, min(MAX_CELLS_PER_TASK, int(TARGET_TASK_SECONDS / max(cell_seconds, 1e-6))))
+
+
+def auto_cells_per_task(ref_text: str) -> int:
+    """Time a few baseline cells of the experiment here and size tasks from that."""
+    experiment, _ = load_experiment(ref_text)
+    spec = experiment.resolve(hypotheses=[], replicates=64, strategy="rerun")
+    cells = [c for c in spec.plan.cells()]
+    with experiment._running(spec):
+        run_cell(experiment, cells[0])  # warm caches (step hashes, imports)
+        start = time.perf_counter()
+        n = 0
+        for cell in cells[1:]:
+            run_cell(experiment, cell)
+            n += 1
+            if time.perf_counter() - start > CALIBRATION_SECONDS:
+                break
+        per_cell = (time.perf_counter() - start) / max(1, n)
+    return cells_for(per_cell)

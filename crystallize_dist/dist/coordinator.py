@@ -1,0 +1,217 @@
+"""The coordinator: plan a run, write its manifest, enqueue its cells; resume and cancel.
+
+``submit`` is the one entry point the CLI, CeleryExecution and ``--local`` share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crystallize_dist.config import Settings
+from crystallize_dist.core.experiment import Experiment, RunSpec, check_replicates
+from crystallize_dist.core.loading import ExperimentRef, load_experiment
+from crystallize_dist.core.plan import Cell, RunPlan
+from crystallize_dist.dist.manifest import build_manifest, new_run_id
+from crystallize_dist.dist.messages import cell_message, task_id
+from crystallize_dist.dist.store import RunStore, cell_key
+from crystallize_dist.errors import CodeMismatchError, InvalidOptionError
+
+
+@dataclass
+class Submission:
+    """What ``submit`` did: the run id, its manifest and the number of messages sent."""
+
+    run_id: str
+    manifest: dict[str, Any]
+    messages: int
+
+
+def plan_run(
+    experiment: Experiment,
+    *,
+    treatments: Sequence[str] | None = None,
+    replicates: int | None = None,
+    seed: int | None = None,
+) -> RunSpec:
+    """Resolve CLI-style options (treatment names, replicate count, seed) into a RunSpec."""
+    chosen = None
+    if treatments:
+        known = {t.name: t for t in experiment.treatments}
+        unknown = [n for n in treatments if n not in known]
+        if unknown:
+            raise InvalidOptionError(
+                f"unknown treatment '{unknown[0]}'; the experiment has "
+                f"{sorted(known) or 'no treatments'}"
+            )
+        chosen = [known[n] for n in dict.fromkeys(treatments)]
+    if replicates is not None:
+        check_replicates(replicates)
+        if replicates < 1:
+            raise InvalidOptionError(f"replicates must be >= 1, got {replicates}")
+    hypotheses: list[Any] | None = None
+    if chosen is not None and not [t for t in chosen if t.name != "baseline"]:
+        hypotheses = []
+    return experiment.resolve(
+        treatments=chosen, hypotheses=hypotheses, replicates=replicates, seed=seed, strategy="rerun"
+    )
+
+
+def batches(cells: Iterable[Cell], size: int) -> list[list[Cell]]:
+    """Cells grouped ``size`` at a time, in canonical order."""
+    out: list[list[Cell]] = []
+    for cell in cells:
+        if not out or len(out[-1]) >= size:
+            out.append([])
+        out[-1].append(cell)
+    return out
+
+
+def enqueue(
+    settings: Settings, run_id: str, cells: Sequence[Cell], cells_per_task: int = 1, app: Any = None
+) -> int:
+    """Publish the cells as run_cells tasks over one connection; returns messages sent."""
+    from crystallize_dist import constants as C
+    from crystallize_dist.dist.app import create_app
+
+    app = app or create_app(settings)
+    groups = batches(cells, max(1, cells_per_task))
+    task = app.tasks[C.TASK_RUN_CELLS]
+    limit = settings.cell_time_limit
+    with app.producer_or_acquire() as producer:
+        for group in groups:
+            task.apply_async(
+                args=(run_id, [cell_message(c) for c in group]),
+                task_id=task_id(run_id, group),
+                producer=producer,
+                queue=settings.queue,
+                soft_time_limit=limit * len(group),
+                time_limit=limit * len(group) + 30,
+            )
+    return len(groups)
+
+
+def create_run(
+    store: RunStore,
+    experiment: Experiment,
+    ref: ExperimentRef,
+    ref_text: str,
+    spec: RunSpec,
+    options: dict[str, Any],
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Write the manifest of a new run and return it."""
+    run_id = run_id or new_run_id()
+    manifest = build_manifest(run_id, experiment, ref, ref_text, spec, options)
+    store.create_run(run_id, manifest)
+    return manifest
+
+
+def submit(
+    ref_text: str,
+    *,
+    settings: Settings,
+    store: RunStore,
+    treatments: Sequence[str] | None = None,
+    replicates: int | None = None,
+    seed: int | None = None,
+    cells_per_task: int = 1,
+    local: bool = False,
+    workers: int | None = None,
+    base: Path | None = None,
+) -> Submission:
+    """Load, plan, write the manifest and (unless ``local``) enqueue every cell."""
+    experiment, ref = load_experiment(ref_text, base)
+    spec = plan_run(experiment, treatments=treatments, replicates=replicates, seed=seed)
+    options = {
+        "cells_per_task": cells_per_task,
+        "local": local,
+        "workers": workers,
+        "drift_policy": settings.drift_policy,
+        "max_attempts": settings.max_attempts,
+        "cell_time_limit": settings.cell_time_limit,
+        "queue": settings.queue,
+    }
+    from crystallize_dist.dist.bundle import attach_bundle
+
+    manifest = create_run(
+        store,
+        experiment,
+        ref,
+        ref_text,
+        spec,
+        attach_bundle(options, ref, store, settings, local=local),
+    )
+    sent = 0
+    if not local:
+        sent = enqueue(settings, manifest["run_id"], list(spec.plan.cells()), cells_per_task)
+    return Submission(manifest["run_id"], manifest, sent)
+
+
+def missing_cells(store: RunStore, run_id: str, *, include_failed: bool = False) -> list[Cell]:
+    """Cells of a run without a record (and failed ones when asked), canonical order."""
+    manifest = store.manifest(run_id)
+    plan = RunPlan.from_dict(manifest["plan"])
+    cells = list(plan.cells())
+    have = store.has_records(run_id, [cell_key(c.condition, c.replicate) for c in cells])
+    todo = [c for c, done in zip(cells, have, strict=True) if not done]
+    if include_failed:
+        failed = [
+            c
+            for c, done in zip(cells, have, strict=True)
+            if done
+            and (store.get_record(run_id, c.condition, c.replicate) or {}).get("status") != "ok"
+        ]
+        if failed:
+            store.delete_records(run_id, [cell_key(c.condition, c.replicate) for c in failed])
+        todo = sorted(
+            todo + failed, key=lambda c: (c.replicate, plan.conditions.index(c.condition))
+        )
+    return todo
+
+
+def resume(
+    run_id: str,
+    *,
+    settings: Settings,
+    store: RunStore,
+    retry_failed: bool = False,
+    allow_drift: bool = False,
+    local: bool = False,
+) -> list[Cell]:
+    """Re-enqueue the cells of a run that have no record (and failed ones with
+    ``retry_failed``), with their original seeds. Refuses when the experiment's code changed,
+    unless ``allow_drift`` (which is stamped on the result)."""
+    manifest = store.manifest(run_id)
+    info = manifest["experiment"]
+    ref = ExperimentRef.from_dict(info["ref"])
+    from crystallize_dist.dist.bundle import ensure_code
+    from crystallize_dist.core.loading import load_ref
+
+    experiment = load_ref(ensure_code(ref, manifest, store, settings))
+    found = experiment.fingerprint()
+    if found != info["fingerprint"]:
+        if not allow_drift:
+            raise CodeMismatchError(
+                f"run '{run_id}': the experiment's code changed since it was submitted "
+                f"(fingerprint {found[:12]}, submitted {info['fingerprint'][:12]}); "
+                "pass --allow-drift to resume anyway"
+            )
+        store.update_state(
+            run_id, allow_drift={"submitted": info["fingerprint"], "resumed_with": found}
+        )
+    todo = missing_cells(store, run_id, include_failed=retry_failed)
+    state = store.state(run_id)
+    store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)
+    if todo and not local:
+        per_task = int(manifest.get("options", {}).get("cells_per_task", 1) or 1)
+        enqueue(settings, run_id, todo, per_task)
+    return todo
+
+
+def cancel(run_id: str, *, store: RunStore) -> None:
+    """Mark a run cancelled: workers skip its cells; recorded cells stay."""
+    store.manifest(run_id)  # raises RunNotFoundError for an unknown run
+    store.update_state(run_id, cancelled=True)

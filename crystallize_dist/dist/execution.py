@@ -1,0 +1,113 @@
+"""CeleryExecution: an executor plugin that runs an experiment's cells on Celery workers.
+
+``Experiment(..., plugins=[CeleryExecution()]).run()`` plans as usual, writes a manifest,
+enqueues one task per cell, waits for the records and aggregates them locally: the Result
+(and its digest) is the one SerialExecution gives. Workers load the experiment by
+reference: the module attribute that holds it (found automatically) or ``experiment_ref``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crystallize_dist.config import Settings
+from crystallize_dist.core.loading import ExperimentRef, find_ref, parse_ref
+from crystallize_dist.core.plugins import BasePlugin
+from crystallize_dist.core.progress import progress_bar
+from crystallize_dist.errors import ExperimentLoadError
+
+if TYPE_CHECKING:
+    from crystallize_dist.core.experiment import Experiment
+
+
+def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
+    """A module-level Experiment with the same fingerprint (e.g. the one a factory built)."""
+    import sys
+
+    from crystallize_dist.core.experiment import Experiment as Exp
+
+    wanted = experiment.fingerprint()
+    names = {type(experiment.datasource).__module__, "__main__"}
+    names.update(type(s).__module__ for s in experiment.pipeline.steps)
+    for name in sorted(names):
+        module = sys.modules.get(name)
+        for attr, value in vars(module).items() if module else []:
+            if isinstance(value, Exp) and value is not experiment and value.fingerprint() == wanted:
+                saved = value
+                probe = find_ref(saved)
+                if probe is not None:
+                    return ExperimentRef(probe.kind, probe.target, attr)
+    return None
+
+
+@dataclass
+class CeleryExecution(BasePlugin):
+    """Run cells on Celery workers through Redis; same Result as the local executors.
+
+    ``broker_url`` defaults to ``CRYSTALLIZE_DIST_BROKER_URL``; ``experiment_ref`` (e.g.
+    ``"examples/quickstart.py:experiment"``) is found automatically when the experiment is a
+    module-level attribute; ``timeout`` (seconds) bounds the wait for workers.
+    """
+
+    broker_url: str | None = None
+    experiment_ref: str | None = None
+    cells_per_task: int = 1
+    timeout: float | None = None
+    progress: bool = False
+    poll_interval: float = 0.1
+    run_id: str | None = field(default=None, init=False, compare=False)
+
+    def _ref(self, experiment: Experiment) -> tuple[ExperimentRef, str]:
+        if self.experiment_ref:
+            return parse_ref(self.experiment_ref), self.experiment_ref
+        ref = find_ref(experiment) or _same_fingerprint_ref(experiment)
+        if ref is None:
+            raise ExperimentLoadError(
+                "CeleryExecution cannot find the experiment at module level, so workers "
+                "could not load it; pass CeleryExecution(experiment_ref='path/to/file.py:attr')"
+            )
+        return ref, str(ref)
+
+    def run_experiment_loop(
+        self, experiment: Experiment, replicate_fn: Callable[[int], Any]
+    ) -> list[dict[str, Any]]:
+        from crystallize_dist.dist.coordinator import create_run, enqueue
+        from crystallize_dist.dist.results import wait_for
+        from crystallize_dist.dist.store import store_for
+
+        settings = Settings.from_env(broker_url=self.broker_url)
+        spec = experiment._active
+        if spec is None:
+            raise RuntimeError("CeleryExecution.run_experiment_loop runs inside Experiment.run")
+        ref, text = self._ref(experiment)
+        store = store_for(settings)
+        try:
+            options = {
+                "cells_per_task": self.cells_per_task,
+                "local": False,
+                "drift_policy": settings.drift_policy,
+                "max_attempts": settings.max_attempts,
+                "cell_time_limit": settings.cell_time_limit,
+                "queue": settings.queue,
+            }
+            manifest = create_run(store, experiment, ref, text, spec, options)
+            self.run_id = manifest["run_id"]
+            enqueue(settings, self.run_id, list(spec.plan.cells()), self.cells_per_task)
+            bar = progress_bar(spec.plan.n_cells, "Cells", self.progress)
+            wait_for(
+                store,
+                self.run_id,
+                timeout=self.timeout,
+                poll=self.poll_interval,
+                on_progress=bar.update,
+            )
+            bar.close()
+            return list(store.iter_records(self.run_id))
+        finally:
+            store.close()
+
+    def run_meta(self) -> dict[str, Any]:
+        """Added to the result's provenance."""
+        return {"run_id": self.run_id, "executor": "celery"}

@@ -1,0 +1,66 @@
+"""The embedded default (``--local``): a run's cells on a local process pool, recorded in the
+SQLite store through the same CellRunner the Celery workers use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from crystallize_dist.config import Settings
+from crystallize_dist.core.plan import Cell
+from crystallize_dist.dist.coordinator import batches
+from crystallize_dist.dist.messages import cell_message
+from crystallize_dist.dist.runner import CellRunner
+from crystallize_dist.dist.store import SQLiteStore
+
+_runner: CellRunner | None = None
+
+
+def _init(path: str, settings: Settings) -> None:
+    global _runner
+    _runner = CellRunner(SQLiteStore(Path(path)), settings)
+
+
+def _run_batch(run_id: str, cells: list[list[object]]) -> int:
+    assert _runner is not None, "local worker not initialised"
+    _runner.run(run_id, cells)
+    return len(cells)
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def run_local(
+    run_id: str,
+    cells: Sequence[Cell],
+    *,
+    store: SQLiteStore,
+    settings: Settings,
+    workers: int | None = None,
+    cells_per_task: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``cells`` of ``run_id`` on ``workers`` local processes (in this process when 1)."""
+    workers = max(1, workers or default_workers())
+    if not cells:
+        return
+    size = cells_per_task or max(1, min(256, len(cells) // (workers * 8) or 1))
+    groups = [[cell_message(c) for c in group] for group in batches(cells, size)]
+    if workers == 1:
+        runner = CellRunner(store, settings)
+        for group in groups:
+            runner.run(run_id, group)
+            if on_progress:
+                on_progress(len(group))
+        return
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init, initargs=(str(store.path), settings)
+    ) as pool:
+        futures = [pool.submit(_run_batch, run_id, g) for g in groups]
+        for fut in as_completed(futures):
+            done = fut.result()
+            if on_progress:
+                on_progress(done)

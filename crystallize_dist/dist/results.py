@@ -1,0 +1,196 @@
+"""Reading runs back: the Result of a run (recomputed from manifest + records at any time)
+and its status (from O(1) counters)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from crystallize_dist.config import Settings
+from crystallize_dist.core.aggregate import aggregate
+from crystallize_dist.core.experiment import Experiment
+from crystallize_dist.core.hypothesis import Hypothesis
+from crystallize_dist.core.loading import ExperimentRef, load_ref
+from crystallize_dist.core.plan import RunPlan
+from crystallize_dist.core.result import Result
+from crystallize_dist.dist.manifest import provenance_meta
+from crystallize_dist.dist.store import RunStore
+
+_log = logging.getLogger("crystallize_dist")
+
+
+def _hypotheses(
+    manifest: dict[str, Any],
+    experiment: Experiment | None,
+    settings: Settings | None,
+    store: RunStore,
+) -> tuple[list[Hypothesis], str | None]:
+    names = manifest["experiment"].get("hypotheses") or []
+    if not names:
+        return [], None
+    if experiment is None:
+        try:
+            from crystallize_dist.dist.bundle import ensure_code
+
+            ref = ExperimentRef.from_dict(manifest["experiment"]["ref"])
+            experiment = load_ref(ensure_code(ref, manifest, store, settings or Settings()))
+        except Exception as exc:
+            return [], f"hypotheses not verified: experiment code not loadable here ({exc})"
+    by_name = {h.name: h for h in experiment.hypotheses}
+    return [by_name[n] for n in names if n in by_name], None
+
+
+def load_result(
+    store: RunStore,
+    run_id: str,
+    *,
+    experiment: Experiment | None = None,
+    settings: Settings | None = None,
+    verify: bool = True,
+    keep_steps: bool = True,
+) -> Result:
+    """Aggregate a run from its manifest and records (complete or partial).
+
+    Hypotheses are verified with the experiment's code when it can be loaded here; a partial
+    result lists its missing cells in ``result.missing``.
+    """
+    manifest = store.manifest(run_id)
+    plan = RunPlan.from_dict(manifest["plan"])
+    hyps, note = _hypotheses(manifest, experiment, settings, store) if verify else ([], None)
+    meta = provenance_meta(manifest, workers=store.workers(run_id), state=store.state(run_id))
+    if note:
+        meta["hypothesis_note"] = note
+    return aggregate(
+        plan,
+        store.iter_records(run_id),
+        hypotheses=hyps,
+        meta=meta,
+        keep_steps=keep_steps,
+        hypothesis_errors="record",
+    )
+
+
+@dataclass
+class RunStatus:
+    """Where a run stands, from its counters (O(1) in the number of cells)."""
+
+    run_id: str
+    experiment: str
+    total: int
+    per_condition: dict[str, dict[str, int]]
+    attempts: int
+    duplicates: int
+    workers: list[str]
+    elapsed: float
+    eta: float | None
+    cancelled: bool
+    created: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return sum(c["ok"] for c in self.per_condition.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(c["error"] for c in self.per_condition.values())
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.done - self.failed
+
+    @property
+    def finished(self) -> bool:
+        return self.pending <= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "experiment": self.experiment,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "pending": self.pending,
+            "per_condition": self.per_condition,
+            "attempts": self.attempts,
+            "duplicates": self.duplicates,
+            "workers": self.workers,
+            "elapsed": self.elapsed,
+            "eta": self.eta,
+            "cancelled": self.cancelled,
+            "finished": self.finished,
+            **self.extra,
+        }
+
+
+def run_status(store: RunStore, run_id: str, now: float | None = None) -> RunStatus:
+    """The status of a run from its manifest and counters."""
+    manifest = store.manifest(run_id)
+    counters = store.counters(run_id)
+    plan = RunPlan.from_dict(manifest["plan"])
+    per: dict[str, dict[str, int]] = {}
+    for cond in plan.conditions:
+        ok = int(counters.get(f"ok:{cond}", 0))
+        err = int(counters.get(f"error:{cond}", 0))
+        per[cond] = {"ok": ok, "error": err, "pending": plan.replicates - ok - err}
+    state = store.state(run_id)
+    now = now or time.time()
+    first = counters.get("first_at")
+    last = counters.get("last_at")
+    total = plan.n_cells
+    finished_cells = sum(c["ok"] + c["error"] for c in per.values())
+    end = last if finished_cells >= total and last else now
+    elapsed = max(0.0, end - first) if first else 0.0
+    eta = None
+    if first and 0 < finished_cells < total:
+        eta = elapsed / finished_cells * (total - finished_cells)
+    workers = store.workers(run_id)
+    extra: dict[str, Any] = {}
+    drifted = {h: w.get("drift") for h, w in workers.items() if w.get("drift")}
+    if drifted:
+        extra["drift"] = drifted
+    return RunStatus(
+        run_id=run_id,
+        experiment=manifest["experiment"].get("name") or manifest["experiment"].get("text", ""),
+        total=total,
+        per_condition=per,
+        attempts=int(counters.get("attempts", 0)),
+        duplicates=int(counters.get("duplicates", 0)),
+        workers=sorted(workers),
+        elapsed=elapsed,
+        eta=eta,
+        cancelled=bool(state.get("cancelled")),
+        created=float(manifest.get("created", 0)),
+        extra=extra,
+    )
+
+
+def wait_for(
+    store: RunStore,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    poll: float = 0.2,
+    on_progress: Any = None,
+) -> RunStatus:
+    """Poll the counters until every cell has a record (or ``timeout`` seconds pass)."""
+    from crystallize_dist.errors import RunTimeoutError
+
+    start = time.monotonic()
+    seen = 0
+    while True:
+        status = run_status(store, run_id)
+        done = status.done + status.failed
+        if on_progress is not None and done != seen:
+            on_progress(done - seen)
+            seen = done
+        if status.finished or status.cancelled:
+            return status
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise RunTimeoutError(
+                f"run '{run_id}' has {status.pending} of {status.total} cells without a record "
+                f"after {timeout:.0f}s; check workers with `crystallize-dist status {run_id}`"
+            )
+        time.sleep(poll)

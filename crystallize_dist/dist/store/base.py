@@ -1,0 +1,150 @@
+"""RunStore: the one interface every run store implements (Redis, SQLite).
+
+A store keeps, per run: the immutable manifest, cell records (first write wins), O(1) status
+counters, per-cell attempt and duplicate counts, the workers seen, and a small mutable state
+(cancelled, resumes). Every implementation passes tests/dist/test_store_contract.py.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from crystallize_dist import constants as C
+from crystallize_dist.errors import CorruptRecordError
+
+
+def cell_key(condition: str, replicate: int) -> str:
+    """The field name of a cell: ``<condition>:<replicate>``."""
+    return f"{condition}:{replicate}"
+
+
+def split_key(key: str) -> tuple[str, int]:
+    condition, _, rep = key.rpartition(":")
+    return condition, int(rep)
+
+
+def decode_record(raw: str | bytes, where: str) -> dict[str, Any]:
+    """Parse a stored record; anything that is not a record object is CorruptRecordError."""
+    try:
+        rec = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"{where}: stored record is not valid JSON ({exc})") from None
+    if not isinstance(rec, dict) or not {"condition", "replicate", "status"} <= rec.keys():
+        raise CorruptRecordError(f"{where}: stored record lacks condition/replicate/status")
+    return rec
+
+
+def decode_json(raw: str | bytes | None, where: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"{where}: stored value is not valid JSON ({exc})") from None
+
+
+class RunStore(ABC):
+    """Where runs live. Methods raise RunNotFoundError for an unknown run id."""
+
+    url: str = ""
+
+    # -- runs --------------------------------------------------------------------------------
+    @abstractmethod
+    def create_run(self, run_id: str, manifest: Mapping[str, Any]) -> None:
+        """Store a new run's manifest (an existing run id is an error)."""
+
+    @abstractmethod
+    def manifest(self, run_id: str) -> dict[str, Any]:
+        """The run's manifest."""
+
+    @abstractmethod
+    def run_ids(self, limit: int = 50) -> list[str]:
+        """Run ids, newest first."""
+
+    @abstractmethod
+    def exists(self, run_id: str) -> bool:
+        """Whether a run with this id exists."""
+
+    # -- records ---------------------------------------------------------------------------
+    @abstractmethod
+    def put_record(self, run_id: str, record: Mapping[str, Any]) -> bool:
+        """Write a cell record unless the cell has one (first write wins); update counters.
+        Returns True when written, False (and counts a duplicate) when the cell had one."""
+
+    def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
+        """Several ``put_record`` calls (implementations batch them)."""
+        return [self.put_record(run_id, r) for r in records]
+
+    @abstractmethod
+    def get_record(self, run_id: str, condition: str, replicate: int) -> dict[str, Any] | None:
+        """One cell's record, or None."""
+
+    @abstractmethod
+    def has_records(self, run_id: str, keys: list[str]) -> list[bool]:
+        """For each cell key, whether it has a record."""
+
+    @abstractmethod
+    def iter_records(
+        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Every record (in no particular order), fetched in pages, with ``attempts`` and
+        ``duplicates`` merged in."""
+
+    @abstractmethod
+    def delete_records(self, run_id: str, keys: list[str]) -> int:
+        """Remove records (``resume --retry-failed``); counters are adjusted."""
+
+    # -- counters ------------------------------------------------------------------------------
+    @abstractmethod
+    def note_attempt(self, run_id: str, key: str) -> int:
+        """Count a delivery that starts running cell ``key``; returns its attempt number."""
+
+    @abstractmethod
+    def note_duplicate(self, run_id: str, key: str) -> None:
+        """Count a delivery of a cell that already has a record."""
+
+    @abstractmethod
+    def counters(self, run_id: str) -> dict[str, float]:
+        """Status counters: ``ok``, ``failed``, ``ok:<cond>``, ``failed:<cond>``, ``attempts``,
+        ``duplicates``, ``first_at``, ``last_at`` (O(1) to read)."""
+
+    @abstractmethod
+    def attempts(self, run_id: str) -> dict[str, int]:
+        """Cell key -> attempts, for cells that started at least once."""
+
+    # -- workers and state ---------------------------------------------------------------------
+    @abstractmethod
+    def note_worker(self, run_id: str, host: str, info: Mapping[str, Any]) -> None:
+        """Remember a worker (its environment) that ran cells of the run."""
+
+    @abstractmethod
+    def workers(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Worker host -> its environment."""
+
+    @abstractmethod
+    def update_state(self, run_id: str, **fields: Any) -> None:
+        """Set fields of the run's mutable state (JSON values)."""
+
+    @abstractmethod
+    def state(self, run_id: str) -> dict[str, Any]:
+        """The run's mutable state."""
+
+    def cancelled(self, run_id: str) -> bool:
+        return bool(self.state(run_id).get("cancelled"))
+
+    # -- code bundles ----------------------------------------------------------------------
+    def put_blob(self, key: str, data: bytes) -> None:
+        """Store a content-addressed blob (code bundles)."""
+        raise NotImplementedError
+
+    def get_blob(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        """Raise StoreError when the store cannot be reached."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,291 @@
+"""RedisStore: the distributed run store (keys in crystallize_dist.constants).
+
+First-write-wins and the status counters change together in one Lua script, so a record
+and its count can never disagree, whatever dies when.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from crystallize_dist import constants as C
+from crystallize_dist.config import redact
+from crystallize_dist.core.canonical import dumps
+from crystallize_dist.dist.store.base import RunStore, decode_json, decode_record
+from crystallize_dist.errors import BrokerError, RunNotFoundError, StoreError
+
+T = TypeVar("T")
+
+# KEYS: records, counters, duplicates; ARGV: field, record, status, condition, now, ttl
+_PUT = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. ARGV[4], 1)
+  redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
+  redis.call('HSET', KEYS[2], 'last_at', ARGV[5])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+  return 1
+end
+redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+return 0
+"""
+
+# KEYS: records, counters; ARGV: field, condition, status of the stored record
+_DELETE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], -1)
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. ARGV[2], -1)
+  return 1
+end
+return 0
+"""
+
+
+class RedisStore(RunStore):
+    """A run store on Redis (``redis://`` or ``rediss://`` URL)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl: int = C.DEFAULT_RESULT_TTL,
+        retries: int = 3,
+        client: redis.Redis | None = None,
+    ) -> None:
+        self.url = url
+        self.ttl = int(ttl)
+        if client is None:
+            client = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=5,
+                socket_timeout=60,
+                health_check_interval=30,
+                retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            )
+        self.r: Any = client  # redis-py's stubs type replies as bytes | str
+        self._put = self.r.register_script(_PUT)
+        self._delete = self.r.register_script(_DELETE)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.AuthenticationError as exc:
+            raise BrokerError(
+                f"Redis at {redact(self.url)} refused the credentials: {exc}"
+            ) from None
+        except redis.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise BrokerError(
+                    f"Redis at {redact(self.url)} refused the credentials: {exc}"
+                ) from None
+            raise StoreError(f"Redis at {redact(self.url)}: {exc}") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise BrokerError(f"cannot reach Redis at {redact(self.url)}: {exc}") from None
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        with self._errors():
+            return fn()
+
+    def ping(self) -> None:
+        self._call(self.r.ping)
+
+    def close(self) -> None:
+        self.r.close()
+
+    # -- runs ----------------------------------------------------------------------------------
+    def create_run(self, run_id: str, manifest: Mapping[str, Any]) -> None:
+        def go() -> None:
+            created = self.r.set(C.key_manifest(run_id), dumps(manifest), nx=True, ex=self.ttl)
+            if not created:
+                raise StoreError(f"run '{run_id}' already exists")
+            pipe = self.r.pipeline()
+            pipe.zadd(C.KEY_RUNS, {run_id: float(manifest.get("created", time.time()))})
+            pipe.hset(C.key_state(run_id), "created", json.dumps(time.time()))
+            pipe.expire(C.key_state(run_id), self.ttl)
+            pipe.execute()
+
+        self._call(go)
+
+    def manifest(self, run_id: str) -> dict[str, Any]:
+        raw = self._call(lambda: self.r.get(C.key_manifest(run_id)))
+        if raw is None:
+            raise RunNotFoundError(f"no run '{run_id}' in {redact(self.url)}")
+        data: dict[str, Any] = decode_json(raw, f"manifest of run '{run_id}'")
+        return data
+
+    def exists(self, run_id: str) -> bool:
+        return bool(self._call(lambda: self.r.exists(C.key_manifest(run_id))))
+
+    def run_ids(self, limit: int = 50) -> list[str]:
+        ids = self._call(lambda: self.r.zrevrange(C.KEY_RUNS, 0, max(0, limit - 1)))
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def _require(self, run_id: str) -> None:
+        if not self.exists(run_id):
+            raise RunNotFoundError(f"no run '{run_id}' in {redact(self.url)}")
+
+    # -- records -------------------------------------------------------------------------------
+    def _put_args(self, run_id: str, record: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+        keys = [C.key_records(run_id), C.key_counters(run_id), C.key_duplicates(run_id)]
+        field = f"{record['condition']}:{record['replicate']}"
+        args = [
+            field,
+            dumps(record),
+            record["status"],
+            record["condition"],
+            repr(time.time()),
+            self.ttl,
+        ]
+        return keys, args
+
+    def put_record(self, run_id: str, record: Mapping[str, Any]) -> bool:
+        keys, args = self._put_args(run_id, record)
+        return bool(self._call(lambda: self._put(keys=keys, args=args)))
+
+    def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
+        if not records:
+            return []
+
+        def go() -> list[bool]:
+            pipe = self.r.pipeline(transaction=False)
+            for rec in records:
+                keys, args = self._put_args(run_id, rec)
+                self._put(keys=keys, args=args, client=pipe)
+            return [bool(x) for x in pipe.execute()]
+
+        return self._call(go)
+
+    def get_record(self, run_id: str, condition: str, replicate: int) -> dict[str, Any] | None:
+        field = f"{condition}:{replicate}"
+        raw = self._call(lambda: self.r.hget(C.key_records(run_id), field))
+        return None if raw is None else decode_record(raw, f"run '{run_id}' cell {field}")
+
+    def has_records(self, run_id: str, keys: list[str]) -> list[bool]:
+        if not keys:
+            return []
+
+        def go() -> list[bool]:
+            pipe = self.r.pipeline(transaction=False)
+            for k in keys:
+                pipe.hexists(C.key_records(run_id), k)
+            return [bool(x) for x in pipe.execute()]
+
+        return self._call(go)
+
+    def iter_records(
+        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        self._require(run_id)
+        cursor = 0
+        seen: set[bytes] = set()
+        while True:
+            with self._errors():
+                cursor, page = self.r.hscan(C.key_records(run_id), cursor, count=page_size)
+            fields = [f for f in page if f not in seen]
+            seen.update(fields)
+            if fields:
+                pipe = self.r.pipeline(transaction=False)
+                pipe.hmget(C.key_attempts(run_id), fields)
+                pipe.hmget(C.key_duplicates(run_id), fields)
+                attempts, dups = self._call(pipe.execute)
+                for field, att, dup in zip(fields, attempts, dups, strict=True):
+                    rec = decode_record(page[field], f"run '{run_id}' cell {field.decode()}")
+                    rec["attempts"] = int(att or 0)
+                    rec["duplicates"] = int(dup or 0)
+                    yield rec
+            if cursor == 0:
+                return
+
+    def delete_records(self, run_id: str, keys: list[str]) -> int:
+        if not keys:
+            return 0
+
+        def go() -> int:
+            raws = self.r.hmget(C.key_records(run_id), keys)
+            pipe = self.r.pipeline(transaction=False)
+            for k, raw in zip(keys, raws, strict=True):
+                if raw is None:
+                    continue
+                status = decode_record(raw, f"run '{run_id}' cell {k}")["status"]
+                self._delete(
+                    keys=[C.key_records(run_id), C.key_counters(run_id)],
+                    args=[k, k.rpartition(":")[0], status],
+                    client=pipe,
+                )
+            return sum(int(x) for x in pipe.execute())
+
+        return self._call(go)
+
+    # -- counters ------------------------------------------------------------------------------
+    def note_attempt(self, run_id: str, key: str) -> int:
+        def go() -> int:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hincrby(C.key_attempts(run_id), key, 1)
+            pipe.hincrby(C.key_counters(run_id), C.COUNTER_ATTEMPTS, 1)
+            pipe.hsetnx(C.key_counters(run_id), C.COUNTER_FIRST_AT, repr(time.time()))
+            pipe.expire(C.key_attempts(run_id), self.ttl)
+            return int(pipe.execute()[0])
+
+        return self._call(go)
+
+    def note_duplicate(self, run_id: str, key: str) -> None:
+        def go() -> None:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hincrby(C.key_duplicates(run_id), key, 1)
+            pipe.hincrby(C.key_counters(run_id), C.COUNTER_DUPLICATES, 1)
+            pipe.expire(C.key_duplicates(run_id), self.ttl)
+            pipe.execute()
+
+        self._call(go)
+
+    def counters(self, run_id: str) -> dict[str, float]:
+        raw = self._call(lambda: self.r.hgetall(C.key_counters(run_id)))
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    def attempts(self, run_id: str) -> dict[str, int]:
+        raw = self._call(lambda: self.r.hgetall(C.key_attempts(run_id)))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    # -- workers and state ---------------------------------------------------------------------
+    def note_worker(self, run_id: str, host: str, info: Mapping[str, Any]) -> None:
+        def go() -> None:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hset(C.key_workers(run_id), host, dumps(info))
+            pipe.expire(C.key_workers(run_id), self.ttl)
+            pipe.execute()
+
+        self._call(go)
+
+    def workers(self, run_id: str) -> dict[str, dict[str, Any]]:
+        raw = self._call(lambda: self.r.hgetall(C.key_workers(run_id)))
+        return {k.decode(): decode_json(v, f"worker {k.decode()}") for k, v in raw.items()}
+
+    def update_state(self, run_id: str, **fields: Any) -> None:
+        self._require(run_id)
+        mapping = {k: json.dumps(v) for k, v in fields.items()}
+        self._call(lambda: self.r.hset(C.key_state(run_id), mapping=mapping))
+
+    def state(self, run_id: str) -> dict[str, Any]:
+        raw = self._call(lambda: self.r.hgetall(C.key_state(run_id)))
+        return {k.decode(): decode_json(v, f"state {k.decode()}") for k, v in raw.items()}
+
+    # -- blobs -----------------------------------------------------------------------------------
+    def put_blob(self, key: str, data: bytes) -> None:
+        self._call(lambda: self.r.set(C.key_bundle(key), data, ex=self.ttl))
+
+    def get_blob(self, key: str) -> bytes | None:
+        raw = self._call(lambda: self.r.get(C.key_bundle(key)))
+        return None if raw is None else bytes(raw)

@@ -1,0 +1,61 @@
+"""The one Celery task, ``crystallize_dist.run_cells``: a thin shell around CellRunner."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+
+from crystallize_dist import constants as C
+from crystallize_dist.config import Settings
+from crystallize_dist.dist.messages import parse_message
+from crystallize_dist.dist.runner import CellRunner
+from crystallize_dist.errors import RunNotFoundError, TaskMessageError
+
+_log = logging.getLogger("crystallize_dist.worker")
+_runner: CellRunner | None = None
+
+
+def _reset_runner(**_: Any) -> None:
+    global _runner
+    _runner = None  # a forked pool child opens its own connections
+
+
+worker_process_init.connect(_reset_runner, weak=False)
+
+
+def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
+    """This process's CellRunner (created on first use)."""
+    global _runner
+    if _runner is None:
+        from crystallize_dist.dist.store import store_for
+
+        store = store_for(settings, retries=20)
+        node = (hostname or "").split("@", 1)[-1] or None
+        _runner = CellRunner(store, settings, hostname=node)
+    return _runner
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Register ``run_cells`` on ``app``."""
+
+    @app.task(
+        name=C.TASK_RUN_CELLS,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+    )
+    def run_cells(self: Task, *args: Any, **kwargs: Any) -> None:
+        try:
+            run_id, cells = parse_message(args, kwargs)
+            runner = runner_for(settings, self.request.hostname)
+            counts = runner.run(run_id, cells)
+        except (TaskMessageError, RunNotFoundError) as exc:
+            # A malformed or orphaned message: log it and drop it; nothing ran.
+            _log.error("rejected task %s: %s", self.request.id, exc)
+            return
+        if counts["duplicates"]:
+            _log.info("task %s: %d cell(s) already recorded", self.request.id, counts["duplicates"])

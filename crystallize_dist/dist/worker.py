@@ -1,0 +1,57 @@
+"""Starting a Celery worker with our app and settings (``crystallize-dist worker``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from crystallize_dist.config import Settings
+
+#: The hash seed workers run with when none is set: str/bytes hashing (set iteration order)
+#: is then the same on every worker, so code that iterates sets gives the same numbers.
+DEFAULT_HASHSEED = "0"
+
+
+def _reexec_with_hashseed() -> None:
+    """PYTHONHASHSEED cannot change inside a running interpreter: start again with it set."""
+    if os.environ.get("PYTHONHASHSEED") is not None:
+        return
+    argv0 = Path(sys.argv[0]).name if sys.argv else ""
+    if argv0 not in ("crystallize-dist", "__main__.py"):
+        return  # embedded (tests with CliRunner, or a caller's own process): do not exec
+    env = dict(os.environ, PYTHONHASHSEED=DEFAULT_HASHSEED)
+    os.execve(sys.executable, [sys.executable, "-m", "crystallize_dist", *sys.argv[1:]], env)
+
+
+def start_worker(
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    pool: str = "prefork",
+    hostname: str | None = None,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker in this process until it is stopped."""
+    _reexec_with_hashseed()
+    from crystallize_dist.dist.app import create_app
+    from crystallize_dist.dist.store import store_for
+
+    store_for(settings, retries=1).ping()  # a clear one-line error before Celery starts
+    app = create_app(settings)
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        "-Q",
+        settings.queue,
+        "-P",
+        pool,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    if hostname:
+        argv += ["-n", hostname]
+    app.worker_main(argv)
