@@ -171,4 +171,3 @@ class Settings:
         if self.secret:
             out[p + "SECRET"] = self.secret
         return out
-

@@ -35,8 +35,15 @@ def require_redis_server() -> str:
 class RedisServer:
     """A redis-server child process on 127.0.0.1:<port>."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None, password: str | None = None,
-                 appendonly: bool = False, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+        appendonly: bool = False,
+        extra: list[str] | None = None,
+    ) -> None:
         self.binary = require_redis_server()
         self.port = port or free_port()
         self.password = password
@@ -52,9 +59,22 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.workdir), "--save", "", "--protected-mode", "no",
-                "--appendonly", "yes" if self.appendonly else "no", *self.extra]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            *self.extra,
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -65,7 +85,7 @@ class RedisServer:
                     return self
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}") from None
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start listening within 10 s")
 

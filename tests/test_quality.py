@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_ruff_lint_is_clean() -> None:
@@ -34,7 +35,10 @@ def test_core_never_imports_celery_or_redis() -> None:
     for path in (ROOT / "crystallize_dist" / "core").rglob("*.py"):
         for line in path.read_text().splitlines():
             words = line.strip().split()
-            if len(words) >= 2 and words[0] in ("import", "from") and \
-                    words[1].split(".")[0] in ("celery", "kombu", "redis"):
+            if (
+                len(words) >= 2
+                and words[0] in ("import", "from")
+                and words[1].split(".")[0] in ("celery", "kombu", "redis")
+            ):
                 bad.append(f"{path.name}: {line.strip()}")
     assert not bad, bad

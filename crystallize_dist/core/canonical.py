@@ -40,6 +40,7 @@ class NotJSONable(TypeError):
 
 
 _ATOMS = (str, int, float, bool, type(None))
+_ATOM_TYPES = frozenset(_ATOMS)
 
 
 def to_jsonable(value: Any, *, strict: bool = True, path: str = "value") -> Any:
@@ -48,39 +49,60 @@ def to_jsonable(value: Any, *, strict: bool = True, path: str = "value") -> Any:
     ``strict`` raises NotJSONable for anything else; lenient mode turns dataclasses and
     namedtuples into dicts, bytes into base64 text and other objects into ``str(value)``.
     """
-    if isinstance(value, _ATOMS):
+    try:
+        return _fast(value, strict)
+    except NotJSONable:  # rare: convert again, tracking the path, for the error message
+        return _traced(value, strict, path)
+
+
+def _fast(value: Any, strict: bool) -> Any:
+    """The converter for the hot path (cell records): plain dicts, lists and tuples are walked
+    without ABC checks or path strings; anything else goes to ``_traced``."""
+    kind = type(value)
+    if kind in _ATOM_TYPES:
         return value
-    if isinstance(value, np.generic):
+    if kind is dict:
+        return {(k if type(k) is str else str(k)): _fast(v, strict) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_fast(v, strict) for v in value]
+    return _traced(value, strict, "value")
+
+
+def _traced(value: Any, strict: bool, path: str) -> Any:
+    """The general converter; ``path`` names the value in NotJSONable messages."""
+    if type(value) in _ATOM_TYPES:  # fast path for the common case
+        return value
+    if isinstance(value, np.generic):  # before the atoms: np.float64 subclasses float
         return (
             value.item()
             if not isinstance(value, np.void)
-            else to_jsonable(value.tolist(), strict=strict, path=path)
+            else _traced(value.tolist(), strict, path)
         )
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "biuf":
             return value.tolist()
-        return to_jsonable(value.tolist(), strict=strict, path=path)
+        return _traced(value.tolist(), strict, path)
+    if isinstance(value, _ATOMS):  # subclasses (IntEnum, str subclasses) serialise as is
+        return value
     if isinstance(value, Mapping):
-        return {
-            str(k): to_jsonable(v, strict=strict, path=f"{path}[{k!r}]") for k, v in value.items()
-        }
+        return {str(k): _traced(v, strict, f"{path}[{k!r}]") for k, v in value.items()}
     if isinstance(value, tuple) and hasattr(value, "_asdict") and not strict:
-        return to_jsonable(value._asdict(), strict=strict, path=path)
+        return _traced(value._asdict(), strict, path)
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v, strict=strict, path=f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_traced(v, strict, f"{path}[{i}]") for i, v in enumerate(value)]
     if strict:
         raise NotJSONable(value, path)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value), strict=False, path=path)
+        return _traced(dataclasses.asdict(value), False, path)
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, (set, frozenset)):
-        return sorted((to_jsonable(v, strict=False, path=path) for v in value), key=repr)
+        return sorted((_traced(v, False, path) for v in value), key=repr)
     if isinstance(value, PurePath):
         return str(value)
     if hasattr(value, "item") and callable(value.item):
         try:
-            return to_jsonable(value.item(), strict=False, path=path)
+            return _traced(value.item(), False, path)
         except Exception:
             pass
     return str(value)

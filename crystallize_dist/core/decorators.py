@@ -134,7 +134,8 @@ class _FunctionStep(PipelineStep):
         return self._fn
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_step, (self._factory, self._params))
+        # via the class: on an instance the factory would be a bound method (recursion)
+        return (_rebuild_step, (type(self)._factory, self._params))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._params!r})"
@@ -215,7 +216,7 @@ class _FunctionSource(DataSource):
         return dict(self._params)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_step, (self._factory, self._overrides))
+        return (_rebuild_step, (type(self)._factory, self._overrides))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._params!r})"

@@ -8,13 +8,14 @@ replicate indices in, a list of JSON-able records out.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import os
 import pickle
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
@@ -153,9 +154,17 @@ def _culprit(experiment: Experiment) -> str:
 
 
 def pickle_experiment(experiment: Experiment) -> bytes:
-    """The experiment pickled for worker processes, or a clear UnpicklableExperimentError."""
+    """The experiment pickled for worker processes, or a clear UnpicklableExperimentError.
+
+    Hypotheses stay behind (the driver verifies them), so a lambda verifier cannot block a
+    process run.
+    """
+    shipped = copy.copy(experiment)
+    shipped._hypotheses = []
+    if shipped._active is not None:
+        shipped._active = replace(shipped._active, hypotheses=[])
     try:
-        return pickle.dumps(experiment)
+        return pickle.dumps(shipped)
     except Exception as exc:
         steps = ", ".join(type(s).__name__ for s in experiment.pipeline.steps)
         raise UnpicklableExperimentError(
@@ -166,9 +175,17 @@ def pickle_experiment(experiment: Experiment) -> bytes:
         ) from exc
 
 
-def _chunks(n: int, workers: int) -> list[list[int]]:
-    size = max(1, min(256, n // (workers * 8) or 1))
-    return [list(range(i, min(n, i + size))) for i in range(0, n, size)]
+def _chunks(n: int, workers: int, *, factor: int = 2, largest: int = 512) -> list[list[int]]:
+    """Replicate indices in guided (shrinking) chunks: each is ``remaining / (factor *
+    workers)`` long, at most ``largest``. Big early chunks keep per-message overhead low for
+    tiny cells; small late chunks keep the workers finishing together for slow cells."""
+    out: list[list[int]] = []
+    start = 0
+    while start < n:
+        size = max(1, min(largest, -(-(n - start) // (factor * workers))))
+        out.append(list(range(start, min(n, start + size))))
+        start += size
+    return out
 
 
 @dataclass
@@ -226,6 +243,7 @@ class ParallelExecution(BasePlugin):
         return out
 
     def _processes(self, experiment: Experiment, workers: int, bar: Any) -> list[Any]:
+        experiment._step_hashes()  # hash the step sources once here, not in every worker
         blob = pickle_experiment(experiment)
         chunks = _chunks(experiment.replicates, workers)
         results: list[list[list[dict[str, Any]]]] = []

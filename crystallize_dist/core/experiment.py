@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crystallize_dist.constants import BASELINE_CONDITION
+from crystallize_dist.constants import BASELINE_CONDITION, SEED_MODULUS
 from crystallize_dist.core.aggregate import aggregate, verify_hypotheses
 from crystallize_dist.core.artifacts import ArtifactPlugin
 from crystallize_dist.core.cell import (
@@ -110,7 +110,7 @@ class Experiment:
         self._replicates = replicates
         self.id: str | None = None
         self._validated = False
-        self._hashes: list[str] | None = None
+        self._hashes: tuple[tuple[Any, ...], list[str]] | None = None
         self._active: RunSpec | None = None
         self.set_default_plugins()
         for plugin in self.plugins:
@@ -215,9 +215,14 @@ class Experiment:
         return bool(plugin.verbose) if plugin is not None else False
 
     def _step_hashes(self) -> list[str]:
-        if self._hashes is None or len(self._hashes) != len(self.pipeline.steps):
-            self._hashes = [s.step_hash for s in self.pipeline.steps]
-        return self._hashes
+        """Every step's ``step_hash``, cached while the steps and their params are unchanged
+        (hashing reads source, too slow to repeat per cell; a stale hash would hit the wrong
+        cache entry after the pipeline or a step's params change)."""
+        steps = self.pipeline.steps
+        key = tuple((id(s), type(s).__qualname__, repr(s.params)) for s in steps)
+        if self._hashes is None or self._hashes[0] != key:
+            self._hashes = (key, [s.step_hash for s in steps])
+        return self._hashes[1]
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -247,9 +252,11 @@ class Experiment:
         if hyps and not active:
             raise ValidationError("Cannot verify hypotheses without treatments")
         seed_plugin = self.get_plugin(SeedPlugin)
-        master = seed if seed is not None else (seed_plugin.seed if seed_plugin else 0)
-        master = check_seed(master, "seed")
         auto = bool(seed_plugin.auto_seed) if seed_plugin is not None else True
+        master = seed if seed is not None else (seed_plugin.seed if seed_plugin else 0)
+        if seed is None and auto and isinstance(master, int) and not isinstance(master, bool):
+            master %= SEED_MODULUS  # SeedPlugin takes any int: the formula is mod 2**32 anyway
+        master = check_seed(master, "seed")
         loaded: dict[str, dict[str, list[Any]]] = {}
         if (strategy or self.strategy) == "resume":
             plugin = self.get_plugin(ArtifactPlugin)
@@ -323,11 +330,15 @@ class Experiment:
                 if inspect.isawaitable(out):
                     out = yield out
                 records = flatten_results(out)
+                meta = self.provenance_meta()
+                run_meta = getattr(executor, "run_meta", None)
+                if callable(run_meta):  # e.g. CeleryExecution adds its run id
+                    meta.update(run_meta())
                 result = aggregate(
                     spec.plan,
                     records,
                     hypotheses=spec.hypotheses,
-                    meta=self.provenance_meta(),
+                    meta=meta,
                     loaded=spec.loaded,
                 )
             finally:

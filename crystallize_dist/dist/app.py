@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from celery import Celery
@@ -16,7 +17,14 @@ HARD_LIMIT_GRACE = 30.0
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration crystallize-dist runs with (see DESIGN.md section 5)."""
     vt = int(settings.visibility_timeout)
-    transport = {"visibility_timeout": vt}
+    transport = {
+        "visibility_timeout": vt,
+        # kombu sweeps for expired unacked messages every interval x throttle seconds
+        # (default 10 x 10): sweep every few seconds so a lost worker's cells come back
+        # within about visibility_timeout + this interval.
+        "unacked_restore_interval": max(1.0, min(10.0, vt / 5)),
+        "unacked_restore_throttle": 1,
+    }
     return {
         # JSON on the wire, both ways; a pickled message is refused, never loaded.
         "task_serializer": "json",
@@ -47,6 +55,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
     }
+
+
+@functools.lru_cache(maxsize=16)
+def app_for(settings: Settings) -> Celery:
+    """The (cached) app for ``settings``: publishing reuses its connection pool."""
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None) -> Celery:

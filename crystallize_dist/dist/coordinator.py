@@ -74,9 +74,9 @@ def enqueue(
 ) -> int:
     """Publish the cells as run_cells tasks over one connection; returns messages sent."""
     from crystallize_dist import constants as C
-    from crystallize_dist.dist.app import create_app
+    from crystallize_dist.dist.app import app_for
 
-    app = app or create_app(settings)
+    app = app or app_for(settings)
     groups = batches(cells, max(1, cells_per_task))
     task = app.tasks[C.TASK_RUN_CELLS]
     limit = settings.cell_time_limit

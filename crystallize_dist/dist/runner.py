@@ -84,11 +84,13 @@ class CellRunner:
     """Runs cells of any run against a store; one instance per worker process."""
 
     def __init__(
-        self, store: RunStore, settings: Settings, hostname: str | None = None, loader: Any = None
+        self, store: RunStore, settings: Settings, node: str | None = None, loader: Any = None
     ) -> None:
         self.store = store
         self.settings = settings
-        self.hostname = hostname or socket.gethostname()
+        # "name@host" as Celery names workers; the host part says which machine ran a cell
+        self.node = node or f"local@{socket.gethostname()}"
+        self.hostname = self.node.rpartition("@")[2] or socket.gethostname()
         self.env = worker_environment()
         self._loader = loader or self._load
         self._manifests: dict[str, dict[str, Any]] = {}
@@ -183,12 +185,11 @@ class CellRunner:
         if not todo:
             return counts
         if run_id not in self._noted:
-            self.store.note_worker(
-                run_id, self.hostname, {**self.env, "drift": drift(manifest, self.env)}
-            )
+            info = {**self.env, "host": self.hostname, "drift": drift(manifest, self.env)}
+            self.store.note_worker(run_id, self.node, info)
             self._noted.add(run_id)
         prepared = self._prepare(run_id, manifest)
-        stamp = {**self.env, "host": self.hostname}
+        stamp = {**self.env, "host": self.hostname, "node": self.node}
         moved = drift(manifest, self.env)
         policy = manifest.get("options", {}).get("drift_policy", "warn")
         for cell in todo:

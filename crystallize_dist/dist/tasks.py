@@ -33,8 +33,7 @@ def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
         from crystallize_dist.dist.store import store_for
 
         store = store_for(settings, retries=20)
-        node = (hostname or "").split("@", 1)[-1] or None
-        _runner = CellRunner(store, settings, hostname=node)
+        _runner = CellRunner(store, settings, node=hostname or None)
     return _runner
 
 

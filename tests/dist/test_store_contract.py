@@ -14,9 +14,14 @@ from crystallize_dist.errors import CorruptRecordError, RunNotFoundError, StoreE
 
 
 def record(cond: str, rep: int, status: str = "ok", value: float = 1.0) -> dict[str, Any]:
-    return {"condition": cond, "replicate": rep, "seed": rep, "status": status,
-            "metrics": {"x": [value]} if status == "ok" else {},
-            "error": None if status == "ok" else {"type": "E", "message": "boom"}}
+    return {
+        "condition": cond,
+        "replicate": rep,
+        "seed": rep,
+        "status": status,
+        "metrics": {"x": [value]} if status == "ok" else {},
+        "error": None if status == "ok" else {"type": "E", "message": "boom"},
+    }
 
 
 @pytest.fixture(params=["sqlite", "fakeredis", "redis"])
@@ -78,8 +83,9 @@ def test_first_write_wins_and_counts_duplicates(store: RunStore) -> None:
 def test_batch_put_mixes_new_and_existing(store: RunStore) -> None:
     store.create_run("r1", MANIFEST)
     store.put_record("r1", record("baseline", 0))
-    out = store.put_records("r1", [record("baseline", 0), record("baseline", 1),
-                                   record("t", 1, "error")])
+    out = store.put_records(
+        "r1", [record("baseline", 0), record("baseline", 1), record("t", 1, "error")]
+    )
     assert out == [False, True, True]
     c = store.counters("r1")
     assert (c["ok"], c["failed" if "failed" in c else "error"]) == (2, 1)

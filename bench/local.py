@@ -1,0 +1,237 @@
+"""Local executor benchmark: cells/second, SerialExecution vs ParallelExecution(process).
+
+Two workloads, measured side by side in one run (best of 3 each):
+
+- ``tiny``: the doc-page-000 reproducibility workload (RandomSource + AddRandomStep of
+  examples/quickstart.py, no treatments), 2,000 replicates - measures per-cell overhead;
+- ``cpu``: a CPU-bound numpy cell (repeated matrix products, calibrated to ~20 ms on this
+  machine), ~100 replicates - measures parallel speed-up.
+
+Targets: process >= 0.8 x serial on tiny cells, >= 1.8 x on the 20 ms cells (2 workers).
+BLAS is pinned to one thread per process so "serial" really is one core.
+
+    python bench/local.py            # the full benchmark (about a minute)
+    python bench/local.py --quick    # a smoke run: small sizes, one repeat, no targets
+    python bench/local.py --profile  # also cProfile a serial run of the tiny workload
+
+Other processes on the machine skew the ratios (the process pool needs both cores): the
+load average is printed before and after; compare runs made on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy loads: one BLAS thread per process
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import io  # noqa: E402
+import pstats  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from quickstart import AddRandomStep, RandomSource, seed_everything  # noqa: E402
+
+from crystallize_dist import (  # noqa: E402
+    BasePlugin,
+    DataSource,
+    Experiment,
+    FrozenContext,
+    LoggingPlugin,
+    ParallelExecution,
+    Pipeline,
+    PipelineStep,
+    SeedPlugin,
+    SerialExecution,
+)
+
+WORKERS = 2
+TARGETS = {"tiny": 0.8, "cpu": 1.8}
+
+
+# --- the CPU-bound workload ------------------------------------------------------------------
+class MatrixSource(DataSource):
+    """A random square matrix from the cell's generator."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def fetch(self, ctx: FrozenContext) -> np.ndarray:
+        return ctx.rng.standard_normal((self.size, self.size)) / np.sqrt(self.size)
+
+
+class MatmulStep(PipelineStep):
+    """``iters`` rounds of ``a = tanh(a @ b)``; records the trace of the result."""
+
+    def __init__(self, iters: int) -> None:
+        self.iters = iters
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"iters": self.iters}
+
+    def __call__(self, data: np.ndarray, ctx: FrozenContext) -> tuple[np.ndarray, dict[str, Any]]:
+        a, b = data, data.T.copy()
+        for _ in range(self.iters):
+            a = np.tanh(a @ b)
+        return a, {"trace": float(np.trace(a))}
+
+
+MATRIX_SIZE = 96
+
+
+def calibrate(target_s: float) -> int:
+    """Matrix-product rounds that take about ``target_s`` seconds on this machine."""
+    a = np.random.default_rng(0).standard_normal((MATRIX_SIZE, MATRIX_SIZE))
+    step, iters = MatmulStep(50), 50
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        step(a, None)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - t0)
+    return max(1, round(iters * target_s / best))
+
+
+# --- experiments -------------------------------------------------------------------------------
+def quiet_plugins(executor: BasePlugin) -> list[BasePlugin]:
+    return [
+        SeedPlugin(seed=42, seed_fn=seed_everything),
+        LoggingPlugin(log_level="WARNING"),
+        executor,
+    ]
+
+
+def tiny_experiment(executor: BasePlugin, replicates: int) -> Experiment:
+    """Doc page 000: RandomSource + AddRandomStep, no treatments."""
+    return Experiment(
+        datasource=RandomSource(),
+        pipeline=Pipeline([AddRandomStep()]),
+        plugins=quiet_plugins(executor),
+        replicates=replicates,
+        name="bench_tiny",
+    )
+
+
+def cpu_experiment(executor: BasePlugin, replicates: int, iters: int) -> Experiment:
+    return Experiment(
+        datasource=MatrixSource(MATRIX_SIZE),
+        pipeline=Pipeline([MatmulStep(iters)]),
+        plugins=quiet_plugins(executor),
+        replicates=replicates,
+        name="bench_cpu",
+    )
+
+
+EXECUTORS: dict[str, Callable[[], BasePlugin]] = {
+    "serial": SerialExecution,
+    "process": lambda: ParallelExecution(executor_type="process", max_workers=WORKERS),
+}
+
+
+@dataclass
+class Measurement:
+    workload: str
+    executor: str
+    cells: int
+    seconds: float
+    digest: str
+
+    @property
+    def rate(self) -> float:
+        return self.cells / self.seconds
+
+
+def measure(
+    workload: str, build: Callable[[BasePlugin], Experiment], repeats: int
+) -> dict[str, Measurement]:
+    """Best-of-``repeats`` wall time of a full ``run()`` per executor, interleaved."""
+    best: dict[str, Measurement] = {}
+    for _ in range(repeats):
+        for name, make in EXECUTORS.items():
+            exp = build(make())
+            t0 = time.perf_counter()
+            result = exp.run()
+            seconds = time.perf_counter() - t0
+            cells = exp.replicates * (1 + len(exp.treatments))
+            if name not in best or seconds < best[name].seconds:
+                best[name] = Measurement(workload, name, cells, seconds, result.digest)
+    digests = {m.digest for m in best.values()}
+    if len(digests) != 1:
+        raise SystemExit(f"{workload}: executors disagree on the digest: {digests}")
+    return best
+
+
+def report(results: dict[str, dict[str, Measurement]], check: bool) -> bool:
+    ok = True
+    print(f"{'workload':<10}{'executor':<10}{'cells':>7}{'seconds':>10}{'cells/s':>12}")
+    for per_exec in results.values():
+        for m in per_exec.values():
+            print(f"{m.workload:<10}{m.executor:<10}{m.cells:>7}{m.seconds:>10.3f}{m.rate:>12.1f}")
+    print()
+    for workload, per_exec in results.items():
+        ratio = per_exec["process"].rate / per_exec["serial"].rate
+        target = TARGETS[workload]
+        verdict = ("PASS" if ratio >= target else "MISS") if check else "(quick: not judged)"
+        ok &= ratio >= target or not check
+        print(f"{workload:<6} process/serial = {ratio:5.2f}x  (target >= {target}x)  {verdict}")
+    return ok
+
+
+def profile_tiny(replicates: int) -> None:
+    """cProfile a serial run of the tiny workload (workers run the same per-cell code)."""
+    exp = tiny_experiment(SerialExecution(), replicates)
+    prof = cProfile.Profile()
+    prof.enable()
+    exp.run()
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+    print(f"--- serial tiny workload, {replicates} cells, by cumulative time ---")
+    print(out.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: small, no targets")
+    parser.add_argument("--profile", action="store_true", help="cProfile the tiny workload")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N runs (default 3)")
+    args = parser.parse_args(argv)
+
+    tiny_reps, cpu_reps, repeats, cell_s = (
+        (60, 6, 1, 0.002) if args.quick else (2000, 100, max(1, args.repeats), 0.020)
+    )
+    iters = calibrate(cell_s)
+    print(
+        f"{os.cpu_count()} CPUs, {WORKERS} workers; cpu cell = {iters} x "
+        f"{MATRIX_SIZE}x{MATRIX_SIZE} matmul+tanh (~{cell_s * 1000:.0f} ms); "
+        f"best of {repeats}; load average {os.getloadavg()[0]:.2f}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # the default ArtifactPlugin writes ./data
+        if args.profile:
+            profile_tiny(tiny_reps)
+        results = {
+            "tiny": measure("tiny", lambda ex: tiny_experiment(ex, tiny_reps), repeats),
+            "cpu": measure("cpu", lambda ex: cpu_experiment(ex, cpu_reps, iters), repeats),
+        }
+        os.chdir(ROOT)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    ok = report(results, check=not args.quick)
+    return 0 if ok or not args.strict else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""The distributed engine end to end: CLI subprocesses, real redis-server, real workers.
+
+Every run's digest is compared with a SerialExecution run of the same experiment and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from workers import ROOT, Worker, run_cli
+
+from crystallize_dist import SerialExecution, load_experiment
+from crystallize_dist.config import Settings
+from crystallize_dist.dist.coordinator import enqueue
+from crystallize_dist.dist.results import load_result, run_status, wait_for
+from crystallize_dist.dist.store import open_store
+from crystallize_dist.errors import RunTimeoutError
+
+EXAMPLES = ROOT / "examples"
+SEED = 7
+REFS = [str(p) for p in sorted(EXAMPLES.glob("*.py"))] + [
+    str(p.parent) for p in sorted(EXAMPLES.glob("*/config.yaml"))
+]
+_serial: dict[str, str] = {}
+
+
+def serial_digest(ref: str, seed: int = SEED, replicates: int | None = None) -> str:
+    key = f"{ref}|{seed}|{replicates}"
+    if key not in _serial:
+        exp, _ = load_experiment(ref)
+        serial = SerialExecution()
+        exp.plugins.append(serial)
+        try:
+            _serial[key] = exp.run(seed=seed, replicates=replicates).digest
+        finally:
+            exp.plugins.remove(serial)
+    return _serial[key]
+
+
+@pytest.fixture(scope="module")
+def broker(redis_server: object) -> Iterator[str]:
+    url: str = redis_server.url  # type: ignore[attr-defined]
+    redis.Redis.from_url(url).flushall()
+    yield url
+
+
+@pytest.fixture(scope="module")
+def workers2(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One worker with 2 prefork processes, for the module."""
+    logs = tmp_path_factory.mktemp("logs")
+    worker = Worker(broker, logs, name="pair", concurrency=2, cwd=logs).wait_ready()
+    yield worker
+    worker.stop()
+
+
+def submit_json(ref: str, broker: str, cwd: Path, *extra: str) -> tuple[str, dict[str, object]]:
+    out = run_cli(
+        "submit",
+        ref,
+        "--wait",
+        "--format",
+        "json",
+        "--seed",
+        str(SEED),
+        "--no-progress",
+        "--timeout",
+        "120",
+        *extra,
+        broker_url=broker,
+        cwd=cwd,
+    )
+    assert out.returncode == 0, out.stderr
+    run_id, _, text = out.stdout.partition("\n")
+    return run_id.strip(), json.loads(text)
+
+
+@pytest.mark.parametrize("ref", REFS, ids=lambda r: Path(r).name)
+def test_every_example_matches_serial_and_result_reads_back(
+    ref: str, broker: str, workers2: Worker, tmp_path: Path
+) -> None:
+    run_id, submitted = submit_json(ref, broker, tmp_path)
+    assert submitted["digest"] == serial_digest(ref)
+    assert submitted["provenance"]["run_id"] == run_id  # type: ignore[index]
+    # A new process, after the submitter exited, reads the same result.
+    again = run_cli("result", run_id, "--format", "json", broker_url=broker, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == submitted
+
+
+@pytest.mark.parametrize("layout", ["1x1-prefork", "3x1-prefork", "1x2-threads", "1x1-solo"])
+def test_same_digest_with_any_number_of_workers_and_pools(
+    layout: str, broker: str, tmp_path: Path
+) -> None:
+    count, conc_pool = layout.split("x")
+    conc, pool = conc_pool.split("-")
+    queue = f"q-{layout}"
+    workers = [
+        Worker(
+            broker,
+            tmp_path,
+            name=f"{layout}-{i}",
+            concurrency=int(conc),
+            pool=pool,
+            cwd=tmp_path,
+            env={"CRYSTALLIZE_DIST_QUEUE": queue},
+        )
+        for i in range(int(count))
+    ]
+    try:
+        for w in workers:
+            w.wait_ready()
+        # threads share the global random / numpy generators: use an experiment whose steps
+        # draw from the per-cell ctx.rng, as the threads pool requires
+        ref = str(EXAMPLES / ("train_eval.py" if pool == "threads" else "quickstart.py"))
+        out = run_cli(
+            "submit",
+            ref,
+            "--wait",
+            "--format",
+            "json",
+            "--seed",
+            str(SEED),
+            "--no-progress",
+            broker_url=broker,
+            cwd=tmp_path,
+            env={"CRYSTALLIZE_DIST_QUEUE": queue},
+        )
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout.partition("\n")[2])
+        assert result["digest"] == serial_digest(ref)
+        nodes = {c["worker"]["node"] for c in result["provenance"]["cells"].values()}
+        assert nodes <= {f"{layout}-{i}@{w.host}" for i, w in enumerate(workers)}
+        if int(count) == 3:
+            assert len(nodes) >= 2, nodes  # the cells really were spread over workers
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_celery_execution_from_python_matches_serial(
+    broker: str, workers2: Worker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from crystallize_dist import CeleryExecution
+
+    monkeypatch.chdir(tmp_path)
+    ref = str(EXAMPLES / "quickstart.py")
+    exp, _ = load_experiment(ref)
+    plugin = CeleryExecution(broker_url=broker, timeout=120)
+    exp.plugins.append(plugin)
+    try:
+        result = exp.run(seed=SEED)
+    finally:
+        exp.plugins.remove(plugin)
+    assert result.digest == serial_digest(ref)
+    assert result.provenance["run_id"] == plugin.run_id
+    assert result.provenance["executor"] == "celery"
+
+
+def test_local_matches_serial(tmp_path: Path) -> None:
+    ref = str(EXAMPLES / "quickstart.py")
+    out = run_cli(
+        "submit",
+        ref,
+        "--local",
+        "--workers",
+        "2",
+        "--format",
+        "json",
+        "--seed",
+        str(SEED),
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    run_id, _, text = out.stdout.partition("\n")
+    assert json.loads(text)["digest"] == serial_digest(ref)
+    # status / result / list work on the embedded store from a new process
+    status = run_cli("status", run_id.strip(), "--local", "--json", cwd=tmp_path)
+    assert json.loads(status.stdout)["finished"] is True
+    again = run_cli("result", run_id.strip(), "--local", "--format", "json", cwd=tmp_path)
+    assert json.loads(again.stdout) == json.loads(text)
+
+
+def test_a_task_published_twice_counts_a_duplicate_and_keeps_the_digest(
+    broker: str, workers2: Worker, tmp_path: Path
+) -> None:
+    ref = str(EXAMPLES / "quickstart.py")
+    run_id, first = submit_json(ref, broker, tmp_path)
+    settings = Settings.from_env({}, broker_url=broker)
+    store = open_store(broker)
+    manifest = store.manifest(run_id)
+    from crystallize_dist.core.plan import RunPlan
+
+    cell = next(RunPlan.from_dict(manifest["plan"]).cells())
+    enqueue(settings, run_id, [cell])
+    deadline = time.time() + 30
+    while run_status(store, run_id).duplicates < 1 and time.time() < deadline:
+        time.sleep(0.1)
+    result = load_result(store, run_id)
+    assert result.digest == first["digest"] == serial_digest(ref)
+    assert result.provenance["cells"][f"{cell.condition}:0"]["duplicates"] == 1
+    assert run_status(store, run_id).duplicates == 1
+
+
+def test_resume_after_lost_tasks_completes_with_the_same_digest(
+    broker: str, tmp_path: Path
+) -> None:
+    ref = str(EXAMPLES / "quickstart.py")
+    queue = "q-resume"
+    env = {"CRYSTALLIZE_DIST_QUEUE": queue}
+    out = run_cli("submit", ref, "--seed", str(SEED), broker_url=broker, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.split()[0]
+    client = redis.Redis.from_url(broker)
+    assert client.llen(queue) == 40
+    lost = client.rpop(queue, 7)  # seven messages vanish from the broker
+    assert lost is not None and len(lost) == 7
+    worker = Worker(broker, tmp_path, name="resumer", concurrency=2, cwd=tmp_path, env=env)
+    try:
+        worker.wait_ready()
+        store = open_store(broker)
+        with pytest.raises(RunTimeoutError):
+            wait_for(store, run_id, timeout=8)
+        status = run_status(store, run_id)
+        assert status.pending == 7 and status.done == 33
+        out = run_cli("resume", run_id, "--wait", broker_url=broker, cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        assert "7 cells" in out.stdout
+        assert load_result(store, run_id).digest == serial_digest(ref)
+        assert load_result(store, run_id).provenance["resumes"] == 1
+    finally:
+        worker.stop()
