@@ -135,7 +135,7 @@ def _print_result(result: Any, fmt: str, output: str | None = None) -> None:
     if output:
         Path(output).write_text(text)
     else:
-        click.echo(text)
+        click.echo(text, nl=not text.endswith("\n"))
 
 
 @main.command()
@@ -303,12 +303,28 @@ def worker(
 @click.argument("run_id")
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(run_id: str, broker: str | None, local: bool, as_json: bool) -> None:
+@click.option(
+    "--lost/--no-lost",
+    default=None,
+    help="Look for pending cells with no task message left in the broker "
+    "(default: when the queue holds at most 20,000 messages).",
+)
+def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bool | None) -> None:
     """Cells done / failed / pending per condition, attempts, workers, elapsed and ETA."""
+    from crystallize_dist.dist.broker import SCAN_LIMIT, queue_size
     from crystallize_dist.dist.report import status_table
-    from crystallize_dist.dist.results import run_status
+    from crystallize_dist.dist.results import lost_cells, run_status
 
-    st = run_status(_store(_settings(broker), local), run_id)
+    settings = _settings(broker)
+    store = _store(settings, local)
+    st = run_status(store, run_id)
+    if (
+        not local
+        and st.pending > 0
+        and not st.cancelled
+        and (lost or (lost is None and queue_size(settings) <= SCAN_LIMIT))
+    ):
+        st.extra["lost"] = lost_cells(store, settings, run_id)
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2))
     else:
@@ -406,6 +422,29 @@ def resume(
         run_local(run_id, todo, store=store, settings=settings, workers=workers)
     elif wait:
         wait_for(store, run_id)
+
+
+@main.command()
+@click.argument("run_id")
+@store_options
+@click.option(
+    "--cells", "count", type=int, help="Replay the first K recorded cells (canonical order)."
+)
+@click.option("--all", "every", is_flag=True, help="Replay every recorded cell (the default).")
+def replay(run_id: str, broker: str | None, local: bool, count: int | None, every: bool) -> None:
+    """Re-run recorded cells here with the run's seeds and compare their metrics digests.
+
+    Prints one line per mismatch and "N matches, M mismatches"; exit code 1 on a mismatch.
+    """
+    from crystallize_dist.dist.replay import replay_run
+
+    if every and count is not None:
+        raise InvalidOptionError("--cells and --all exclude each other")
+    settings = _settings(broker)
+    report = replay_run(run_id, store=_store(settings, local), settings=settings, cells=count)
+    for line in report.lines():
+        click.echo(line)
+    report.check()
 
 
 def run() -> None:  # pragma: no cover - console script shim

@@ -10,6 +10,8 @@ CRYSTALLIZE_DIST_QUEUE                 queue                       crystallize
 CRYSTALLIZE_DIST_CELL_TIME_LIMIT       cell_time_limit (s)         3600
 CRYSTALLIZE_DIST_VISIBILITY_TIMEOUT    visibility_timeout (s)      3900
 CRYSTALLIZE_DIST_MAX_ATTEMPTS          max_attempts                3
+CRYSTALLIZE_DIST_RETRIES               retries                     0
+CRYSTALLIZE_DIST_MAX_RECORD_BYTES      max_record_bytes            16777216 (16 MiB)
 CRYSTALLIZE_DIST_RESULT_TTL            result_ttl (s)              2592000 (30 days)
 CRYSTALLIZE_DIST_SECRET                secret (bundle HMAC key)    unset
 CRYSTALLIZE_DIST_DRIFT_POLICY          drift_policy                warn
@@ -39,14 +41,15 @@ def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (safe to print and store)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        port = parts.port
+    except ValueError:  # a malformed URL (bad port, unbalanced brackets): redact by pattern
         return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
     if parts.password is None:
         return url
     user = parts.username or ""
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
@@ -58,6 +61,10 @@ def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
             f"{what} '{redact(url)}' has scheme '{scheme or '(none)'}'; "
             f"use {' or '.join(s + '://' for s in schemes)}"
         )
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a malformed port or host
+    except ValueError as exc:
+        raise InvalidOptionError(f"{what} '{redact(url)}' is malformed: {exc}") from None
     return url
 
 
@@ -71,6 +78,18 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> An
         raise InvalidOptionError(f"{C.ENV_PREFIX}{name}={raw!r} is not a {cast.__name__}") from None
 
 
+def task_limits(cell_time_limit: float, cells: int = 1) -> tuple[float, float]:
+    """Celery's (soft, hard) time limits for a task of ``cells`` cells.
+
+    Each cell has its own deadline (``cell_time_limit``, raised inside the cell by the
+    runner); Celery's soft limit comes a grace period later and its hard limit - which kills
+    the pool process - one more grace period after that.
+    """
+    grace = max(1.0, min(30.0, cell_time_limit / 2))
+    budget = cell_time_limit * cells
+    return budget + grace, budget + 2 * grace
+
+
 @dataclass(frozen=True, repr=False)
 class Settings:
     """Where the broker and store are and how cells are run (see the module table)."""
@@ -82,6 +101,8 @@ class Settings:
     cell_time_limit: float = C.DEFAULT_CELL_TIME_LIMIT
     visibility_timeout: float = C.DEFAULT_VISIBILITY_TIMEOUT
     max_attempts: int = C.DEFAULT_MAX_ATTEMPTS
+    retries: int = C.DEFAULT_RETRIES
+    max_record_bytes: int = C.DEFAULT_MAX_RECORD_BYTES
     result_ttl: int = C.DEFAULT_RESULT_TTL
     secret: str | None = None
     drift_policy: str = "warn"
@@ -92,13 +113,17 @@ class Settings:
             check_url(self.store_url, STORE_SCHEMES, "store URL")
         if self.cell_time_limit <= 0:
             raise InvalidOptionError(f"cell_time_limit must be > 0, got {self.cell_time_limit}")
-        if self.visibility_timeout <= self.cell_time_limit:
+        hard = self.task_limits()[1]
+        if self.visibility_timeout <= hard:
             raise InvalidOptionError(
-                f"visibility_timeout ({self.visibility_timeout}s) must be longer than the cell "
-                f"time limit ({self.cell_time_limit}s), or running cells get delivered twice"
+                f"visibility_timeout ({self.visibility_timeout:g}s) must be longer than a "
+                f"one-cell task's hard time limit ({hard:g}s for a cell time limit of "
+                f"{self.cell_time_limit:g}s), or running cells get delivered twice"
             )
         if self.max_attempts < 1:
             raise InvalidOptionError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.retries < 0:
+            raise InvalidOptionError(f"retries must be >= 0, got {self.retries}")
         if self.drift_policy not in DRIFT_POLICIES:
             raise InvalidOptionError(
                 f"drift_policy must be one of {DRIFT_POLICIES}, got {self.drift_policy!r}"
@@ -119,17 +144,17 @@ class Settings:
                 env, "VISIBILITY_TIMEOUT", C.DEFAULT_VISIBILITY_TIMEOUT, float
             ),
             "max_attempts": _number(env, "MAX_ATTEMPTS", C.DEFAULT_MAX_ATTEMPTS, int),
+            "retries": _number(env, "RETRIES", C.DEFAULT_RETRIES, int),
+            "max_record_bytes": _number(env, "MAX_RECORD_BYTES", C.DEFAULT_MAX_RECORD_BYTES, int),
             "result_ttl": _number(env, "RESULT_TTL", C.DEFAULT_RESULT_TTL, int),
             "secret": env.get(p + "SECRET") or None,
             "drift_policy": env.get(p + "DRIFT_POLICY") or "warn",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if (
-            "cell_time_limit" in overrides
-            and "visibility_timeout" not in overrides
-            and values["visibility_timeout"] <= values["cell_time_limit"]
-        ):
-            values["visibility_timeout"] = values["cell_time_limit"] + 300
+        if not (overrides.get("visibility_timeout") or env.get(p + "VISIBILITY_TIMEOUT")):
+            # not chosen by the user: keep it longer than a one-cell task can live
+            hard = task_limits(float(values["cell_time_limit"]))[1]
+            values["visibility_timeout"] = max(values["visibility_timeout"], hard + 240)
         return cls(**values)
 
     def __repr__(self) -> str:
@@ -140,6 +165,10 @@ class Settings:
         if self.secret:
             shown["secret"] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    def task_limits(self, cells: int = 1) -> tuple[float, float]:
+        """Celery's (soft, hard) time limits for a task of ``cells`` cells."""
+        return task_limits(self.cell_time_limit, cells)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -163,6 +192,8 @@ class Settings:
             p + "CELL_TIME_LIMIT": str(self.cell_time_limit),
             p + "VISIBILITY_TIMEOUT": str(self.visibility_timeout),
             p + "MAX_ATTEMPTS": str(self.max_attempts),
+            p + "RETRIES": str(self.retries),
+            p + "MAX_RECORD_BYTES": str(self.max_record_bytes),
             p + "RESULT_TTL": str(self.result_ttl),
             p + "DRIFT_POLICY": self.drift_policy,
         }

@@ -111,6 +111,10 @@ DEFAULT_VISIBILITY_TIMEOUT = 3900.0
 DEFAULT_RESULT_TTL = 30 * 24 * 3600
 #: deliveries of one cell before it is recorded as failed with "worker lost".
 DEFAULT_MAX_ATTEMPTS = 3
+#: extra runs of a cell whose code raised, before its error is recorded.
+DEFAULT_RETRIES = 0
+#: bytes: largest cell record stored; a bigger one becomes a RecordTooLargeError cell error.
+DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 #: records fetched per round trip when streaming a run's records.
 DEFAULT_PAGE_SIZE = 2000
 #: bytes: largest code bundle ``submit`` will pack.

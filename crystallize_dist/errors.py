@@ -13,8 +13,10 @@
     ├── ExperimentLoadError             an experiment reference does not import or is not one
     ├── UnpicklableExperimentError      the process executor cannot pickle the experiment
     ├── CellError                       a failed cell, rebuilt from its JSON record
+    ├── CellTimeoutError                a cell ran longer than its time limit
     ├── CodeMismatchError               a worker's code differs from what was submitted
     ├── BundleError                     a code bundle is missing, too big, unsigned or tampered
+    ├── ReplayMismatchError             replayed cells differ from their stored records
     ├── BrokerError                     the broker cannot be reached or refused us
     ├── RunTimeoutError                 a run did not finish within the time waited for it
     ├── StoreError                      the run store cannot be used
@@ -149,12 +151,20 @@ class StepCellError(CellError, PipelineExecutionError):
         self.original_exception = CellError(original_message, error_type=original_type)
 
 
+class CellTimeoutError(CrystallizeError):
+    """Raised inside a cell that runs longer than the cell time limit."""
+
+
 class CodeMismatchError(CrystallizeError):
     """Raised when a worker's experiment code differs from the submitted fingerprint."""
 
 
 class BundleError(CrystallizeError):
     """Raised when a code bundle is missing, too large, unsigned or tampered with."""
+
+
+class ReplayMismatchError(CrystallizeError):
+    """Raised by ``replay`` when a re-run cell differs from its stored record."""
 
 
 class BrokerError(CrystallizeError, ConnectionError):

@@ -10,8 +10,7 @@ from celery import Celery
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 
-#: seconds added to the soft time limit before the hard limit kills the pool process.
-HARD_LIMIT_GRACE = 30.0
+
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -46,8 +45,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": None,
         "task_store_errors_even_if_ignored": False,
         "task_default_queue": settings.queue,
-        "task_soft_time_limit": settings.cell_time_limit,
-        "task_time_limit": settings.cell_time_limit + HARD_LIMIT_GRACE,
+        "task_soft_time_limit": settings.task_limits()[0],
+        "task_time_limit": settings.task_limits()[1],
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "worker_send_task_events": False,

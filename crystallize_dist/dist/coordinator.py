@@ -14,7 +14,7 @@ from crystallize_dist.config import Settings
 from crystallize_dist.core.experiment import Experiment, RunSpec, check_replicates
 from crystallize_dist.core.loading import ExperimentRef, load_experiment
 from crystallize_dist.core.plan import Cell, RunPlan
-from crystallize_dist.dist.manifest import build_manifest, new_run_id
+from crystallize_dist.dist.manifest import build_manifest, new_run_id, run_options
 from crystallize_dist.dist.messages import cell_message, task_id
 from crystallize_dist.dist.store import RunStore, cell_key
 from crystallize_dist.errors import CodeMismatchError, InvalidOptionError
@@ -79,7 +79,6 @@ def enqueue(
     app = app or app_for(settings)
     groups = batches(cells, max(1, cells_per_task))
     task = app.tasks[C.TASK_RUN_CELLS]
-    limit = settings.cell_time_limit
     with app.producer_or_acquire() as producer:
         for group in groups:
             task.apply_async(
@@ -87,8 +86,8 @@ def enqueue(
                 task_id=task_id(run_id, group),
                 producer=producer,
                 queue=settings.queue,
-                soft_time_limit=limit * len(group),
-                time_limit=limit * len(group) + 30,
+                soft_time_limit=settings.task_limits(len(group))[0],
+                time_limit=settings.task_limits(len(group))[1],
             )
     return len(groups)
 
@@ -125,15 +124,7 @@ def submit(
     """Load, plan, write the manifest and (unless ``local``) enqueue every cell."""
     experiment, ref = load_experiment(ref_text, base)
     spec = plan_run(experiment, treatments=treatments, replicates=replicates, seed=seed)
-    options = {
-        "cells_per_task": cells_per_task,
-        "local": local,
-        "workers": workers,
-        "drift_policy": settings.drift_policy,
-        "max_attempts": settings.max_attempts,
-        "cell_time_limit": settings.cell_time_limit,
-        "queue": settings.queue,
-    }
+    options = run_options(settings, cells_per_task=cells_per_task, local=local, workers=workers)
     from crystallize_dist.dist.bundle import attach_bundle
 
     manifest = create_run(
@@ -151,25 +142,19 @@ def submit(
 
 
 def missing_cells(store: RunStore, run_id: str, *, include_failed: bool = False) -> list[Cell]:
-    """Cells of a run without a record (and failed ones when asked), canonical order."""
-    manifest = store.manifest(run_id)
-    plan = RunPlan.from_dict(manifest["plan"])
-    cells = list(plan.cells())
-    have = store.has_records(run_id, [cell_key(c.condition, c.replicate) for c in cells])
-    todo = [c for c, done in zip(cells, have, strict=True) if not done]
-    if include_failed:
-        failed = [
-            c
-            for c, done in zip(cells, have, strict=True)
-            if done
-            and (store.get_record(run_id, c.condition, c.replicate) or {}).get("status") != "ok"
-        ]
-        if failed:
-            store.delete_records(run_id, [cell_key(c.condition, c.replicate) for c in failed])
-        todo = sorted(
-            todo + failed, key=lambda c: (c.replicate, plan.conditions.index(c.condition))
-        )
-    return todo
+    """Cells of a run without a record - and, with ``include_failed``, failed ones, whose
+    records are deleted so they can run again - in canonical order."""
+    plan = RunPlan.from_dict(store.manifest(run_id)["plan"])
+    recorded: dict[str, str] = {
+        cell_key(r["condition"], r["replicate"]): r["status"] for r in store.iter_records(run_id)
+    }
+    failed = [k for k, status in recorded.items() if status != "ok"] if include_failed else []
+    if failed:
+        store.delete_records(run_id, failed)
+    again = set(failed)
+    return [c for c in plan.cells()
+            if cell_key(c.condition, c.replicate) not in recorded
+            or cell_key(c.condition, c.replicate) in again]
 
 
 def resume(

@@ -74,6 +74,7 @@ class CeleryExecution(BasePlugin):
         self, experiment: Experiment, replicate_fn: Callable[[int], Any]
     ) -> list[dict[str, Any]]:
         from crystallize_dist.dist.coordinator import create_run, enqueue
+        from crystallize_dist.dist.manifest import run_options
         from crystallize_dist.dist.results import wait_for
         from crystallize_dist.dist.store import store_for
 
@@ -84,14 +85,10 @@ class CeleryExecution(BasePlugin):
         ref, text = self._ref(experiment)
         store = store_for(settings)
         try:
-            options = {
-                "cells_per_task": self.cells_per_task,
-                "local": False,
-                "drift_policy": settings.drift_policy,
-                "max_attempts": settings.max_attempts,
-                "cell_time_limit": settings.cell_time_limit,
-                "queue": settings.queue,
-            }
+            options = run_options(settings, cells_per_task=self.cells_per_task, local=False)
+            from crystallize_dist.dist.bundle import attach_bundle
+
+            options = attach_bundle(options, ref, store, settings)
             manifest = create_run(store, experiment, ref, text, spec, options)
             self.run_id = manifest["run_id"]
             enqueue(settings, self.run_id, list(spec.plan.cells()), self.cells_per_task)

@@ -9,12 +9,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from crystallize_dist.config import Settings
 from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.core.environment import git_state, host_environment, package_version
 from crystallize_dist.core.experiment import Experiment, RunSpec
 from crystallize_dist.core.loading import ExperimentRef
 
 MANIFEST_VERSION = 1
+
+
+def run_options(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The options a run is submitted with (stored in its manifest, read by workers)."""
+    return {
+        "drift_policy": settings.drift_policy,
+        "max_attempts": settings.max_attempts,
+        "retries": settings.retries,
+        "cell_time_limit": settings.cell_time_limit,
+        "queue": settings.queue,
+        **extra,
+    }
 
 
 def new_run_id() -> str:

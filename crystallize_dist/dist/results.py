@@ -194,3 +194,22 @@ def wait_for(
                 f"after {timeout:.0f}s; check workers with `crystallize-dist status {run_id}`"
             )
         time.sleep(poll)
+
+
+def lost_cells(store: RunStore, settings: Settings, run_id: str) -> list[str]:
+    """Cells without a record and without a task message anywhere in the broker: nothing
+    will run them until ``resume``. (A message moving from the queue to a worker is briefly
+    in neither place, so a cell can show as lost for an instant.)"""
+    from crystallize_dist.dist.broker import queued_cells
+
+    plan = RunPlan.from_dict(store.manifest(run_id)["plan"])
+    keys = [f"{c.condition}:{c.replicate}" for c in plan.cells()]
+    have = store.has_records(run_id, keys)
+    pending = [k for k, done in zip(keys, have, strict=True) if not done]
+    if not pending:
+        return []
+    queued = queued_cells(settings, run_id)
+    # re-check records: a cell may have finished while the queue was being read
+    again = store.has_records(run_id, [k for k in pending if k not in queued])
+    return [k for k, done in zip([k for k in pending if k not in queued], again, strict=True)
+            if not done]

@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from crystallize_dist.config import Settings
-from crystallize_dist.core.cell import STATUS_ERROR, run_cell
+from crystallize_dist.core.cell import STATUS_ERROR, STATUS_OK, run_cell
 from crystallize_dist.core.environment import versions
 from crystallize_dist.core.experiment import Experiment
 from crystallize_dist.core.loading import ExperimentRef, load_ref
 from crystallize_dist.core.plan import Cell, RunPlan
+from crystallize_dist.core.canonical import dumps
+from crystallize_dist.dist.deadline import cell_deadline
 from crystallize_dist.dist.messages import check_cells
 from crystallize_dist.dist.store.base import RunStore, cell_key
 from crystallize_dist.errors import CodeMismatchError
@@ -165,15 +167,50 @@ class CellRunner:
         return exp
 
     # -- the work -------------------------------------------------------------------------------
+    def _execute(self, experiment: Experiment, cell: Cell, options: Mapping[str, Any]
+                 ) -> dict[str, Any]:
+        """Run a cell under its time limit, re-running it up to ``retries`` times while it
+        raises; the last record is kept with ``tries`` set."""
+        retries = int(options.get("retries", self.settings.retries))
+        limit = float(options.get("cell_time_limit", self.settings.cell_time_limit))
+        for tries in range(1, retries + 2):
+            with cell_deadline(limit):
+                record = run_cell(experiment, cell)
+            if record["status"] == STATUS_OK:
+                break
+            error = record["error"]
+            if (error.get("original") or {}).get("type") == "CellTimeoutError":
+                # say what happened, not which step happened to be running
+                error["type"], error["message"] = "CellTimeoutError", error["original"]["message"]
+                break  # a cell that ran out of time is not retried
+        record["tries"] = tries
+        return record
+
+    def _check_size(self, record: dict[str, Any], cell: Cell) -> dict[str, Any]:
+        size = len(dumps(record))
+        if size <= self.settings.max_record_bytes:
+            return record
+        big = max(record.get("metrics", {}).items(), key=lambda kv: len(dumps(kv[1])),
+                  default=("?", None))[0]
+        return error_record(
+            cell, "RecordTooLargeError",
+            f"cell record is {size / 1e6:.1f} MB, over the {self.settings.max_record_bytes / 1e6:.1f}"
+            f" MB limit (largest metric: '{big}'); record summaries, write big data as artifacts",
+            worker=record.get("worker", {}))
+
+    def unfinished(self, run_id: str, raw_cells: list[Any]) -> list[Cell]:
+        """The cells of a message that have no record (after its task was killed)."""
+        manifest = self.manifest(run_id)
+        cells = check_cells(raw_cells, RunPlan.from_dict(manifest["plan"]), run_id)
+        have = self.store.has_records(run_id, [cell_key(c.condition, c.replicate) for c in cells])
+        return [c for c, done in zip(cells, have, strict=True) if not done]
+
     def run(self, run_id: str, raw_cells: list[Any]) -> dict[str, int]:
         """Run one message's cells; returns counts of what happened to them."""
         manifest = self.manifest(run_id)
         plan = RunPlan.from_dict(manifest["plan"])
         cells = check_cells(raw_cells, plan, run_id)
         counts = {"ran": 0, "duplicates": 0, "lost": 0, "cancelled": 0}
-        if self.store.cancelled(run_id):
-            counts["cancelled"] = len(cells)
-            return counts
         have = self.store.has_records(run_id, [cell_key(c.condition, c.replicate) for c in cells])
         todo = []
         for cell, done in zip(cells, have, strict=True):
@@ -191,35 +228,37 @@ class CellRunner:
         prepared = self._prepare(run_id, manifest)
         stamp = {**self.env, "host": self.hostname, "node": self.node}
         moved = drift(manifest, self.env)
-        policy = manifest.get("options", {}).get("drift_policy", "warn")
+        options = manifest.get("options", {})
+        policy = options.get("drift_policy", "warn")
+        limit = int(options.get("max_attempts", self.settings.max_attempts))
         for cell in todo:
             key = cell_key(cell.condition, cell.replicate)
-            attempt = self.store.note_attempt(run_id, key)
-            limit = int(manifest.get("options", {}).get("max_attempts", self.settings.max_attempts))
+            attempt, cancelled = self.store.start_cell(run_id, key)
+            if cancelled:  # no new cell starts once a run is cancelled
+                counts["cancelled"] += 1
+                continue
             if attempt > limit:
                 record = error_record(
-                    cell,
-                    "WorkerLostError",
-                    f"worker lost: cell {key} was started {attempt - 1} times and its worker "
-                    f"died each time (limit {limit}); recorded as failed",
-                )
+                    cell, "WorkerLostError",
+                    f"worker lost: cell {key} was started {attempt - 1} times and never "
+                    f"finished - its process died or was killed at the hard time limit "
+                    f"({self.settings.task_limits()[1]:g}s) each time (limit {limit}); "
+                    "recorded as failed")
                 counts["lost"] += 1
             elif prepared.experiment is None:
                 assert prepared.failure is not None
                 record = error_record(cell, *prepared.failure)
             elif moved and policy == "refuse":
                 record = error_record(
-                    cell,
-                    "EnvironmentDriftError",
+                    cell, "EnvironmentDriftError",
                     "worker environment differs from the submitter's: "
-                    + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()),
-                )
+                    + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()))
             else:
-                record = run_cell(prepared.experiment, cell)
+                record = self._execute(prepared.experiment, cell, options)
                 counts["ran"] += 1
             record["worker"] = {**record.get("worker", {}), **stamp}
             record["attempt"] = attempt
             if moved:
                 record["drift"] = moved
-            self.store.put_record(run_id, record)
+            self.store.put_record(run_id, self._check_size(record, cell))
         return counts

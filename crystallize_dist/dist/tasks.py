@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_process_init
 
 from crystallize_dist import constants as C
@@ -37,11 +38,42 @@ def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
     return _runner
 
 
+class CellTask(Task):
+    """Puts back the unfinished cells of a task its hard time limit killed.
+
+    Celery acks such a message and moves on; its cells go back to the queue, where the
+    attempt count bounds them (a cell killed ``max_attempts`` times is recorded as failed).
+    A process that died without Celery noticing also ends this way.
+    """
+
+    settings: Settings
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if not isinstance(exc, TimeLimitExceeded):
+            return
+        try:
+            run_id, cells = parse_message(args, kwargs)
+            rest = runner_for(self.settings, None).unfinished(run_id, cells)
+            if rest:
+                from crystallize_dist.dist.coordinator import enqueue
+
+                enqueue(self.settings, run_id, rest, len(rest), app=self.app)
+        except Exception as err:  # never let bookkeeping crash the worker's main process
+            _log.error("task %s: could not re-enqueue after its time limit: %s", task_id, err)
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Register ``run_cells`` on ``app``."""
 
     @app.task(
         name=C.TASK_RUN_CELLS,
+        # not shared: a shared task would be copied into every app created later, so a
+        # second app's run_cells would run with the first app's settings (broker, store)
+        shared=False,
+        base=CellTask,
+        settings=settings,
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,

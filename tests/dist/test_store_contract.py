@@ -94,14 +94,23 @@ def test_batch_put_mixes_new_and_existing(store: RunStore) -> None:
 
 def test_attempts_count_per_cell(store: RunStore) -> None:
     store.create_run("r1", MANIFEST)
-    assert store.note_attempt("r1", "baseline:0") == 1
-    assert store.note_attempt("r1", "baseline:0") == 2
-    assert store.note_attempt("r1", "t:0") == 1
+    assert store.start_cell("r1", "baseline:0") == (1, False)
+    assert store.start_cell("r1", "baseline:0") == (2, False)
+    assert store.start_cell("r1", "t:0") == (1, False)
     assert store.attempts("r1") == {"baseline:0": 2, "t:0": 1}
     assert store.counters("r1")["attempts"] == 3
     store.put_record("r1", record("baseline", 0))
     (rec,) = list(store.iter_records("r1"))
     assert rec["attempts"] == 2
+
+
+def test_start_cell_reports_cancellation_atomically(store: RunStore) -> None:
+    store.create_run("r1", MANIFEST)
+    assert store.start_cell("r1", "baseline:0") == (1, False)
+    store.update_state("r1", cancelled=True)
+    assert store.start_cell("r1", "baseline:1") == (1, True)
+    store.update_state("r1", cancelled=False)
+    assert store.start_cell("r1", "baseline:2") == (1, False)
 
 
 def test_iter_records_pages_through_everything(store: RunStore) -> None:
@@ -169,4 +178,12 @@ def test_corrupted_record_is_a_clear_error(store: RunStore) -> None:
         assert isinstance(store, RedisStore)
         store.r.hset("cdist:run:{r1}:records", "baseline:0", "{not json")
     with pytest.raises(CorruptRecordError, match="baseline:0"):
-        list(store.iter_records("r1"))
+        store.get_record("r1", "baseline", 0)
+    # streaming flags the damaged cell as failed instead of hiding every other record
+    store.put_record("r1", record("baseline", 1))
+    by_cell = {(r["condition"], r["replicate"]): r for r in store.iter_records("r1")}
+    assert by_cell[("baseline", 1)]["status"] == "ok"
+    bad = by_cell[("baseline", 0)]
+    assert bad["status"] == "error" and bad["error"]["type"] == "CorruptRecordError"
+    assert "baseline:0" in bad["error"]["message"]
+    assert store.delete_records("r1", ["baseline:0"]) == 1

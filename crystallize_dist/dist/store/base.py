@@ -37,6 +37,20 @@ def decode_record(raw: str | bytes, where: str) -> dict[str, Any]:
     return rec
 
 
+def decode_or_flag(raw: str | bytes, key: str, where: str) -> dict[str, Any]:
+    """A stored record, or - when it is corrupt - a failed-cell record that says so, so one
+    damaged record never hides the others (``resume --retry-failed`` re-runs it)."""
+    try:
+        return decode_record(raw, where)
+    except CorruptRecordError as exc:
+        condition, replicate = split_key(key)
+        return {
+            "condition": condition, "replicate": replicate, "seed": None, "status": "error",
+            "metrics": {}, "error": {"type": "CorruptRecordError", "message": str(exc),
+                                     "traceback": ""},
+        }
+
+
 def decode_json(raw: str | bytes | None, where: str) -> Any:
     if raw is None:
         return None
@@ -99,8 +113,9 @@ class RunStore(ABC):
 
     # -- counters ------------------------------------------------------------------------------
     @abstractmethod
-    def note_attempt(self, run_id: str, key: str) -> int:
-        """Count a delivery that starts running cell ``key``; returns its attempt number."""
+    def start_cell(self, run_id: str, key: str) -> tuple[int, bool]:
+        """Count a delivery that is about to run cell ``key``; returns its attempt number and,
+        read in the same atomic step, whether the run is cancelled (then it must not run)."""
 
     @abstractmethod
     def note_duplicate(self, run_id: str, key: str) -> None:

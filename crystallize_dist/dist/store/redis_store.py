@@ -19,7 +19,7 @@ from redis.retry import Retry
 from crystallize_dist import constants as C
 from crystallize_dist.config import redact
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import RunStore, decode_json, decode_record
+from crystallize_dist.dist.store.base import RunStore, decode_json, decode_or_flag, decode_record
 from crystallize_dist.errors import BrokerError, RunNotFoundError, StoreError
 
 T = TypeVar("T")
@@ -44,6 +44,7 @@ return 0
 # KEYS: records, counters; ARGV: field, condition, status of the stored record
 _DELETE = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  if ARGV[3] == '' then return 1 end  -- a corrupt record: its status is unknown
   redis.call('HINCRBY', KEYS[2], ARGV[3], -1)
   redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. ARGV[2], -1)
   return 1
@@ -202,7 +203,8 @@ class RedisStore(RunStore):
                 pipe.hmget(C.key_duplicates(run_id), fields)
                 attempts, dups = self._call(pipe.execute)
                 for field, att, dup in zip(fields, attempts, dups, strict=True):
-                    rec = decode_record(page[field], f"run '{run_id}' cell {field.decode()}")
+                    key = field.decode()
+                    rec = decode_or_flag(page[field], key, f"run '{run_id}' cell {key}")
                     rec["attempts"] = int(att or 0)
                     rec["duplicates"] = int(dup or 0)
                     yield rec
@@ -219,7 +221,8 @@ class RedisStore(RunStore):
             for k, raw in zip(keys, raws, strict=True):
                 if raw is None:
                     continue
-                status = decode_record(raw, f"run '{run_id}' cell {k}")["status"]
+                rec = decode_or_flag(raw, k, f"run '{run_id}' cell {k}")
+                status = rec["status"] if rec.get("seed") is not None else ""
                 self._delete(
                     keys=[C.key_records(run_id), C.key_counters(run_id)],
                     args=[k, k.rpartition(":")[0], status],
@@ -230,14 +233,16 @@ class RedisStore(RunStore):
         return self._call(go)
 
     # -- counters ------------------------------------------------------------------------------
-    def note_attempt(self, run_id: str, key: str) -> int:
-        def go() -> int:
-            pipe = self.r.pipeline(transaction=False)
+    def start_cell(self, run_id: str, key: str) -> tuple[int, bool]:
+        def go() -> tuple[int, bool]:
+            pipe = self.r.pipeline(transaction=True)  # MULTI: cancel cannot slip in between
             pipe.hincrby(C.key_attempts(run_id), key, 1)
+            pipe.hget(C.key_state(run_id), "cancelled")
             pipe.hincrby(C.key_counters(run_id), C.COUNTER_ATTEMPTS, 1)
             pipe.hsetnx(C.key_counters(run_id), C.COUNTER_FIRST_AT, repr(time.time()))
             pipe.expire(C.key_attempts(run_id), self.ttl)
-            return int(pipe.execute()[0])
+            attempt, cancelled = pipe.execute()[:2]
+            return int(attempt), cancelled is not None and json.loads(cancelled) is True
 
         return self._call(go)
 

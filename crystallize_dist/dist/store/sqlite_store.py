@@ -19,7 +19,7 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import RunStore, decode_json, decode_record
+from crystallize_dist.dist.store.base import RunStore, decode_json, decode_or_flag, decode_record
 from crystallize_dist.errors import RunNotFoundError, StoreError
 
 _SCHEMA = f"""
@@ -218,7 +218,7 @@ class SQLiteStore(RunStore):
                 (run_id, last, page_size),
             )
             for cell, raw, attempts, dups in rows:
-                rec = decode_record(raw, f"run '{run_id}' cell {cell}")
+                rec = decode_or_flag(raw, cell, f"run '{run_id}' cell {cell}")
                 rec["attempts"], rec["duplicates"] = int(attempts), int(dups)
                 yield rec
             if len(rows) < page_size:
@@ -244,7 +244,7 @@ class SQLiteStore(RunStore):
         return deleted
 
     # -- counters ------------------------------------------------------------------------------
-    def note_attempt(self, run_id: str, key: str) -> int:
+    def start_cell(self, run_id: str, key: str) -> tuple[int, bool]:
         with self._tx() as db:
             self._bump_cell(db, run_id, key, "n")
             db.execute(_BUMP, (run_id, C.COUNTER_ATTEMPTS, 1))
@@ -252,7 +252,11 @@ class SQLiteStore(RunStore):
             row = db.execute(
                 f"SELECT n FROM {C.TABLE_ATTEMPTS} WHERE run_id = ? AND cell = ?", (run_id, key)
             ).fetchone()
-        return int(row[0])
+            state = db.execute(
+                f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        cancelled = bool(state and json.loads(state[0]).get("cancelled"))
+        return int(row[0]), cancelled
 
     def note_duplicate(self, run_id: str, key: str) -> None:
         with self._tx() as db:

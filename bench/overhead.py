@@ -1,0 +1,348 @@
+"""Distributed overhead benchmark: our per-cell time vs raw Celery's per-task time.
+
+Both sides run on a private redis-server and one worker started the same way
+(``-P prefork -c 2``, gossip/mingle/heartbeat off, log level WARNING, same Celery config):
+
+- **ours**: ``crystallize-dist worker``; the coordinator submits bench/trivial.py (a
+  datasource returning 0, one step recording one metric) with N replicates, one cell per
+  task; timed from the first enqueue to the last record (the store's ``last_at`` counter);
+- **raw**: ``celery -A noop_app worker`` (bench/noop_app.py: the same ``celery_config``, a
+  no-op task that INCRs a Redis counter and stamps the time); N ``apply_async`` over one
+  producer, timed from the first publish to the last task's stamp.
+
+Target: our per-cell time <= 1.1 x raw Celery's per-task time (PASS / MISS). Also printed:
+our submit rate (cells enqueued per second) and raw Celery's publish rate.
+
+    python bench/overhead.py            # 5,000 cells and 5,000 tasks
+    python bench/overhead.py --quick    # 500 of each
+    python bench/overhead.py --profile  # also cProfile CellRunner in-process (no Celery)
+
+Needs ``redis-server`` on PATH. Every process started here is stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for _p in (ROOT / "tests", BENCH):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from redis_server import RedisServer  # noqa: E402
+from workers import children  # noqa: E402
+
+from crystallize_dist.config import Settings  # noqa: E402
+from crystallize_dist.dist import coordinator  # noqa: E402
+from crystallize_dist.dist.results import run_status  # noqa: E402
+from crystallize_dist.dist.store import RunStore, open_store  # noqa: E402
+
+TRIVIAL = str(BENCH / "trivial.py")
+TARGET = 1.1
+POOL, CONCURRENCY = "prefork", 2
+LOGLEVEL = "WARNING"
+QUEUE_OURS, QUEUE_RAW, QUEUE_PROFILE = "bench-ours", "bench-raw", "bench-profile"
+WARMUP = 8
+TIMEOUT = 600.0
+
+
+class Proc:
+    """A worker subprocess with its output in a log file; stopped by pid (and its pool)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.name = name
+        self.log = cwd / f"{name}.log"
+        self._fh = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=self._fh, stderr=subprocess.STDOUT
+        )
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            kids = children(self.proc.pid)
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            for pid in kids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self._fh.close()
+
+
+def worker_env(url: str, tmp: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "CRYSTALLIZE_DIST_BROKER_URL": url,
+            "CRYSTALLIZE_DIST_HOME": str(tmp / "home"),
+            "PYTHONHASHSEED": "0",  # our worker would re-exec to set it: start both alike
+            "PYTHONPATH": os.pathsep.join([str(BENCH), env.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep
+            ),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def wait_until(done: Callable[[], bool], procs: list[Proc], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not done():
+        for p in procs:
+            p.check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _finished(store: RunStore, run_id: str, n: int) -> Callable[[], bool]:
+    def check() -> bool:
+        st = run_status(store, run_id)
+        return st.done + st.failed >= n
+
+    return check
+
+
+# --- ours ---------------------------------------------------------------------------------------
+def bench_ours(url: str, n: int, tmp: Path) -> dict[str, float]:
+    settings = Settings.from_env(broker_url=url, queue=QUEUE_OURS, home=tmp / "home")
+    store = open_store(url)
+    worker = Proc(
+        "ours",
+        [
+            sys.executable,
+            "-m",
+            "crystallize_dist",
+            "worker",
+            "-P",
+            POOL,
+            "-c",
+            str(CONCURRENCY),
+            "-n",
+            "ours@%h",
+            "--loglevel",
+            LOGLEVEL,
+        ],
+        worker_env(url, tmp, CRYSTALLIZE_DIST_QUEUE=QUEUE_OURS),
+        tmp,
+    )
+    try:
+        warm = coordinator.submit(TRIVIAL, settings=settings, store=store, replicates=WARMUP)
+        wait_until(_finished(store, warm.run_id, WARMUP), [worker], "the warm-up run")
+
+        times: dict[str, float] = {}
+        real_enqueue = coordinator.enqueue
+
+        def timed_enqueue(*args: Any, **kwargs: Any) -> int:
+            times["start"] = time.time()
+            try:
+                return real_enqueue(*args, **kwargs)
+            finally:
+                times["end"] = time.time()
+
+        coordinator.enqueue = timed_enqueue
+        try:
+            sub = coordinator.submit(
+                TRIVIAL, settings=settings, store=store, replicates=n, seed=1, cells_per_task=1
+            )
+        finally:
+            coordinator.enqueue = real_enqueue
+        wait_until(_finished(store, sub.run_id, n), [worker], f"{n} cells")
+        counters = store.counters(sub.run_id)
+        status = run_status(store, sub.run_id)
+        if status.failed:
+            raise RuntimeError(f"{status.failed} cells failed; see {worker.log}")
+    finally:
+        worker.stop()
+        store.close()
+    elapsed = counters["last_at"] - times["start"]
+    return {
+        "n": n,
+        "elapsed": elapsed,
+        "rate": n / elapsed,
+        "per_task": elapsed / n,
+        "enqueue": times["end"] - times["start"],
+        "enqueue_rate": n / (times["end"] - times["start"]),
+    }
+
+
+# --- raw Celery ---------------------------------------------------------------------------------
+def bench_raw(url: str, n: int, tmp: Path) -> dict[str, float]:
+    os.environ["BENCH_BROKER_URL"] = url
+    os.environ["BENCH_QUEUE"] = QUEUE_RAW
+    import noop_app
+    import redis
+
+    r = redis.Redis.from_url(url)
+    worker = Proc(
+        "raw",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "noop_app",
+            "worker",
+            "-P",
+            POOL,
+            "-c",
+            str(CONCURRENCY),
+            "-Q",
+            QUEUE_RAW,
+            "-n",
+            "raw@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            LOGLEVEL,
+        ],
+        worker_env(url, tmp, BENCH_BROKER_URL=url, BENCH_QUEUE=QUEUE_RAW),
+        tmp,
+    )
+
+    def count() -> int:
+        return int(r.get(noop_app.COUNTER) or 0)
+
+    def publish(k: int) -> None:
+        with noop_app.app.producer_or_acquire() as producer:
+            for i in range(k):
+                noop_app.noop.apply_async((i,), producer=producer, queue=QUEUE_RAW)
+
+    try:
+        publish(WARMUP)
+        wait_until(lambda: count() >= WARMUP, [worker], "the warm-up tasks")
+        r.delete(noop_app.COUNTER, noop_app.LAST_AT)
+        start = time.time()
+        publish(n)
+        published = time.time()
+        wait_until(lambda: count() >= n, [worker], f"{n} tasks")
+        last = float(r.get(noop_app.LAST_AT) or 0.0)
+    finally:
+        worker.stop()
+        r.close()
+    elapsed = last - start
+    return {
+        "n": n,
+        "elapsed": elapsed,
+        "rate": n / elapsed,
+        "per_task": elapsed / n,
+        "enqueue": published - start,
+        "enqueue_rate": n / (published - start),
+    }
+
+
+# --- profile: CellRunner in this process, no Celery ---------------------------------------------
+def commandstats(r: Any) -> dict[str, int]:
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in r.info("commandstats").items()}
+
+
+def profile_runner(url: str, n: int, tmp: Path, top: int = 25) -> None:
+    from crystallize_dist.core.plan import RunPlan
+    from crystallize_dist.dist.messages import cell_message
+    from crystallize_dist.dist.runner import CellRunner
+
+    settings = Settings.from_env(broker_url=url, queue=QUEUE_PROFILE, home=tmp / "home")
+    store = open_store(url)
+    sub = coordinator.submit(TRIVIAL, settings=settings, store=store, replicates=n + 1, seed=1)
+    messages = [cell_message(c) for c in RunPlan.from_dict(sub.manifest["plan"]).cells()]
+    runner = CellRunner(open_store(url), settings, node="profile@bench")
+    runner.run(sub.run_id, messages[:1])  # loads and prepares the experiment once
+    import redis
+
+    r = redis.Redis.from_url(url)
+    before = commandstats(r)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for message in messages[1:]:
+        runner.run(sub.run_id, [message])
+    prof.disable()
+    per_cell = (time.perf_counter() - t0) / n
+    after = commandstats(r)
+    calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    calls = {k: v for k, v in calls.items() if v > 0 and k != "info"}
+    print(f"\nprofile: CellRunner.run in this process, {n} one-cell messages, no Celery")
+    print(f"  {per_cell * 1e3:.3f} ms/cell under cProfile ({1 / per_cell:,.0f} cells/s)")
+    print(
+        "  Redis commands per cell: "
+        + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
+    )
+    for key in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats(key).print_stats(top)
+        lines = out.getvalue().splitlines()
+        start = next(i for i, line in enumerate(lines) if "ncalls" in line)
+        print(f"\n  top {top} by {key}:")
+        print("\n".join("  " + line for line in lines[start : start + top + 1]))
+    store.close()
+    r.close()
+
+
+# --- main -----------------------------------------------------------------------------------------
+def line(label: str, res: dict[str, float], unit: str, verb: str) -> str:
+    return (
+        f"{label:<12} {res['rate']:>9,.0f} {unit}/s  {res['per_task'] * 1e3:7.3f} ms/{unit[:-1]}"
+        f"   ({res['n']:,.0f} in {res['elapsed']:.2f}s; {verb} {res['enqueue_rate']:,.0f}/s)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="500 cells/tasks instead of 5,000")
+    parser.add_argument("-n", "--cells", type=int, help="cells (and raw tasks) to run")
+    parser.add_argument("--profile", action="store_true", help="also cProfile CellRunner")
+    args = parser.parse_args(argv)
+    n = args.cells or (500 if args.quick else 5000)
+    if shutil.which("redis-server") is None:
+        print("redis-server is not installed (Debian package redis-server)", file=sys.stderr)
+        return 2
+    print(f"overhead: {n:,} cells vs {n:,} no-op tasks, one worker -P {POOL} -c {CONCURRENCY}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="cdist-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        server = RedisServer(tmp / "redis").start()
+        try:
+            raw = bench_raw(server.url, n, tmp)
+            ours = bench_ours(server.url, n, tmp)
+            if args.profile:
+                profile_runner(server.url, min(n, 2000), tmp)
+        finally:
+            server.stop()
+    ratio = ours["per_task"] / raw["per_task"]
+    print()
+    print(line("raw celery", raw, "tasks", "published"))
+    print(line("ours", ours, "cells", "submitted"))
+    print(f"submit rate  {ours['enqueue_rate']:,.0f} cells/s enqueued")
+    verdict = "PASS" if ratio <= TARGET else "MISS"
+    print(f"ours/raw per-task time: {ratio:.2f} (target <= {TARGET}) {verdict}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
