@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -31,14 +32,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_IMPORT_LOCK = threading.RLock()
+
+
 def import_file(path: str | Path, *, name: str | None = None) -> ModuleType:
     """Import a .py file as a module whose classes pickle by reference.
 
     The module is registered under ``name`` (default: the file's stem, or a stem made unique
     with a hash when that name is taken by another file); its folder is put on ``sys.path``
-    so it can import its neighbours.
+    so it can import its neighbours. Thread-safe: a second thread never sees a module that
+    is still executing.
     """
-    path = Path(path).resolve()
+    with _IMPORT_LOCK:
+        return _import_file(Path(path).resolve(), name)
+
+
+def _import_file(path: Path, name: str | None) -> ModuleType:
     if not path.is_file():
         raise ExperimentLoadError(f"{path}: no such file")
     folder = str(path.parent)

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import pickle
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -99,6 +100,7 @@ class CellRunner:
         self._experiments: dict[tuple[str, str], Experiment] = {}
         self._prepared: dict[str, _Prepared] = {}
         self._noted: set[str] = set()
+        self._lock = threading.Lock()
 
     # -- caches ---------------------------------------------------------------------------------
     def manifest(self, run_id: str) -> dict[str, Any]:
@@ -114,6 +116,10 @@ class CellRunner:
         return load_ref(ref)
 
     def _prepare(self, run_id: str, manifest: Mapping[str, Any]) -> _Prepared:
+        with self._lock:  # threads pool: one thread loads, the others wait for it
+            return self._prepare_locked(run_id, manifest)
+
+    def _prepare_locked(self, run_id: str, manifest: Mapping[str, Any]) -> _Prepared:
         if run_id in self._prepared:
             return self._prepared[run_id]
         info = manifest["experiment"]
