@@ -65,7 +65,17 @@ def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
                 f"metric '{key}' has a value of type {exc.value_type}, which is not "
                 "JSON-serialisable; record numbers, strings, lists or dicts"
             ) from None
+        for v in out[key]:
+            if type(v) is int and v.bit_length() > _MAX_INT_BITS:
+                raise MetricValueError(
+                    f"metric '{key}' is an integer of {v.bit_length()} bits, too long to "
+                    "write as JSON text (Python's limit is 4300 digits); record a float or str"
+                )
     return out
+
+
+#: ints longer than this cannot be turned into text by a default interpreter (4300 digits).
+_MAX_INT_BITS = 14_000
 
 
 def new_cell_context(experiment: Experiment, cell: Cell) -> FrozenContext:

@@ -183,14 +183,30 @@ def _fetch(bundle: Mapping[str, Any], store: RunStore, settings: Settings, run_i
     return unpack(data, dest)
 
 
-def _use_module_folder(folder: Path, dotted: str) -> None:
-    """Put ``folder`` first on sys.path and forget the package if it came from elsewhere."""
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    top = dotted.split(".")[0]
-    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
-        where = getattr(sys.modules[name], "__file__", None)
-        if where is None or not Path(where).resolve().is_relative_to(folder):
+def _top_names(folder: Path) -> set[str]:
+    """Top-level module and package names importable from ``folder``."""
+    return {
+        p.stem if p.suffix == ".py" else p.name
+        for p in folder.iterdir()
+        if p.suffix == ".py" or (p / "__init__.py").is_file()
+    }
+
+
+def _activate(folder: Path, tops: set[str], stale: tuple[Path, ...]) -> None:
+    """Make ``folder`` win imports in this long-lived worker process: first on sys.path, and
+    modules of the same top-level names loaded from ``stale`` places (other bundles, the
+    submitter's folder) forgotten, so a new code version never runs with old neighbours."""
+    entry = str(folder)
+    sys.path[:] = [entry, *(p for p in sys.path if p != entry)]
+    tops -= {"crystallize_dist", *sys.stdlib_module_names}
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in tops:
+            continue
+        where = getattr(module, "__file__", None)
+        path = Path(where).resolve() if where else None
+        if path is not None and path.is_relative_to(folder):
+            continue
+        if path is None or any(path.is_relative_to(s) for s in stale):
             del sys.modules[name]
     importlib.invalidate_caches()
 
@@ -209,21 +225,22 @@ def ensure_code(
                 "run the worker where the code is, or install it and submit package.module:attr"
             )
         return ref
+    bundles = (settings.home / BUNDLES_DIRNAME).resolve()
     if _local_ref_matches(ref, bundle):
+        if ref.kind != "module":  # code left by other runs' bundles must not shadow it
+            here = Path(ref.target).resolve()
+            here = here.parent if here.is_file() else here
+            _activate(here, _top_names(here), (bundles,))
         return ref
     folder = _fetch(bundle, store, settings, run_id)
     relpath = safe_name(str(bundle.get("relpath") or "."))
     _log.info("run %s: using code bundle %s", run_id, folder)
-    if ref.kind == "module":
-        _use_module_folder(folder, ref.target)
+    stale = (bundles, Path(str(bundle.get("root") or folder)).resolve())
+    if ref.kind == "module":  # the submitted package wins wherever else it is installed
+        _activate(folder, {ref.target.split(".")[0]}, (Path("/"),))
         return ref
     target = folder / relpath if str(relpath) != "." else folder
     if not target.exists():
         raise BundleError(f"run '{run_id}': bundle {folder.name[:12]} has no {relpath}")
+    _activate(target.parent if target.is_file() else target, _top_names(folder), stale)
     return ExperimentRef(ref.kind, str(target), ref.attr)
-
-
-def bundle_info(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The manifest's bundle description, if the run shipped one."""
-    bundle = manifest.get("options", {}).get("bundle")
-    return dict(bundle) if isinstance(bundle, Mapping) else None

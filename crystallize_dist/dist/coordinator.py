@@ -12,12 +12,17 @@ from typing import Any
 
 from crystallize_dist.config import Settings
 from crystallize_dist.core.experiment import Experiment, RunSpec, check_replicates
-from crystallize_dist.core.loading import ExperimentRef, load_experiment
+from crystallize_dist.core.loading import ExperimentRef, load_experiment, load_ref
 from crystallize_dist.core.plan import Cell, RunPlan
 from crystallize_dist.dist.manifest import build_manifest, new_run_id, run_options
 from crystallize_dist.dist.messages import cell_message, task_id
 from crystallize_dist.dist.store import RunStore, cell_key
-from crystallize_dist.errors import CodeMismatchError, InvalidOptionError
+from crystallize_dist.errors import (
+    CodeMismatchError,
+    ConfigError,
+    ExperimentLoadError,
+    InvalidOptionError,
+)
 
 
 @dataclass
@@ -157,6 +162,14 @@ def missing_cells(store: RunStore, run_id: str, *, include_failed: bool = False)
             or cell_key(c.condition, c.replicate) in again]
 
 
+def local_fingerprint(ref: ExperimentRef) -> str | None:
+    """The fingerprint of the experiment as its code is on this machine, or None."""
+    try:
+        return load_ref(ref).fingerprint()
+    except (ExperimentLoadError, ConfigError):
+        return None
+
+
 def resume(
     run_id: str,
     *,
@@ -172,21 +185,23 @@ def resume(
     manifest = store.manifest(run_id)
     info = manifest["experiment"]
     ref = ExperimentRef.from_dict(info["ref"])
-    from crystallize_dist.dist.bundle import ensure_code
-    from crystallize_dist.core.loading import load_ref
+    found = local_fingerprint(ref)
+    if found is None:  # the code is not on this machine: the run's bundle will be used
+        from crystallize_dist.dist.bundle import ensure_code
 
-    experiment = load_ref(ensure_code(ref, manifest, store, settings))
-    found = experiment.fingerprint()
+        found = load_ref(ensure_code(ref, manifest, store, settings)).fingerprint()
     if found != info["fingerprint"]:
         if not allow_drift:
             raise CodeMismatchError(
                 f"run '{run_id}': the experiment's code changed since it was submitted "
                 f"(fingerprint {found[:12]}, submitted {info['fingerprint'][:12]}); "
-                "pass --allow-drift to resume anyway"
+                "pass --allow-drift to resume with the new code"
             )
-        store.update_state(
-            run_id, allow_drift={"submitted": info["fingerprint"], "resumed_with": found}
-        )
+        from crystallize_dist.dist.bundle import attach_bundle
+
+        shipped = attach_bundle({}, ref, store, settings, local=local).get("bundle")
+        store.update_state(run_id, allow_drift={
+            "submitted": info["fingerprint"], "resumed_with": found, "bundle": shipped})
     todo = missing_cells(store, run_id, include_failed=retry_failed)
     state = store.state(run_id)
     store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)

@@ -94,18 +94,19 @@ def is_ignored(rel: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def collect(root: Path, only: str | None = None) -> list[tuple[str, Path]]:
-    """``(arcname, path)`` of every file under ``root`` that is not ignored, sorted by name.
+def collect(root: Path, only: str | None = None) -> list[tuple[str, Path, int]]:
+    """``(arcname, path, size)`` of every file under ``root`` that is not ignored, sorted.
 
     ``only`` restricts the walk to one sub-folder or file of ``root`` (a module bundle packs
-    just its top-level package). Folder links are not followed; file links are read.
+    just its top-level package). Folder links are not followed; file links are read; files
+    that vanish during the walk are skipped.
     """
     root = root.resolve()
     patterns = ignore_patterns(root)
     start = root / only if only else root
     if start.is_file():
-        return [(start.relative_to(root).as_posix(), start)]
-    out: list[tuple[str, Path]] = []
+        return [(start.relative_to(root).as_posix(), start, start.stat().st_size)]
+    out: list[tuple[str, Path, int]] = []
     for folder, dirs, files in os.walk(start):
         here = Path(folder)
         rel_dir = here.relative_to(root).as_posix()
@@ -114,9 +115,22 @@ def collect(root: Path, only: str | None = None) -> list[tuple[str, Path]]:
         for name in files:
             rel = prefix + name
             path = here / name
-            if not is_ignored(rel, patterns) and path.is_file():
-                out.append((rel, path))
+            if is_ignored(rel, patterns):
+                continue
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                out.append((rel, path, info.st_size))
     return sorted(out)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read {path} for the code bundle: {exc.strerror}") from exc
 
 
 def _too_big(root: Path, files: list[tuple[str, Path, int]], total: int, limit: int) -> BundleError:
@@ -139,9 +153,9 @@ def tree_digest(entries: Iterable[tuple[str, bytes]]) -> str:
 def local_tree(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDLE_LIMIT) -> str:
     """The tree digest of the files ``pack`` would put in a bundle of ``root`` (no zip made)."""
     files = collect(root, only)
-    if sum(p.stat().st_size for _, p in files) > limit:
+    if sum(size for _, _, size in files) > limit:
         raise BundleError(f"{root} is over the {human(limit)} bundle limit")
-    return tree_digest((rel, path.read_bytes()) for rel, path in files)
+    return tree_digest((rel, _read(path)) for rel, path, _ in files)
 
 
 def pack(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDLE_LIMIT) -> Packed:
@@ -149,7 +163,7 @@ def pack(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDLE_LIMI
     to more than ``limit`` bytes."""
     if not root.is_dir():
         raise BundleError(f"cannot bundle {root}: not a folder")
-    listed = [(rel, path, path.stat().st_size) for rel, path in collect(root, only)]
+    listed = collect(root, only)
     total = sum(size for _, _, size in listed)
     if total > limit:
         raise _too_big(root, listed, total, limit)
@@ -157,7 +171,7 @@ def pack(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDLE_LIMI
     contents: list[tuple[str, bytes]] = []
     with zipfile.ZipFile(buf, "w") as zf:
         for rel, path, _ in listed:
-            data = path.read_bytes()
+            data = _read(path)
             contents.append((rel, data))
             info = zipfile.ZipInfo(rel, date_time=FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED

@@ -123,16 +123,19 @@ class CellRunner:
         if run_id in self._prepared:
             return self._prepared[run_id]
         info = manifest["experiment"]
-        key = (str(info["ref"]), info["fingerprint"])
         try:
+            allowed = {info["fingerprint"]}
+            drift_ok = self.store.state(run_id).get("allow_drift")
+            if isinstance(drift_ok, dict):  # resume --allow-drift shipped newer code
+                allowed = {drift_ok.get("resumed_with")}
+                if drift_ok.get("bundle"):
+                    options = {**manifest.get("options", {}), "bundle": drift_ok["bundle"]}
+                    manifest = {**manifest, "options": options}
+            key = (str(info["ref"]), min(allowed))
             base = self._experiments.get(key)
             if base is None:
                 base = self._loader(manifest)
                 found = base.fingerprint()
-                allowed = {info["fingerprint"]}
-                drift_ok = self.store.state(run_id).get("allow_drift")
-                if isinstance(drift_ok, dict):
-                    allowed.add(drift_ok.get("resumed_with"))
                 if found not in allowed:
                     raise CodeMismatchError(
                         f"this worker's code differs from what was submitted: experiment "
@@ -144,7 +147,7 @@ class CellRunner:
             prepared = _Prepared(self._for_run(base, manifest), None)
         except Exception as exc:
             _log.error("run %s: cannot prepare experiment: %s", run_id, exc)
-            prepared = _Prepared(None, (type(exc).__name__, str(exc)))
+            return _Prepared(None, (type(exc).__name__, str(exc)))  # not cached: next try
         self._prepared[run_id] = prepared
         return prepared
 
@@ -193,7 +196,12 @@ class CellRunner:
         return record
 
     def _check_size(self, record: dict[str, Any], cell: Cell) -> dict[str, Any]:
-        size = len(dumps(record))
+        try:
+            size = len(dumps(record))
+        except (ValueError, TypeError) as exc:  # never lose a cell to an unwritable record
+            return error_record(cell, "RecordEncodingError",
+                                f"cell record cannot be written as JSON: {exc}",
+                                worker=record.get("worker", {}))
         if size <= self.settings.max_record_bytes:
             return record
         big = max(record.get("metrics", {}).items(), key=lambda kv: len(dumps(kv[1])),
