@@ -29,6 +29,7 @@ import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import io  # noqa: E402
 import pstats  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -143,10 +144,13 @@ EXECUTORS: dict[str, Callable[[], BasePlugin]] = {
 
 @dataclass
 class Measurement:
+    """One timed ``run()``: wall seconds and CPU seconds (this process plus its workers)."""
+
     workload: str
     executor: str
     cells: int
     seconds: float
+    cpu: float
     digest: str
 
     @property
@@ -154,24 +158,18 @@ class Measurement:
         return self.cells / self.seconds
 
 
-def measure(
-    workload: str, build: Callable[[BasePlugin], Experiment], repeats: int
-) -> dict[str, Measurement]:
-    """Best-of-``repeats`` wall time of a full ``run()`` per executor, interleaved."""
-    best: dict[str, Measurement] = {}
-    for _ in range(repeats):
-        for name, make in EXECUTORS.items():
-            exp = build(make())
-            t0 = time.perf_counter()
-            result = exp.run()
-            seconds = time.perf_counter() - t0
-            cells = exp.replicates * (1 + len(exp.treatments))
-            if name not in best or seconds < best[name].seconds:
-                best[name] = Measurement(workload, name, cells, seconds, result.digest)
-    digests = {m.digest for m in best.values()}
-    if len(digests) != 1:
-        raise SystemExit(f"{workload}: executors disagree on the digest: {digests}")
-    return best
+def _cpu_now() -> float:
+    """CPU seconds used so far by this process and its reaped children (pool workers)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def run_once(workload: str, executor: str, exp: Experiment) -> Measurement:
+    cpu0, t0 = _cpu_now(), time.perf_counter()
+    result = exp.run()
+    seconds, cpu = time.perf_counter() - t0, _cpu_now() - cpu0
+    cells = exp.replicates * (1 + len(exp.treatments))
+    return Measurement(workload, executor, cells, seconds, cpu, result.digest)
 
 
 def _kernel(iters: int) -> float:
@@ -181,29 +179,55 @@ def _kernel(iters: int) -> float:
     return float(out[0, 0])
 
 
-def machine_ceiling(iters: int, cells: int, repeats: int) -> float:
-    """Best speed-up of the bare cpu kernel on a warm pool of WORKERS processes vs one loop:
-    what this machine can deliver right now (other processes on it lower it)."""
-    best_serial = best_pool = float("inf")
+def ceiling_once(pool: ProcessPoolExecutor, iters: int, cells: int) -> tuple[float, float]:
+    """Wall seconds of ``cells`` bare cpu kernels in one loop, and on the warm pool."""
+    t0 = time.perf_counter()
+    for _ in range(cells):
+        _kernel(iters)
+    serial = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    list(pool.map(_kernel, [iters] * cells))
+    return serial, time.perf_counter() - t0
+
+
+def measure(
+    workloads: dict[str, Callable[[BasePlugin], Experiment]],
+    repeats: int,
+    iters: int,
+    ceiling_cells: int,
+) -> tuple[dict[str, dict[str, Measurement]], float]:
+    """Best-of-``repeats`` runs of every workload on every executor, interleaved, and the
+    machine ceiling: the best speed-up of the bare cpu kernel on a warm pool of WORKERS
+    processes (what this machine can deliver right now; other processes lower it)."""
+    best: dict[str, dict[str, Measurement]] = {w: {} for w in workloads}
+    bare_serial = bare_pool = float("inf")
     with ProcessPoolExecutor(max_workers=WORKERS) as pool:
-        list(pool.map(_kernel, [1] * WORKERS))  # start the workers
+        list(pool.map(_kernel, [1] * WORKERS))  # start the ceiling's workers
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(cells):
-                _kernel(iters)
-            best_serial = min(best_serial, time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            list(pool.map(_kernel, [iters] * cells))
-            best_pool = min(best_pool, time.perf_counter() - t0)
-    return best_serial / best_pool
+            for workload, build in workloads.items():
+                for name, make in EXECUTORS.items():
+                    m = run_once(workload, name, build(make()))
+                    if name not in best[workload] or m.seconds < best[workload][name].seconds:
+                        best[workload][name] = m
+            one, two = ceiling_once(pool, iters, ceiling_cells)
+            bare_serial, bare_pool = min(bare_serial, one), min(bare_pool, two)
+    for workload, per_exec in best.items():
+        digests = {m.digest for m in per_exec.values()}
+        if len(digests) != 1:
+            raise SystemExit(f"{workload}: executors disagree on the digest: {digests}")
+    return best, bare_serial / bare_pool
 
 
 def report(results: dict[str, dict[str, Measurement]], check: bool, ceiling: float) -> bool:
+    """Print the table and the verdicts; False when a target is missed (full runs only)."""
     ok = True
-    print(f"{'workload':<10}{'executor':<10}{'cells':>7}{'seconds':>10}{'cells/s':>12}")
+    print(f"{'workload':<10}{'executor':<10}{'cells':>7}{'wall s':>9}{'cpu s':>9}{'cells/s':>11}")
     for per_exec in results.values():
         for m in per_exec.values():
-            print(f"{m.workload:<10}{m.executor:<10}{m.cells:>7}{m.seconds:>10.3f}{m.rate:>12.1f}")
+            print(
+                f"{m.workload:<10}{m.executor:<10}{m.cells:>7}{m.seconds:>9.3f}{m.cpu:>9.3f}"
+                f"{m.rate:>11.1f}"
+            )
     print()
     for workload, per_exec in results.items():
         ratio = per_exec["process"].rate / per_exec["serial"].rate
@@ -211,7 +235,7 @@ def report(results: dict[str, dict[str, Measurement]], check: bool, ceiling: flo
         verdict = ("PASS" if ratio >= target else "MISS") if check else "(quick: not judged)"
         ok &= ratio >= target or not check
         print(f"{workload:<6} process/serial = {ratio:5.2f}x  (target >= {target}x)  {verdict}")
-    print(f"machine ceiling: the bare cpu kernel on {WORKERS} processes = {ceiling:.2f}x one")
+    print(f"machine ceiling: bare cpu kernel on {WORKERS} processes = {ceiling:.2f}x one loop")
     return ok
 
 
@@ -249,12 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(tmp)  # the default ArtifactPlugin writes ./data
         if args.profile:
             profile_tiny(tiny_reps)
-        results = {
-            "tiny": measure("tiny", lambda ex: tiny_experiment(ex, tiny_reps), repeats),
-            "cpu": measure("cpu", lambda ex: cpu_experiment(ex, cpu_reps, iters), repeats),
+        workloads: dict[str, Callable[[BasePlugin], Experiment]] = {
+            "tiny": lambda ex: tiny_experiment(ex, tiny_reps),
+            "cpu": lambda ex: cpu_experiment(ex, cpu_reps, iters),
         }
+        results, ceiling = measure(workloads, repeats, iters, 4 if args.quick else 20)
         os.chdir(ROOT)
-    ceiling = machine_ceiling(iters, 4 * WORKERS if args.quick else 20, repeats)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     ok = report(results, check=not args.quick, ceiling=ceiling)
     return 0 if ok or not args.strict else 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sqlite3
 import stat
 import sys
 import zipfile
@@ -33,13 +34,26 @@ from crystallize_dist.errors import BundleError
 SECRET = "s3cret-for-tests"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    import fakeredis
+@pytest.fixture(params=["fakeredis", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
+    if request.param == "sqlite":
+        s: RunStore = SQLiteStore(tmp_path / "store" / "runs.sqlite3")
+    else:
+        import fakeredis
 
-    s = RedisStore("redis://fake/0", client=fakeredis.FakeRedis())
+        s = RedisStore("redis://fake/0", client=fakeredis.FakeRedis())
     yield s
     s.close()
+
+
+def overwrite_blob(store: RunStore, sha: str, data: bytes) -> None:
+    """Replace a stored bundle's bytes behind the store's back (put_blob never overwrites)."""
+    if isinstance(store, RedisStore):
+        store.r.set(C.key_bundle(sha), data)
+        return
+    assert isinstance(store, SQLiteStore)
+    with sqlite3.connect(store.path) as db:
+        db.execute(f"UPDATE {C.TABLE_BLOBS} SET data = ? WHERE key = ?", (data, sha))
 
 
 def submit(store: RunStore, ref_text: str, settings: Settings, **kw: Any) -> dict[str, Any]:
@@ -50,11 +64,23 @@ def submit(store: RunStore, ref_text: str, settings: Settings, **kw: Any) -> dic
     return create_run(store, exp, ref, ref_text, spec, options)
 
 
-def forget_modules(monkeypatch: pytest.MonkeyPatch, tag: str) -> None:
+@pytest.fixture(autouse=True)
+def isolated_imports(tmp_path: Path) -> Iterator[None]:
+    """Modules imported from this test's folders are forgotten afterwards (each test is a
+    fresh submitter and worker); sys.path is restored."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name, module in list(sys.modules.items()):
+        if str(tmp_path) in str(getattr(module, "__file__", None) or ""):
+            del sys.modules[name]
+
+
+def forget_modules(tag: str) -> None:
     """Act like a fresh worker process: the experiment's modules are not imported yet."""
     for name in list(sys.modules):
-        if name.endswith(f"_{tag}"):
-            monkeypatch.delitem(sys.modules, name)
+        if name.endswith(f"_{tag}") or name.split(".")[0] == "cdt_pkg_mod":
+            del sys.modules[name]
 
 
 def run_all(store: RunStore, manifest: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
@@ -108,7 +134,7 @@ def test_ignore_list_and_crystallizeignore(tmp_path: Path) -> None:
             ".crystallizeignore": b"# comment\n*.tmp\n\n/secret/\n",
         },
     )
-    names = [rel for rel, _ in collect(root)]
+    names = [rel for rel, _, _ in collect(root)]
     assert names == [".crystallizeignore", "exp.py", "sub/keep.py", "sub/secret/keep.txt"]
 
 
@@ -219,7 +245,7 @@ def test_worker_without_the_code_runs_the_bundle_with_the_same_digest(
     there = submit(store, str(exp_file), settings)
     assert run_all(store, here, settings)[0]["status"] == "ok"
     hide(tmp_path / "src")
-    forget_modules(monkeypatch, "moved")
+    forget_modules("moved")
     records = run_all(store, there, settings)
     assert {r["status"] for r in records} == {"ok"}, records[0].get("error")
     expected = load_result(store, here["run_id"], verify=False).digest
@@ -237,7 +263,7 @@ def test_changed_local_code_loses_to_the_submitted_bundle(
     (tmp_path / "src" / "helpers_changed.py").write_text(
         (tmp_path / "src" / "helpers_changed.py").read_text().replace("+ float(", "- float(")
     )
-    forget_modules(monkeypatch, "changed")
+    forget_modules("changed")
     ref = ensure_code(
         ExperimentRef.from_dict(manifest["experiment"]["ref"]), manifest, store, settings
     )
@@ -251,7 +277,7 @@ def _worker_case(
     exp_file = write_bundled(tmp_path / "src", tag)
     manifest = submit(store, str(exp_file), Settings(secret=submit_secret or None))
     hide(tmp_path / "src")
-    forget_modules(monkeypatch, tag)
+    forget_modules(tag)
     marker = tmp_path / "imported.marker"
     monkeypatch.setenv(MARKER_ENV, str(marker))
     return manifest, marker
@@ -277,7 +303,7 @@ def test_one_flipped_byte_is_refused_and_nothing_is_imported(
     sha = manifest["options"]["bundle"]["sha256"]
     blob = bytearray(store.get_blob(sha) or b"")
     blob[len(blob) // 2] ^= 0x01
-    store.r.set(C.key_bundle(sha), bytes(blob))  # type: ignore[attr-defined]
+    overwrite_blob(store, sha, bytes(blob))
     home = tmp_path / "home"
     records = run_all(store, manifest, Settings(home=home, secret=SECRET))
     _assert_refused(records, manifest, marker, home, "tampered")
@@ -345,10 +371,30 @@ def test_a_module_reference_ships_its_top_level_package(
     with zipfile.ZipFile(io.BytesIO(store.get_blob(info["sha256"]) or b"")) as zf:
         assert all(n.startswith("cdt_pkg_mod/") for n in zf.namelist())
     hide(tmp_path / "proj")
-    forget_modules(monkeypatch, "mod")
-    for name in [n for n in sys.modules if n.startswith("cdt_pkg_mod")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(sys, "path", list(sys.path))
+    forget_modules("mod")
     records = run_all(store, manifest, settings)
     assert {r["status"] for r in records} == {"ok"}, records[0].get("error")
     assert str(tmp_path / "home") in sys.modules["cdt_pkg_mod"].__file__  # type: ignore[operator]
+
+
+def test_one_worker_process_runs_two_code_versions_each_with_its_own_neighbours(
+    store: RunStore, tmp_path: Path
+) -> None:
+    exp_file = write_bundled(tmp_path / "src", "versions")
+    settings = Settings(home=tmp_path / "home")
+    first = submit(store, str(exp_file), settings)
+    helpers = tmp_path / "src" / "helpers_versions.py"
+    helpers.write_text(helpers.read_text().replace("+ float(", "- float("))
+    second = submit(store, str(exp_file), settings)
+    assert first["options"]["bundle"]["sha256"] != second["options"]["bundle"]["sha256"]
+    hide(tmp_path / "src")
+    forget_modules("versions")
+    runner = CellRunner(store, settings, node="w1@host-test")
+    for manifest in (first, second):
+        plan = RunPlan.from_dict(manifest["plan"])
+        runner.run(manifest["run_id"], [cell_message(c) for c in plan.cells()])
+        records = list(store.iter_records(manifest["run_id"]))
+        assert {r["status"] for r in records} == {"ok"}, records[0].get("error")
+    one = load_result(store, first["run_id"], verify=False).metrics
+    two = load_result(store, second["run_id"], verify=False).metrics
+    assert one.baseline.metrics["x"] != two.baseline.metrics["x"]
