@@ -101,6 +101,7 @@ class CellRunner:
         self._prepared: dict[str, _Prepared] = {}
         self._noted: set[str] = set()
         self._lock = threading.Lock()
+        self._stamp = {**self.env, "host": self.hostname, "node": self.node}
 
     # -- caches ---------------------------------------------------------------------------------
     def manifest(self, run_id: str) -> dict[str, Any]:
@@ -220,59 +221,64 @@ class CellRunner:
         return [c for c, done in zip(cells, have, strict=True) if not done]
 
     def run(self, run_id: str, raw_cells: list[Any]) -> dict[str, int]:
-        """Run one message's cells; returns counts of what happened to them."""
+        """Run one message's cells; returns counts of what happened to them.
+
+        One round trip per cell: each cell's record is written together with the start of
+        the next (``RunStore.advance``); a cell that already has a record, or belongs to a
+        cancelled run, does not start.
+        """
         manifest = self.manifest(run_id)
-        plan = RunPlan.from_dict(manifest["plan"])
-        cells = check_cells(raw_cells, plan, run_id)
+        cells = check_cells(raw_cells, RunPlan.from_dict(manifest["plan"]), run_id)
         counts = {"ran": 0, "duplicates": 0, "lost": 0, "cancelled": 0}
-        have = self.store.has_records(run_id, [cell_key(c.condition, c.replicate) for c in cells])
-        todo = []
-        for cell, done in zip(cells, have, strict=True):
-            if done:
-                self.store.note_duplicate(run_id, cell_key(cell.condition, cell.replicate))
+        keys = [cell_key(c.condition, c.replicate) for c in cells]
+        start = self.store.start_cell(run_id, keys[0])
+        for i, cell in enumerate(cells):
+            record = None
+            if start.recorded:
                 counts["duplicates"] += 1
+            elif start.cancelled:  # no new cell starts once a run is cancelled
+                counts["cancelled"] += 1
             else:
-                todo.append(cell)
-        if not todo:
-            return counts
+                record = self._cell_record(run_id, manifest, cell, start.attempt, counts)
+            following = keys[i + 1] if i + 1 < len(keys) else None
+            if record is None and following is None:
+                break
+            _, next_start = self.store.advance(run_id, record, following)
+            start = next_start or start
+        return counts
+
+    def _cell_record(self, run_id: str, manifest: Mapping[str, Any], cell: Cell,
+                     attempt: int, counts: dict[str, int]) -> dict[str, Any]:
+        """The record of a started cell: run it, or say why it cannot run."""
         if run_id not in self._noted:
             info = {**self.env, "host": self.hostname, "drift": drift(manifest, self.env)}
             self.store.note_worker(run_id, self.node, info)
             self._noted.add(run_id)
-        prepared = self._prepare(run_id, manifest)
-        stamp = {**self.env, "host": self.hostname, "node": self.node}
-        moved = drift(manifest, self.env)
         options = manifest.get("options", {})
-        policy = options.get("drift_policy", "warn")
         limit = int(options.get("max_attempts", self.settings.max_attempts))
-        for cell in todo:
-            key = cell_key(cell.condition, cell.replicate)
-            attempt, cancelled = self.store.start_cell(run_id, key)
-            if cancelled:  # no new cell starts once a run is cancelled
-                counts["cancelled"] += 1
-                continue
-            if attempt > limit:
-                record = error_record(
-                    cell, "WorkerLostError",
-                    f"worker lost: cell {key} was started {attempt - 1} times and never "
-                    f"finished - its process died or was killed at the hard time limit "
-                    f"({self.settings.task_limits()[1]:g}s) each time (limit {limit}); "
-                    "recorded as failed")
-                counts["lost"] += 1
-            elif prepared.experiment is None:
-                assert prepared.failure is not None
-                record = error_record(cell, *prepared.failure)
-            elif moved and policy == "refuse":
-                record = error_record(
-                    cell, "EnvironmentDriftError",
-                    "worker environment differs from the submitter's: "
-                    + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()))
-            else:
-                record = self._execute(prepared.experiment, cell, options)
-                counts["ran"] += 1
-            record["worker"] = {**record.get("worker", {}), **stamp}
-            record["attempt"] = attempt
-            if moved:
-                record["drift"] = moved
-            self.store.put_record(run_id, self._check_size(record, cell))
-        return counts
+        moved = drift(manifest, self.env)
+        prepared = self._prepare(run_id, manifest)
+        if attempt > limit:
+            record = error_record(
+                cell, "WorkerLostError",
+                f"worker lost: cell {cell.key} was started {attempt - 1} times and never "
+                f"finished - its process died or was killed at the hard time limit "
+                f"({self.settings.task_limits()[1]:g}s) each time (limit {limit}); "
+                "recorded as failed")
+            counts["lost"] += 1
+        elif prepared.experiment is None:
+            assert prepared.failure is not None
+            record = error_record(cell, *prepared.failure)
+        elif moved and options.get("drift_policy", "warn") == "refuse":
+            record = error_record(
+                cell, "EnvironmentDriftError",
+                "worker environment differs from the submitter's: "
+                + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()))
+        else:
+            record = self._execute(prepared.experiment, cell, options)
+            counts["ran"] += 1
+        record["worker"] = {**record.get("worker", {}), **self._stamp}
+        record["attempt"] = attempt
+        if moved:
+            record["drift"] = moved
+        return self._check_size(record, cell)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from crystallize_dist.dist.store import RunStore, SQLiteStore
+from crystallize_dist.dist.store.base import CellStart
 from crystallize_dist.dist.store.redis_store import RedisStore
 from crystallize_dist.errors import CorruptRecordError, RunNotFoundError, StoreError
 
@@ -94,9 +95,9 @@ def test_batch_put_mixes_new_and_existing(store: RunStore) -> None:
 
 def test_attempts_count_per_cell(store: RunStore) -> None:
     store.create_run("r1", MANIFEST)
-    assert store.start_cell("r1", "baseline:0") == (1, False)
-    assert store.start_cell("r1", "baseline:0") == (2, False)
-    assert store.start_cell("r1", "t:0") == (1, False)
+    assert store.start_cell("r1", "baseline:0") == CellStart(attempt=1)
+    assert store.start_cell("r1", "baseline:0") == CellStart(attempt=2)
+    assert store.start_cell("r1", "t:0") == CellStart(attempt=1)
     assert store.attempts("r1") == {"baseline:0": 2, "t:0": 1}
     assert store.counters("r1")["attempts"] == 3
     store.put_record("r1", record("baseline", 0))
@@ -106,11 +107,34 @@ def test_attempts_count_per_cell(store: RunStore) -> None:
 
 def test_start_cell_reports_cancellation_atomically(store: RunStore) -> None:
     store.create_run("r1", MANIFEST)
-    assert store.start_cell("r1", "baseline:0") == (1, False)
+    assert store.start_cell("r1", "baseline:0") == CellStart(attempt=1)
     store.update_state("r1", cancelled=True)
-    assert store.start_cell("r1", "baseline:1") == (1, True)
+    assert store.start_cell("r1", "baseline:1") == CellStart(cancelled=True)
     store.update_state("r1", cancelled=False)
-    assert store.start_cell("r1", "baseline:2") == (1, False)
+    assert store.start_cell("r1", "baseline:2") == CellStart(attempt=1)
+    assert store.attempts("r1") == {"baseline:0": 1, "baseline:2": 1}
+
+
+def test_starting_a_recorded_cell_counts_a_duplicate_and_does_not_run_it(
+    store: RunStore,
+) -> None:
+    store.create_run("r1", MANIFEST)
+    store.put_record("r1", record("baseline", 0))
+    assert store.start_cell("r1", "baseline:0") == CellStart(recorded=True)
+    assert store.counters("r1")["duplicates"] == 1
+    (rec,) = list(store.iter_records("r1"))
+    assert rec["duplicates"] == 1 and rec["attempts"] == 0
+
+
+def test_advance_writes_a_record_and_starts_the_next_cell_together(store: RunStore) -> None:
+    store.create_run("r1", MANIFEST)
+    assert store.advance("r1", None, "baseline:0") == (None, CellStart(attempt=1))
+    written, start = store.advance("r1", record("baseline", 0), "baseline:1")
+    assert written is True and start == CellStart(attempt=1)
+    assert store.advance("r1", record("baseline", 1), None) == (True, None)
+    assert store.advance("r1", record("baseline", 1), None) == (False, None)
+    c = store.counters("r1")
+    assert (c["ok"], c["attempts"], c["duplicates"]) == (2, 2, 1)
 
 
 def test_iter_records_pages_through_everything(store: RunStore) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -60,6 +61,15 @@ def decode_json(raw: str | bytes | None, where: str) -> Any:
         raise CorruptRecordError(f"{where}: stored value is not valid JSON ({exc})") from None
 
 
+@dataclass(frozen=True)
+class CellStart:
+    """What starting a cell found: run it when ``attempt`` > 0."""
+
+    attempt: int = 0
+    cancelled: bool = False
+    recorded: bool = False
+
+
 class RunStore(ABC):
     """Where runs live. Methods raise RunNotFoundError for an unknown run id."""
 
@@ -84,9 +94,28 @@ class RunStore(ABC):
 
     # -- records ---------------------------------------------------------------------------
     @abstractmethod
+    def advance(
+        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+    ) -> tuple[bool | None, CellStart | None]:
+        """In one round trip: write ``record`` (if given) and start cell ``next_key`` (if
+        given). A worker running a batch writes each cell's record and starts the next one
+        together.
+
+        The write is first-write-wins and updates the counters; it returns True when written,
+        False when the cell already had a record (a duplicate, counted). The start, read
+        atomically, says whether the cell already has a record (a duplicate delivery,
+        counted; do not run it), whether the run is cancelled (do not run it), or else counts
+        the attempt and returns its number."""
+
     def put_record(self, run_id: str, record: Mapping[str, Any]) -> bool:
-        """Write a cell record unless the cell has one (first write wins); update counters.
-        Returns True when written, False (and counts a duplicate) when the cell had one."""
+        """Write a cell record unless the cell has one (see ``advance``)."""
+        return bool(self.advance(run_id, record, None)[0])
+
+    def start_cell(self, run_id: str, key: str) -> CellStart:
+        """Start cell ``key`` (see ``advance``)."""
+        start = self.advance(run_id, None, key)[1]
+        assert start is not None
+        return start
 
     def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
         """Several ``put_record`` calls (implementations batch them)."""
@@ -112,15 +141,6 @@ class RunStore(ABC):
         """Remove records (``resume --retry-failed``); counters are adjusted."""
 
     # -- counters ------------------------------------------------------------------------------
-    @abstractmethod
-    def start_cell(self, run_id: str, key: str) -> tuple[int, bool]:
-        """Count a delivery that is about to run cell ``key``; returns its attempt number and,
-        read in the same atomic step, whether the run is cancelled (then it must not run)."""
-
-    @abstractmethod
-    def note_duplicate(self, run_id: str, key: str) -> None:
-        """Count a delivery of a cell that already has a record."""
-
     @abstractmethod
     def counters(self, run_id: str) -> dict[str, float]:
         """Status counters: ``ok``, ``failed``, ``ok:<cond>``, ``failed:<cond>``, ``attempts``,

@@ -19,26 +19,45 @@ from redis.retry import Retry
 from crystallize_dist import constants as C
 from crystallize_dist.config import redact
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import RunStore, decode_json, decode_or_flag, decode_record
+from crystallize_dist.dist.store.base import CellStart, RunStore, decode_json, decode_or_flag, decode_record
 from crystallize_dist.errors import BrokerError, RunNotFoundError, StoreError
 
 T = TypeVar("T")
 
-# KEYS: records, counters, duplicates; ARGV: field, record, status, condition, now, ttl
-_PUT = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. ARGV[4], 1)
-  redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
-  redis.call('HSET', KEYS[2], 'last_at', ARGV[5])
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
-  return 1
+# KEYS: records, counters, duplicates, attempts, state
+# ARGV: put field ('' for none), record, status, condition, now, ttl, start field ('' for none)
+# -> {written (-1 no record given, 0 duplicate, 1 written), attempt, cancelled, recorded}
+_ADVANCE = """
+local written = -1
+if ARGV[1] ~= '' then
+  if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+    redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+    redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. ARGV[4], 1)
+    redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
+    redis.call('HSET', KEYS[2], 'last_at', ARGV[5])
+    redis.call('EXPIRE', KEYS[1], ARGV[6])
+    redis.call('EXPIRE', KEYS[2], ARGV[6])
+    written = 1
+  else
+    redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
+    redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+    redis.call('EXPIRE', KEYS[3], ARGV[6])
+    written = 0
+  end
 end
-redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
-redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-redis.call('EXPIRE', KEYS[3], ARGV[6])
-return 0
+if ARGV[7] == '' then return {written, 0, 0, 0} end
+if redis.call('HEXISTS', KEYS[1], ARGV[7]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
+  redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+  return {written, 0, 0, 1}
+end
+if redis.call('HGET', KEYS[5], 'cancelled') == 'true' then return {written, 0, 1, 0} end
+local n = redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
+redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+return {written, n, 0, 0}
 """
 
 # KEYS: records, counters; ARGV: field, condition, status of the stored record
@@ -76,7 +95,7 @@ class RedisStore(RunStore):
                 retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             )
         self.r: Any = client  # redis-py's stubs type replies as bytes | str
-        self._put = self.r.register_script(_PUT)
+        self._advance = self.r.register_script(_ADVANCE)
         self._delete = self.r.register_script(_DELETE)
 
     @contextmanager
@@ -139,33 +158,42 @@ class RedisStore(RunStore):
             raise RunNotFoundError(f"no run '{run_id}' in {redact(self.url)}")
 
     # -- records -------------------------------------------------------------------------------
-    def _put_args(self, run_id: str, record: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-        keys = [C.key_records(run_id), C.key_counters(run_id), C.key_duplicates(run_id)]
-        field = f"{record['condition']}:{record['replicate']}"
-        args = [
-            field,
-            dumps(record),
-            record["status"],
-            record["condition"],
-            repr(time.time()),
-            self.ttl,
-        ]
-        return keys, args
+    def _advance_call(
+        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+    ) -> tuple[list[str], list[Any]]:
+        keys = [C.key_records(run_id), C.key_counters(run_id), C.key_duplicates(run_id),
+                C.key_attempts(run_id), C.key_state(run_id)]
+        if record is None:
+            put = ["", "", "", ""]
+        else:
+            field = f"{record['condition']}:{record['replicate']}"
+            put = [field, dumps(record), record["status"], record["condition"]]
+        return keys, [*put, repr(time.time()), self.ttl, next_key or ""]
 
-    def put_record(self, run_id: str, record: Mapping[str, Any]) -> bool:
-        keys, args = self._put_args(run_id, record)
-        return bool(self._call(lambda: self._put(keys=keys, args=args)))
+    @staticmethod
+    def _decode(reply: list[Any]) -> tuple[bool | None, CellStart]:
+        written, attempt, cancelled, recorded = (int(x) for x in reply)
+        return (None if written < 0 else bool(written),
+                CellStart(attempt, bool(cancelled), bool(recorded)))
+
+    def advance(
+        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+    ) -> tuple[bool | None, CellStart | None]:
+        keys, args = self._advance_call(run_id, record, next_key)
+        written, start = self._decode(self._call(lambda: self._advance(keys=keys, args=args)))
+        return written, (start if next_key else None)
 
     def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
         if not records:
             return []
 
         def go() -> list[bool]:
+            sha = self.r.script_load(_ADVANCE)  # one round trip per batch: survives restarts
             pipe = self.r.pipeline(transaction=False)
             for rec in records:
-                keys, args = self._put_args(run_id, rec)
-                self._put(keys=keys, args=args, client=pipe)
-            return [bool(x) for x in pipe.execute()]
+                keys, args = self._advance_call(run_id, rec, None)
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            return [bool(self._decode(x)[0]) for x in pipe.execute()]
 
         return self._call(go)
 
@@ -233,29 +261,6 @@ class RedisStore(RunStore):
         return self._call(go)
 
     # -- counters ------------------------------------------------------------------------------
-    def start_cell(self, run_id: str, key: str) -> tuple[int, bool]:
-        def go() -> tuple[int, bool]:
-            pipe = self.r.pipeline(transaction=True)  # MULTI: cancel cannot slip in between
-            pipe.hincrby(C.key_attempts(run_id), key, 1)
-            pipe.hget(C.key_state(run_id), "cancelled")
-            pipe.hincrby(C.key_counters(run_id), C.COUNTER_ATTEMPTS, 1)
-            pipe.hsetnx(C.key_counters(run_id), C.COUNTER_FIRST_AT, repr(time.time()))
-            pipe.expire(C.key_attempts(run_id), self.ttl)
-            attempt, cancelled = pipe.execute()[:2]
-            return int(attempt), cancelled is not None and json.loads(cancelled) is True
-
-        return self._call(go)
-
-    def note_duplicate(self, run_id: str, key: str) -> None:
-        def go() -> None:
-            pipe = self.r.pipeline(transaction=False)
-            pipe.hincrby(C.key_duplicates(run_id), key, 1)
-            pipe.hincrby(C.key_counters(run_id), C.COUNTER_DUPLICATES, 1)
-            pipe.expire(C.key_duplicates(run_id), self.ttl)
-            pipe.execute()
-
-        self._call(go)
-
     def counters(self, run_id: str) -> dict[str, float]:
         raw = self._call(lambda: self.r.hgetall(C.key_counters(run_id)))
         return {k.decode(): float(v) for k, v in raw.items()}

@@ -19,7 +19,7 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import RunStore, decode_json, decode_or_flag, decode_record
+from crystallize_dist.dist.store.base import CellStart, RunStore, decode_json, decode_or_flag, decode_record
 from crystallize_dist.errors import RunNotFoundError, StoreError
 
 _SCHEMA = f"""
@@ -175,8 +175,31 @@ class SQLiteStore(RunStore):
             (run_id, cell),
         )
 
-    def put_record(self, run_id: str, record: Mapping[str, Any]) -> bool:
-        return self.put_records(run_id, [record])[0]
+    def _start(self, db: sqlite3.Connection, run_id: str, key: str, now: float) -> CellStart:
+        if db.execute(f"SELECT 1 FROM {C.TABLE_RECORDS} WHERE run_id = ? AND cell = ?",
+                      (run_id, key)).fetchone():
+            db.execute(_BUMP, (run_id, C.COUNTER_DUPLICATES, 1))
+            self._bump_cell(db, run_id, key, "duplicates")
+            return CellStart(recorded=True)
+        state = db.execute(f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?",
+                           (run_id,)).fetchone()
+        if state and json.loads(state[0]).get("cancelled"):
+            return CellStart(cancelled=True)
+        self._bump_cell(db, run_id, key, "n")
+        db.execute(_BUMP, (run_id, C.COUNTER_ATTEMPTS, 1))
+        db.execute(_SET_FIRST, (run_id, C.COUNTER_FIRST_AT, now))
+        row = db.execute(f"SELECT n FROM {C.TABLE_ATTEMPTS} WHERE run_id = ? AND cell = ?",
+                         (run_id, key)).fetchone()
+        return CellStart(attempt=int(row[0]))
+
+    def advance(
+        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+    ) -> tuple[bool | None, CellStart | None]:
+        now = time.time()
+        with self._tx() as db:
+            written = None if record is None else self._put(db, run_id, record, now)
+            start = None if next_key is None else self._start(db, run_id, next_key, now)
+        return written, start
 
     def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
         now = time.time()
@@ -244,25 +267,6 @@ class SQLiteStore(RunStore):
         return deleted
 
     # -- counters ------------------------------------------------------------------------------
-    def start_cell(self, run_id: str, key: str) -> tuple[int, bool]:
-        with self._tx() as db:
-            self._bump_cell(db, run_id, key, "n")
-            db.execute(_BUMP, (run_id, C.COUNTER_ATTEMPTS, 1))
-            db.execute(_SET_FIRST, (run_id, C.COUNTER_FIRST_AT, time.time()))
-            row = db.execute(
-                f"SELECT n FROM {C.TABLE_ATTEMPTS} WHERE run_id = ? AND cell = ?", (run_id, key)
-            ).fetchone()
-            state = db.execute(
-                f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)
-            ).fetchone()
-        cancelled = bool(state and json.loads(state[0]).get("cancelled"))
-        return int(row[0]), cancelled
-
-    def note_duplicate(self, run_id: str, key: str) -> None:
-        with self._tx() as db:
-            db.execute(_BUMP, (run_id, C.COUNTER_DUPLICATES, 1))
-            self._bump_cell(db, run_id, key, "duplicates")
-
     def counters(self, run_id: str) -> dict[str, float]:
         rows = self._read(f"SELECT name, value FROM {C.TABLE_COUNTERS} WHERE run_id = ?", (run_id,))
         return {name: float(value) for name, value in rows}
