@@ -21,6 +21,7 @@ BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("BENCH_QUEUE", "bench-raw")
 TASK = "bench.noop"
 COUNTER = "bench:noop:count"
+FIRST_AT = "bench:noop:first_at"
 LAST_AT = "bench:noop:last_at"
 
 settings = Settings.from_env(broker_url=BROKER_URL, queue=QUEUE)
@@ -42,7 +43,9 @@ def client() -> Any:
 @app.task(name=TASK, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def noop(i: int) -> None:
     """Count this task and when it ran, in one round trip (as a cell record is one)."""
+    now = repr(time.time())
     pipe = client().pipeline(transaction=False)
     pipe.incr(COUNTER)
-    pipe.set(LAST_AT, repr(time.time()))
+    pipe.setnx(FIRST_AT, now)
+    pipe.set(LAST_AT, now)
     pipe.execute()

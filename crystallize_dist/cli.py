@@ -240,6 +240,7 @@ def submit(
                 store=store,
                 settings=settings,
                 workers=workers,
+                cells_per_task=None if int(per_task) == 1 else int(per_task),
                 on_progress=bar.update,
             )
     elif wait:

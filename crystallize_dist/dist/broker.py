@@ -7,14 +7,13 @@ persistence. ``resume`` re-enqueues lost cells with their original seeds.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import redis
 
 from crystallize_dist.config import Settings, redact
+from crystallize_dist.dist.publisher import message_cells
 from crystallize_dist.errors import BrokerError
 
 #: kombu's Redis transport keeps delivered, unacknowledged messages in this hash.
@@ -33,14 +32,8 @@ def _raw_messages(client: Any, queue: str) -> Iterator[bytes]:
 
 
 def _cells_of(raw: bytes) -> list[str]:
-    """``condition:replicate`` keys a kombu message for run_cells carries."""
-    data = json.loads(raw)
-    envelope = data[0] if isinstance(data, list) else data  # unacked: [message, exch, key]
-    body = envelope.get("body", "")
-    if envelope.get("properties", {}).get("body_encoding") == "base64":
-        body = base64.b64decode(body)
-    args = json.loads(body)[0]
-    return [f"{c[0]}:{c[1]}" for c in args[1]]
+    """``condition:replicate`` keys a run_cells message carries."""
+    return [f"{c[0]}:{c[1]}" for c in message_cells(raw)[1]]
 
 
 def queue_size(settings: Settings) -> int:

@@ -74,26 +74,33 @@ def batches(cells: Iterable[Cell], size: int) -> list[list[Cell]]:
     return out
 
 
-def enqueue(
-    settings: Settings, run_id: str, cells: Sequence[Cell], cells_per_task: int = 1, app: Any = None
-) -> int:
-    """Publish the cells as run_cells tasks over one connection; returns messages sent."""
+def enqueue(settings: Settings, run_id: str, cells: Sequence[Cell], cells_per_task: int = 1,
+            *, again: bool = False) -> int:
+    """Publish the cells as run_cells tasks, ``cells_per_task`` to a message, in pipelined
+    round trips (see ``publisher``); returns the number of messages sent. ``again`` marks
+    cells sent before (resume, a killed task): workers count their attempts before running
+    them, so a cell that kills its worker is stopped after ``max_attempts``."""
+    from crystallize_dist.dist.publisher import publish
+
+    return publish(settings, run_id, batches(cells, max(1, cells_per_task)),
+                   retries=1 if again else 0)
+
+
+def enqueue_slow(settings: Settings, run_id: str, cells: Sequence[Cell],
+                 cells_per_task: int = 1) -> int:
+    """The same messages through ``apply_async`` over one producer (the benchmarks' yardstick)."""
     from crystallize_dist import constants as C
     from crystallize_dist.dist.app import app_for
 
-    app = app or app_for(settings)
-    groups = batches(cells, max(1, cells_per_task))
+    app = app_for(settings)
     task = app.tasks[C.TASK_RUN_CELLS]
+    groups = batches(cells, max(1, cells_per_task))
     with app.producer_or_acquire() as producer:
         for group in groups:
-            task.apply_async(
-                args=(run_id, [cell_message(c) for c in group]),
-                task_id=task_id(run_id, group),
-                producer=producer,
-                queue=settings.queue,
-                soft_time_limit=settings.task_limits(len(group))[0],
-                time_limit=settings.task_limits(len(group))[1],
-            )
+            soft, hard = settings.task_limits(len(group))
+            task.apply_async(args=(run_id, [cell_message(c) for c in group]),
+                             task_id=task_id(run_id, group), producer=producer,
+                             queue=settings.queue, soft_time_limit=soft, time_limit=hard)
     return len(groups)
 
 
@@ -207,7 +214,7 @@ def resume(
     store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)
     if todo and not local:
         per_task = int(manifest.get("options", {}).get("cells_per_task", 1) or 1)
-        enqueue(settings, run_id, todo, per_task)
+        enqueue(settings, run_id, todo, per_task, again=True)
     return todo
 
 

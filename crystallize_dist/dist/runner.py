@@ -29,7 +29,7 @@ from crystallize_dist.core.plan import Cell, RunPlan
 from crystallize_dist.core.canonical import dumps
 from crystallize_dist.dist.deadline import cell_deadline
 from crystallize_dist.dist.messages import check_cells
-from crystallize_dist.dist.store.base import RunStore, cell_key
+from crystallize_dist.dist.store.base import Encoded, RunStore, cell_key, encode
 from crystallize_dist.errors import CodeMismatchError
 
 _log = logging.getLogger("crystallize_dist.worker")
@@ -97,6 +97,7 @@ class CellRunner:
         self.env = worker_environment()
         self._loader = loader or self._load
         self._manifests: dict[str, dict[str, Any]] = {}
+        self._plans: dict[str, RunPlan] = {}
         self._experiments: dict[tuple[str, str], Experiment] = {}
         self._prepared: dict[str, _Prepared] = {}
         self._noted: set[str] = set()
@@ -108,6 +109,11 @@ class CellRunner:
         if run_id not in self._manifests:
             self._manifests[run_id] = self.store.manifest(run_id)
         return self._manifests[run_id]
+
+    def plan(self, run_id: str) -> RunPlan:
+        if run_id not in self._plans:
+            self._plans[run_id] = RunPlan.from_dict(self.manifest(run_id)["plan"])
+        return self._plans[run_id]
 
     def _load(self, manifest: Mapping[str, Any]) -> Experiment:
         from crystallize_dist.dist.bundle import ensure_code
@@ -196,60 +202,82 @@ class CellRunner:
         record["tries"] = tries
         return record
 
-    def _check_size(self, record: dict[str, Any], cell: Cell) -> dict[str, Any]:
+    def _encode(self, record: dict[str, Any], cell: Cell) -> Encoded:
+        """The record as JSON, or - when it cannot be written or is too big - an error
+        record that says why (a cell is never lost to its record)."""
         try:
-            size = len(dumps(record))
-        except (ValueError, TypeError) as exc:  # never lose a cell to an unwritable record
-            return error_record(cell, "RecordEncodingError",
-                                f"cell record cannot be written as JSON: {exc}",
-                                worker=record.get("worker", {}))
-        if size <= self.settings.max_record_bytes:
-            return record
+            text = dumps(record)
+        except (ValueError, TypeError) as exc:
+            return encode(error_record(cell, "RecordEncodingError",
+                                       f"cell record cannot be written as JSON: {exc}",
+                                       worker=record.get("worker", {})))
+        if len(text) <= self.settings.max_record_bytes:
+            return Encoded(record, text)
         big = max(record.get("metrics", {}).items(), key=lambda kv: len(dumps(kv[1])),
                   default=("?", None))[0]
-        return error_record(
+        return encode(error_record(
             cell, "RecordTooLargeError",
-            f"cell record is {size / 1e6:.1f} MB, over the {self.settings.max_record_bytes / 1e6:.1f}"
-            f" MB limit (largest metric: '{big}'); record summaries, write big data as artifacts",
-            worker=record.get("worker", {}))
+            f"cell record is {len(text) / 1e6:.1f} MB, over the "
+            f"{self.settings.max_record_bytes / 1e6:.1f} MB limit (largest metric: '{big}'); "
+            "record summaries, write big data as artifacts",
+            worker=record.get("worker", {})))
 
     def unfinished(self, run_id: str, raw_cells: list[Any]) -> list[Cell]:
         """The cells of a message that have no record (after its task was killed)."""
         manifest = self.manifest(run_id)
-        cells = check_cells(raw_cells, RunPlan.from_dict(manifest["plan"]), run_id)
+        cells = check_cells(raw_cells, self.plan(run_id), run_id)
         have = self.store.has_records(run_id, [cell_key(c.condition, c.replicate) for c in cells])
         return [c for c, done in zip(cells, have, strict=True) if not done]
 
-    def run(self, run_id: str, raw_cells: list[Any]) -> dict[str, int]:
+    def run(self, run_id: str, raw_cells: list[Any], *, speculative: bool = False
+            ) -> dict[str, int]:
         """Run one message's cells; returns counts of what happened to them.
 
         One round trip per cell: each cell's record is written together with the start of
         the next (``RunStore.advance``); a cell that already has a record, or belongs to a
-        cancelled run, does not start.
+        cancelled run, does not start. With ``speculative`` (a first delivery, never a
+        redelivered message: a cell that kills its process must not run before its attempt
+        is counted) the first cell runs while its start is on its way, and its record is
+        dropped if the start says it must not run.
         """
         manifest = self.manifest(run_id)
-        cells = check_cells(raw_cells, RunPlan.from_dict(manifest["plan"]), run_id)
+        cells = check_cells(raw_cells, self.plan(run_id), run_id)
         counts = {"ran": 0, "duplicates": 0, "lost": 0, "cancelled": 0}
         keys = [cell_key(c.condition, c.replicate) for c in cells]
-        start = self.store.start_cell(run_id, keys[0])
+        record: dict[str, Any] | None = None
+        if speculative:
+            answer = self.store.start_cell_soon(run_id, keys[0])
+            record = self._cell_record(run_id, manifest, cells[0], None)
+            start = answer()
+        else:
+            start = self.store.start_cell(run_id, keys[0])
         for i, cell in enumerate(cells):
-            record = None
             if start.recorded:
                 counts["duplicates"] += 1
+                record = None
             elif start.cancelled:  # no new cell starts once a run is cancelled
                 counts["cancelled"] += 1
+                record = None
             else:
-                record = self._cell_record(run_id, manifest, cell, start.attempt, counts)
+                if record is None:
+                    record = self._cell_record(run_id, manifest, cell, start.attempt)
+                record["attempt"] = start.attempt
+                kind = "lost" if record["error"] and \
+                    record["error"]["type"] == "WorkerLostError" else "ran"
+                counts[kind] += 1
             following = keys[i + 1] if i + 1 < len(keys) else None
             if record is None and following is None:
                 break
-            _, next_start = self.store.advance(run_id, record, following)
+            encoded = None if record is None else self._encode(record, cell)
+            _, next_start = self.store.advance(run_id, encoded, following)
             start = next_start or start
+            record = None
         return counts
 
     def _cell_record(self, run_id: str, manifest: Mapping[str, Any], cell: Cell,
-                     attempt: int, counts: dict[str, int]) -> dict[str, Any]:
-        """The record of a started cell: run it, or say why it cannot run."""
+                     attempt: int | None) -> dict[str, Any]:
+        """The record of a started cell: run it, or say why it cannot run. ``attempt`` is
+        None while a speculative start is still on its way."""
         if run_id not in self._noted:
             info = {**self.env, "host": self.hostname, "drift": drift(manifest, self.env)}
             self.store.note_worker(run_id, self.node, info)
@@ -258,14 +286,13 @@ class CellRunner:
         limit = int(options.get("max_attempts", self.settings.max_attempts))
         moved = drift(manifest, self.env)
         prepared = self._prepare(run_id, manifest)
-        if attempt > limit:
+        if attempt is not None and attempt > limit:
             record = error_record(
                 cell, "WorkerLostError",
                 f"worker lost: cell {cell.key} was started {attempt - 1} times and never "
                 f"finished - its process died or was killed at the hard time limit "
                 f"({self.settings.task_limits()[1]:g}s) each time (limit {limit}); "
                 "recorded as failed")
-            counts["lost"] += 1
         elif prepared.experiment is None:
             assert prepared.failure is not None
             record = error_record(cell, *prepared.failure)
@@ -276,9 +303,7 @@ class CellRunner:
                 + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()))
         else:
             record = self._execute(prepared.experiment, cell, options)
-            counts["ran"] += 1
         record["worker"] = {**record.get("worker", {}), **self._stamp}
-        record["attempt"] = attempt
         if moved:
             record["drift"] = moved
-        return self._check_size(record, cell)
+        return record

@@ -59,7 +59,7 @@ class CellTask(Task):
             if rest:
                 from crystallize_dist.dist.coordinator import enqueue
 
-                enqueue(self.settings, run_id, rest, len(rest), app=self.app)
+                enqueue(self.settings, run_id, rest, len(rest), again=True)
         except Exception as err:  # never let bookkeeping crash the worker's main process
             _log.error("task %s: could not re-enqueue after its time limit: %s", task_id, err)
 
@@ -83,7 +83,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         try:
             run_id, cells = parse_message(args, kwargs)
             runner = runner_for(settings, self.request.hostname)
-            counts = runner.run(run_id, cells)
+            # a cell runs while its start is on its way only on a first delivery of a first
+            # sending: after any loss its attempt is counted first (bounded redelivery)
+            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+            fresh = not redelivered and not self.request.retries
+            counts = runner.run(run_id, cells, speculative=fresh)
         except (TaskMessageError, RunNotFoundError) as exc:
             # A malformed or orphaned message: log it and drop it; nothing ran.
             _log.error("rejected task %s: %s", self.request.id, exc)

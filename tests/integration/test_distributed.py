@@ -235,3 +235,37 @@ def test_resume_after_lost_tasks_completes_with_the_same_digest(
         assert load_result(store, run_id).provenance["resumes"] == 1
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("per_task", ["3", "16", "auto"])
+def test_digest_is_identical_with_every_batching_setting(
+        per_task: str, broker: str, workers2: Worker, tmp_path: Path) -> None:
+    ref = str(EXAMPLES / "quickstart.py")
+    _, result = submit_json(ref, broker, tmp_path, "--cells-per-task", per_task)
+    assert result["digest"] == serial_digest(ref)
+    assert result["provenance"]["options"]["cells_per_task"] >= 1  # type: ignore[index]
+    cells = result["provenance"]["cells"]  # type: ignore[index]
+    assert len(cells) == 40 and all(c["attempts"] == 1 for c in cells.values())
+    local = run_cli("submit", ref, "--local", "--workers", "2", "--cells-per-task", per_task,
+                    "--format", "json", "--seed", str(SEED), "--no-progress", cwd=tmp_path)
+    assert json.loads(local.stdout.partition("\n")[2])["digest"] == serial_digest(ref)
+
+
+def test_a_redelivered_batch_reruns_only_cells_without_a_record(
+        broker: str, workers2: Worker, tmp_path: Path) -> None:
+    ref = str(EXAMPLES / "quickstart.py")
+    run_id, first = submit_json(ref, broker, tmp_path, "--cells-per-task", "8")
+    store = open_store(broker)
+    from crystallize_dist.core.plan import RunPlan
+
+    cells = list(RunPlan.from_dict(store.manifest(run_id)["plan"]).cells())[:8]
+    store.delete_records(run_id, [f"{c.condition}:{c.replicate}" for c in cells[5:]])
+    enqueue(Settings.from_env({}, broker_url=broker), run_id, cells, 8)  # the batch again
+    wait_for(store, run_id, timeout=60)
+    result = load_result(store, run_id)
+    assert result.digest == first["digest"]
+    prov = result.provenance["cells"]
+    assert [prov[f"{c.condition}:{c.replicate}"]["duplicates"] for c in cells] == \
+        [1] * 5 + [0] * 3
+    assert [prov[f"{c.condition}:{c.replicate}"]["attempts"] for c in cells] == \
+        [1] * 5 + [2] * 3

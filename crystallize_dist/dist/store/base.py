@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from crystallize_dist import constants as C
+from crystallize_dist.core.canonical import dumps
 from crystallize_dist.errors import CorruptRecordError
 
 
@@ -70,6 +71,18 @@ class CellStart:
     recorded: bool = False
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A record with its JSON text, so a worker encodes each record once."""
+
+    record: Mapping[str, Any]
+    text: str
+
+
+def encode(record: Mapping[str, Any] | Encoded) -> Encoded:
+    return record if isinstance(record, Encoded) else Encoded(record, dumps(record))
+
+
 class RunStore(ABC):
     """Where runs live. Methods raise RunNotFoundError for an unknown run id."""
 
@@ -95,7 +108,7 @@ class RunStore(ABC):
     # -- records ---------------------------------------------------------------------------
     @abstractmethod
     def advance(
-        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+        self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
     ) -> tuple[bool | None, CellStart | None]:
         """In one round trip: write ``record`` (if given) and start cell ``next_key`` (if
         given). A worker running a batch writes each cell's record and starts the next one
@@ -116,6 +129,13 @@ class RunStore(ABC):
         start = self.advance(run_id, None, key)[1]
         assert start is not None
         return start
+
+    def start_cell_soon(self, run_id: str, key: str) -> Callable[[], CellStart]:
+        """Send the start of cell ``key`` now and return a function that reads its answer
+        later, so a cell can run while the start is on its way (one round trip saved per
+        one-cell task). Stores that cannot pipeline this way just start the cell now."""
+        start = self.start_cell(run_id, key)
+        return lambda: start
 
     def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
         """Several ``put_record`` calls (implementations batch them)."""

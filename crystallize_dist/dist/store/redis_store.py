@@ -19,7 +19,7 @@ from redis.retry import Retry
 from crystallize_dist import constants as C
 from crystallize_dist.config import redact
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import CellStart, RunStore, decode_json, decode_or_flag, decode_record
+from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, encode, decode_json, decode_or_flag, decode_record
 from crystallize_dist.errors import BrokerError, RunNotFoundError, StoreError
 
 T = TypeVar("T")
@@ -94,7 +94,9 @@ class RedisStore(RunStore):
                 retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
                 retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             )
-        self.r: Any = client  # redis-py's stubs type replies as bytes | str
+        self.r: Any = client
+        self._run_keys: dict[str, list[str]] = {}
+        self._script_loaded = False  # redis-py's stubs type replies as bytes | str
         self._advance = self.r.register_script(_ADVANCE)
         self._delete = self.r.register_script(_DELETE)
 
@@ -159,15 +161,20 @@ class RedisStore(RunStore):
 
     # -- records -------------------------------------------------------------------------------
     def _advance_call(
-        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+        self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
     ) -> tuple[list[str], list[Any]]:
-        keys = [C.key_records(run_id), C.key_counters(run_id), C.key_duplicates(run_id),
+        keys = self._run_keys.get(run_id)
+        if keys is None:
+            keys = self._run_keys[run_id] = [
+                C.key_records(run_id), C.key_counters(run_id), C.key_duplicates(run_id),
                 C.key_attempts(run_id), C.key_state(run_id)]
         if record is None:
             put = ["", "", "", ""]
         else:
-            field = f"{record['condition']}:{record['replicate']}"
-            put = [field, dumps(record), record["status"], record["condition"]]
+            enc = encode(record)
+            rec = enc.record
+            field = f"{rec['condition']}:{rec['replicate']}"
+            put = [field, enc.text, rec["status"], rec["condition"]]
         return keys, [*put, repr(time.time()), self.ttl, next_key or ""]
 
     @staticmethod
@@ -177,11 +184,40 @@ class RedisStore(RunStore):
                 CellStart(attempt, bool(cancelled), bool(recorded)))
 
     def advance(
-        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+        self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
     ) -> tuple[bool | None, CellStart | None]:
         keys, args = self._advance_call(run_id, record, next_key)
         written, start = self._decode(self._call(lambda: self._advance(keys=keys, args=args)))
         return written, (start if next_key else None)
+
+    def start_cell_soon(self, run_id: str, key: str) -> Callable[[], CellStart]:
+        keys, args = self._advance_call(run_id, None, key)
+        pool = self.r.connection_pool
+        with self._errors():
+            if not self._script_loaded:  # the start must count even if the cell then crashes
+                self.r.script_load(_ADVANCE)
+                self._script_loaded = True
+            conn = pool.get_connection()
+            try:
+                conn.send_command("EVALSHA", self._advance.sha, len(keys), *keys, *args)
+            except Exception:
+                pool.release(conn)
+                raise
+
+        def answer() -> CellStart:
+            try:
+                with self._errors():
+                    try:
+                        reply = conn.read_response()
+                    except redis.exceptions.NoScriptError:
+                        reply = None  # the script cache was emptied (a restart): slow way
+            finally:
+                pool.release(conn)
+            if reply is None:
+                return self.start_cell(run_id, key)
+            return self._decode(reply)[1]
+
+        return answer
 
     def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
         if not records:

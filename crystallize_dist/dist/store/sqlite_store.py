@@ -19,7 +19,7 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import CellStart, RunStore, decode_json, decode_or_flag, decode_record
+from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, encode, decode_json, decode_or_flag, decode_record
 from crystallize_dist.errors import RunNotFoundError, StoreError
 
 _SCHEMA = f"""
@@ -149,14 +149,17 @@ class SQLiteStore(RunStore):
 
     # -- records -------------------------------------------------------------------------------
     def _put(
-        self, db: sqlite3.Connection, run_id: str, record: Mapping[str, Any], now: float
+        self, db: sqlite3.Connection, run_id: str, record: Mapping[str, Any] | Encoded,
+        now: float,
     ) -> bool:
-        cond, rep, status = record["condition"], int(record["replicate"]), record["status"]
+        enc = encode(record)
+        cond, rep, status = enc.record["condition"], int(enc.record["replicate"]), \
+            enc.record["status"]
         cell = f"{cond}:{rep}"
         cur = db.execute(
             f"INSERT OR IGNORE INTO {C.TABLE_RECORDS} "
             "(run_id, cell, condition, replicate, status, record) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, cell, cond, rep, status, dumps(record)),
+            (run_id, cell, cond, rep, status, enc.text),
         )
         if cur.rowcount == 1:
             db.executemany(_BUMP, [(run_id, status, 1), (run_id, f"{status}:{cond}", 1)])
@@ -193,7 +196,7 @@ class SQLiteStore(RunStore):
         return CellStart(attempt=int(row[0]))
 
     def advance(
-        self, run_id: str, record: Mapping[str, Any] | None, next_key: str | None
+        self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
     ) -> tuple[bool | None, CellStart | None]:
         now = time.time()
         with self._tx() as db:
