@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from crystallize_dist.config import Settings
+from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.errors import CrystallizeError, InvalidOptionError
 
 ENV = "CRYSTALLIZE_DIST_"
@@ -121,7 +122,9 @@ def _print_result(result: Any, fmt: str, output: str | None = None) -> None:
     from crystallize_dist.dist.report import result_csv, result_table
 
     if fmt == "json":
-        text = result.to_json()
+        # indented for people; compact (and several times faster) for big results
+        small = len(result.provenance.get("cells", ())) <= STEP_PROVENANCE_LIMIT
+        text = result.to_json(indent=2 if small else None)
     elif fmt == "csv":
         text = result_csv(result)
     else:

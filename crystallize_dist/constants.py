@@ -115,6 +115,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_RETRIES = 0
 #: bytes: largest cell record stored; a bigger one becomes a RecordTooLargeError cell error.
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+#: cells: larger results leave per-step provenance (ctx_changes) in the cell records only.
+STEP_PROVENANCE_LIMIT = 10_000
 #: records fetched per round trip when streaming a run's records.
 DEFAULT_PAGE_SIZE = 2000
 #: bytes: largest code bundle ``submit`` will pack.

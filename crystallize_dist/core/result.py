@@ -135,6 +135,13 @@ class Result:
 
     # -- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON types (see ``to_json``)."""
+        out = self._dict()
+        out["provenance"] = to_jsonable(self.provenance, strict=False)
+        return out
+
+    def _dict(self) -> dict[str, Any]:
+        """to_dict without converting the provenance."""
         return {
             "timestamp": self.timestamp,
             "metrics": {
@@ -160,12 +167,23 @@ class Result:
             },
             "errors": {key: str(err) for key, err in self.errors.items()},
             "error_details": {key: error_to_dict(err) for key, err in self.errors.items()},
-            "provenance": to_jsonable(self.provenance, strict=False),
+            "provenance": self.provenance,
             "digest": self.digest,
         }
 
     def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str | None:
-        text = json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        """The result as JSON text (written to ``path`` when given). The provenance is
+        encoded as it is, converting only values that are not JSON types already, so a
+        100,000-cell result is not copied once more on its way out."""
+        from crystallize_dist.core.aggregate import paused_gc
+
+        with paused_gc():
+            text = json.dumps(
+                self._dict(),
+                indent=indent,
+                ensure_ascii=False,
+                default=lambda v: to_jsonable(v, strict=False),
+            )
         if path is None:
             return text
         Path(path).write_text(text)

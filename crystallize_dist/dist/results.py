@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.core.aggregate import aggregate
 from crystallize_dist.core.experiment import Experiment
@@ -49,19 +50,27 @@ def load_result(
     experiment: Experiment | None = None,
     settings: Settings | None = None,
     verify: bool = True,
-    keep_steps: bool = True,
+    keep_steps: bool | None = None,
 ) -> Result:
-    """Aggregate a run from its manifest and records (complete or partial).
+    """Aggregate a run from its manifest and records (complete or partial), streaming the
+    records from the store in pages.
 
     Hypotheses are verified with the experiment's code when it can be loaded here; a partial
-    result lists its missing cells in ``result.missing``.
+    result lists its missing cells in ``result.missing``. Per-step provenance
+    (``ctx_changes``) is kept for runs of up to ``STEP_PROVENANCE_LIMIT`` cells unless
+    ``keep_steps`` says otherwise (it stays in each cell's record either way).
     """
     manifest = store.manifest(run_id)
     plan = RunPlan.from_dict(manifest["plan"])
+    if keep_steps is None:
+        keep_steps = plan.n_cells <= C.STEP_PROVENANCE_LIMIT
     hyps, note = _hypotheses(manifest, experiment, settings, store) if verify else ([], None)
     meta = provenance_meta(manifest, workers=store.workers(run_id), state=store.state(run_id))
     if note:
         meta["hypothesis_note"] = note
+    if not keep_steps:
+        meta["ctx_changes_omitted"] = (
+            f"{plan.n_cells} cells: per-step provenance is in each cell's record only")
     return aggregate(
         plan,
         store.iter_records(run_id),
