@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
 from crystallize_dist.config import Settings
-from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
+from crystallize_dist.dist.calibrate import parse_cells_per_task
+from crystallize_dist.dist.report import CellProgress, write_result
 from crystallize_dist.errors import CrystallizeError, InvalidOptionError
 
 ENV = "CRYSTALLIZE_DIST_"
@@ -55,20 +55,6 @@ def _err() -> Console:
     return Console(stderr=True)
 
 
-def _cells_per_task(value: str) -> int | str:
-    if value == "auto":
-        return "auto"
-    try:
-        n = int(value)
-    except ValueError:
-        raise InvalidOptionError(
-            f"--cells-per-task must be a positive integer or 'auto', got {value!r}"
-        ) from None
-    if n < 1:
-        raise InvalidOptionError(f"--cells-per-task must be >= 1, got {n}")
-    return n
-
-
 def store_options(fn: Any) -> Any:
     fn = click.option(
         "--broker",
@@ -88,57 +74,6 @@ def store_options(fn: Any) -> Any:
 @click.version_option(package_name="crystallize-dist")
 def main() -> None:
     """Run Crystallize-style experiments anywhere, with the same result bytes."""
-
-
-class _Progress:
-    """A progress bar on stderr (rich)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self.progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=_err(),
-            disable=not enabled,
-            transient=False,
-        )
-        self.task = self.progress.add_task("cells", total=total)
-
-    def __enter__(self) -> _Progress:
-        self.progress.start()
-        return self
-
-    def update(self, n: int) -> None:
-        self.progress.advance(self.task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-
-def _print_result(result: Any, fmt: str, output: str | None = None) -> None:
-    from crystallize_dist.dist.report import result_csv, result_table
-
-    if fmt == "json":
-        # indented for people; compact (and several times faster) for big results
-        small = len(result.provenance.get("cells", ())) <= STEP_PROVENANCE_LIMIT
-        text = result.to_json(indent=2 if small else None)
-    elif fmt == "csv":
-        text = result_csv(result)
-    else:
-        if output:
-            console = Console(file=open(output, "w"), width=120)  # noqa: SIM115
-            result_table(result, console)
-            console.file.close()
-        else:
-            result_table(result, _out())
-        return
-    if output:
-        Path(output).write_text(text)
-    else:
-        click.echo(text, nl=not text.endswith("\n"))
 
 
 @main.command()
@@ -210,7 +145,7 @@ def submit(
     from crystallize_dist.dist.results import load_result, wait_for
 
     settings = _settings(broker, drift_policy=drift_policy)
-    per_task = _cells_per_task(cells_per_task)
+    per_task = parse_cells_per_task(cells_per_task)
     if workers is not None and workers < 1:
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
     store = _store(settings, local)
@@ -236,7 +171,7 @@ def submit(
         from crystallize_dist.dist.local import run_local
 
         plan = RunPlan.from_dict(sub.manifest["plan"])
-        with _Progress(plan.n_cells, progress) as bar:
+        with CellProgress(plan.n_cells, progress) as bar:
             run_local(
                 sub.run_id,
                 list(plan.cells()),
@@ -247,10 +182,10 @@ def submit(
                 on_progress=bar.update,
             )
     elif wait:
-        with _Progress(sub.manifest["n_cells"], progress) as bar:
+        with CellProgress(sub.manifest["n_cells"], progress) as bar:
             wait_for(store, sub.run_id, timeout=timeout, on_progress=bar.update)
     if local or wait:
-        _print_result(load_result(store, sub.run_id, settings=settings), fmt)
+        write_result(load_result(store, sub.run_id, settings=settings), fmt)
 
 
 @main.command()
@@ -351,7 +286,7 @@ def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str |
     from crystallize_dist.dist.results import load_result
 
     settings = _settings(broker)
-    _print_result(load_result(_store(settings, local), run_id, settings=settings), fmt, output)
+    write_result(load_result(_store(settings, local), run_id, settings=settings), fmt, output)
 
 
 @main.command(name="list")

@@ -9,70 +9,26 @@ import inspect
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crystallize_dist.constants import BASELINE_CONDITION, SEED_MODULUS
 from crystallize_dist.core.aggregate import aggregate, verify_hypotheses
 from crystallize_dist.core.artifacts import ArtifactPlugin
-from crystallize_dist.core.cell import (
-    Cell,
-    _cell_steps,
-    arun_replicate,
-    run_replicate,
-)
 from crystallize_dist.core.context import FrozenContext
 from crystallize_dist.core.datasource import Artifact, DataSource
 from crystallize_dist.core.environment import host_environment
-from crystallize_dist.core.execution import ReplicateResult, SerialExecution, flatten_results
+from crystallize_dist.core.execution import SerialExecution, flatten_results
 from crystallize_dist.core.fingerprint import fingerprint
 from crystallize_dist.core.hypothesis import Hypothesis
 from crystallize_dist.core.pipeline import Drive, Pipeline, drive_async, drive_sync
 from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin, overrides_loop
 from crystallize_dist.core.result import ExperimentMetrics, Result, TreatmentMetrics
+from crystallize_dist.core.runspec import ReplicateRunner, RunSpec, check_replicates
 from crystallize_dist.core.seeding import check_seed, default_seed_function
 from crystallize_dist.core.treatment import Treatment
 from crystallize_dist.errors import InvalidOptionError, ValidationError
-
-
-def check_replicates(value: Any, where: str = "replicates") -> int:
-    """``value`` as an int, or InvalidOptionError (also a TypeError) naming ``where``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidOptionError(
-            f"{where} must be an integer, got {type(value).__name__} {value!r}"
-        )
-    return value
-
-
-class ReplicateRunner:
-    """The ``replicate_fn`` executors receive: ``fn(r)`` runs replicate r's cells in order.
-
-    It is synchronous (``acall`` is the async twin used by AsyncExecution), so a custom
-    executor can hand it to any pool.
-    """
-
-    def __init__(self, experiment: Experiment, plan: RunPlan) -> None:
-        self.experiment = experiment
-        self.plan = plan
-
-    def __call__(self, rep: int) -> ReplicateResult:
-        return ReplicateResult(run_replicate(self.experiment, self.plan.cells_of(rep)))
-
-    async def acall(self, rep: int) -> ReplicateResult:
-        return ReplicateResult(await arun_replicate(self.experiment, self.plan.cells_of(rep)))
-
-
-@dataclass
-class RunSpec:
-    """Everything ``run`` resolved from its arguments before running."""
-
-    plan: RunPlan
-    treatments: list[Treatment]
-    baseline_treatment: Treatment | None
-    hypotheses: list[Hypothesis]
-    loaded: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
 
 class Experiment:
@@ -423,55 +379,9 @@ class Experiment:
         Goes through the same cell path as ``run`` (metric tuples unpacked, async steps
         awaited); a failing step raises its own exception.
         """
-        self._auto_validate()
-        if isinstance(treatment, str):
-            match = [t for t in self._treatments if t.name == treatment]
-            if not match and treatment != BASELINE_CONDITION:
-                raise InvalidOptionError(
-                    f"unknown treatment '{treatment}'; known: {[t.name for t in self._treatments]}"
-                )
-            treatment = match[0] if match else None
-        spec = self.resolve(
-            treatments=[treatment] if treatment is not None else [],
-            hypotheses=[],
-            replicates=1,
-            seed=None if seed is None else seed,
-        )
-        if treatment is not None and treatment.name != BASELINE_CONDITION:
-            condition = treatment.name
-        else:
-            condition = BASELINE_CONDITION
-        cell_seed = check_seed(seed, "seed") if seed is not None else spec.plan.seed(0)
-        self.id = hashlib.sha256(pickle.dumps(self.pipeline.signature())).hexdigest()
-        holder: dict[str, Any] = {}
-        with self._running(spec):
-            for plugin in self.plugins:
-                plugin.before_run(self)
-            for step in self.pipeline.steps:
-                step.setup(self._setup_ctx)
-            try:
-                record = drive_sync(
-                    _cell_steps(
-                        self,
-                        Cell(condition, 0, cell_seed),
-                        data=data,
-                        use_data=data is not None,
-                        raise_errors=True,
-                        holder=holder,
-                    )
-                )
-            except Exception as exc:
-                original = getattr(exc, "original_exception", None)
-                if isinstance(original, BaseException):
-                    raise original from exc
-                raise
-            finally:
-                for step in self.pipeline.steps:
-                    step.teardown(self._setup_ctx)
-            result = aggregate(spec.plan, [record], meta={"apply": True})
-            for plugin in self.plugins:
-                plugin.after_run(self, result)
-        return holder.get("data")
+        from crystallize_dist.core.inference import apply_once
+
+        return apply_once(self, treatment, data=data, seed=seed)
 
     def __repr__(self) -> str:
         return (

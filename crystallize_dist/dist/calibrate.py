@@ -10,6 +10,7 @@ import time
 
 from crystallize_dist.core.cell import run_cell
 from crystallize_dist.core.loading import load_experiment
+from crystallize_dist.errors import InvalidOptionError
 
 #: seconds of cell work one task should carry.
 TARGET_TASK_SECONDS = 0.075
@@ -42,3 +43,18 @@ def auto_cells_per_task(ref_text: str) -> int:
                 break
         per_cell = (time.perf_counter() - start) / max(1, n)
     return cells_for(per_cell)
+
+
+def parse_cells_per_task(value: str) -> int | str:
+    """``--cells-per-task``: a positive integer or ``auto``."""
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidOptionError(
+            f"--cells-per-task must be a positive integer or 'auto', got {value!r}"
+        ) from None
+    if n < 1:
+        raise InvalidOptionError(f"--cells-per-task must be >= 1, got {n}")
+    return n

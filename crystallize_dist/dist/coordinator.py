@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from crystallize_dist.config import Settings
-from crystallize_dist.core.experiment import Experiment, RunSpec, check_replicates
+from crystallize_dist.core.experiment import Experiment
+from crystallize_dist.core.runspec import RunSpec, check_replicates
 from crystallize_dist.core.loading import ExperimentRef, load_experiment, load_ref
 from crystallize_dist.core.plan import Cell, RunPlan
 from crystallize_dist.dist.manifest import build_manifest, new_run_id, run_options

@@ -12,7 +12,8 @@ from typing import Any
 from crystallize_dist.config import Settings
 from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.core.environment import git_state, host_environment, package_version
-from crystallize_dist.core.experiment import Experiment, RunSpec
+from crystallize_dist.core.experiment import Experiment
+from crystallize_dist.core.runspec import RunSpec
 from crystallize_dist.core.loading import ExperimentRef
 
 MANIFEST_VERSION = 1

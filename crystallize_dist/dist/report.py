@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import sys
 import io
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.core.result import Result
 from crystallize_dist.dist.results import RunStatus
 
@@ -160,3 +163,54 @@ def status_table(status: RunStatus, console: Console) -> None:
         console.print(
             f"lost: {len(status.extra['lost'])} cells: " + ", ".join(status.extra["lost"][:10])
         )
+
+
+class CellProgress:
+    """A progress bar on stderr (rich)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("cells", total=total)
+
+    def __enter__(self) -> CellProgress:
+        self.progress.start()
+        return self
+
+    def update(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def write_result(result: Any, fmt: str, output: str | None = None) -> None:
+    """Print (or write to ``output``) a result as a table, JSON or CSV."""
+
+    if fmt == "json":
+        # indented for people; compact (and several times faster) for big results
+        small = len(result.provenance.get("cells", ())) <= STEP_PROVENANCE_LIMIT
+        text = result.to_json(indent=2 if small else None)
+    elif fmt == "csv":
+        text = result_csv(result)
+    else:
+        if output:
+            console = Console(file=open(output, "w"), width=120)  # noqa: SIM115
+            result_table(result, console)
+            console.file.close()
+        else:
+            result_table(result, Console(soft_wrap=True))
+        return
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -1,0 +1,54 @@
+"""What a run resolves before it starts: the RunSpec, and the replicate_fn executors get."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crystallize_dist.core.cell import arun_replicate, run_replicate
+from crystallize_dist.core.execution import ReplicateResult
+from crystallize_dist.core.plan import RunPlan
+from crystallize_dist.errors import InvalidOptionError
+
+if TYPE_CHECKING:
+    from crystallize_dist.core.experiment import Experiment
+    from crystallize_dist.core.hypothesis import Hypothesis
+    from crystallize_dist.core.treatment import Treatment
+
+
+def check_replicates(value: Any, where: str = "replicates") -> int:
+    """``value`` as an int, or InvalidOptionError (also a TypeError) naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOptionError(
+            f"{where} must be an integer, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+class ReplicateRunner:
+    """The ``replicate_fn`` executors receive: ``fn(r)`` runs replicate r's cells in order.
+
+    It is synchronous (``acall`` is the async twin used by AsyncExecution), so a custom
+    executor can hand it to any pool.
+    """
+
+    def __init__(self, experiment: Experiment, plan: RunPlan) -> None:
+        self.experiment = experiment
+        self.plan = plan
+
+    def __call__(self, rep: int) -> ReplicateResult:
+        return ReplicateResult(run_replicate(self.experiment, self.plan.cells_of(rep)))
+
+    async def acall(self, rep: int) -> ReplicateResult:
+        return ReplicateResult(await arun_replicate(self.experiment, self.plan.cells_of(rep)))
+
+
+@dataclass
+class RunSpec:
+    """Everything ``run`` resolved from its arguments before running."""
+
+    plan: RunPlan
+    treatments: list[Treatment]
+    baseline_treatment: Treatment | None
+    hypotheses: list[Hypothesis]
+    loaded: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
