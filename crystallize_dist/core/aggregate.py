@@ -27,22 +27,6 @@ from crystallize_dist.core.result import (
     error_from_dict,
 )
 
-#: Record fields the aggregator keeps (the rest is dropped while indexing, to save memory).
-_KEEP = (
-    "status",
-    "metrics",
-    "error",
-    "seed",
-    "timing",
-    "worker",
-    "attempts",
-    "duplicates",
-    "seeded",
-    "artifacts",
-    "steps",
-    "drift",
-)
-
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
@@ -63,26 +47,39 @@ def index_records(
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Records keyed by (condition, replicate); the first record of a cell wins."""
     index: dict[tuple[str, int], dict[str, Any]] = {}
-    keep = _KEEP if keep_steps else tuple(k for k in _KEEP if k != "steps")
     with paused_gc():
         for rec in records:
             key = (rec["condition"], int(rec["replicate"]))
             if key not in index:
-                index[key] = {k: rec[k] for k in keep if k in rec}
+                kept = dict(rec)  # our copy: the aggregator trims it into the cell summary
+                if not keep_steps:
+                    kept.pop("steps", None)
+                index[key] = kept
     return index
 
 
-def _cell_summary(rec: Mapping[str, Any]) -> dict[str, Any]:
-    """A cell's entry in ``provenance["cells"]`` (versions stay in ``workers``)."""
-    out = {
-        k: rec[k]
-        for k in ("seed", "status", "timing", "attempts", "duplicates", "seeded", "drift")
-        if k in rec
-    }
+_SUMMARY_DROPS = (
+    "condition",
+    "replicate",
+    "metrics",
+    "error",
+    "steps",
+    "artifacts",
+    "attempt",
+    "tries",
+)
+
+
+def _summarize(rec: dict[str, Any]) -> dict[str, Any]:
+    """Turn an indexed record (our copy) into its ``provenance["cells"]`` entry in place:
+    seed, status, timing, attempts, duplicates, seeded libraries, drift and where it ran
+    (host, node, pid - the versions stay in ``provenance["workers"]``)."""
+    for key in _SUMMARY_DROPS:
+        rec.pop(key, None)
     worker = rec.get("worker")
     if worker:
-        out["worker"] = {k: worker[k] for k in ("host", "node", "pid") if k in worker}
-    return out
+        rec["worker"] = {k: worker[k] for k in ("host", "node", "pid") if k in worker}
+    return rec
 
 
 def _extend(target: dict[str, list[Any]], metrics: Mapping[str, Sequence[Any]]) -> None:
@@ -183,7 +180,7 @@ def _aggregate(
             last_end = max(
                 last_end, float(timing.get("started", 0)) + float(timing.get("duration", 0))
             )
-            cells[f"{cond}:{r}"] = _cell_summary(rec)
+            cells[f"{cond}:{r}"] = rec  # trimmed into its summary once everything is folded
         base_needed = BASELINE_CONDITION not in plan.skip
         brec = index.get((BASELINE_CONDITION, r)) if base_needed else None
         if base_needed:
@@ -206,6 +203,8 @@ def _aggregate(
 
     for cond, values in (loaded or {}).items():
         _extend(baseline if cond == BASELINE_CONDITION else treat.setdefault(cond, {}), values)
+    for rec in cells.values():
+        _summarize(rec)
 
     treatments = {name: TreatmentMetrics(m) for name, m in treat.items()}
     provenance: dict[str, Any] = {

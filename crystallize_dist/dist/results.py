@@ -73,7 +73,7 @@ def load_result(
             f"{plan.n_cells} cells: per-step provenance is in each cell's record only")
     return aggregate(
         plan,
-        store.iter_records(run_id),
+        store.iter_records(run_id, steps=keep_steps),
         hypotheses=hyps,
         meta=meta,
         keep_steps=keep_steps,

@@ -206,13 +206,14 @@ class CellRunner:
         """The record as JSON, or - when it cannot be written or is too big - an error
         record that says why (a cell is never lost to its record)."""
         try:
-            text = dumps(record)
+            encoded = encode(record)
         except (ValueError, TypeError) as exc:
             return encode(error_record(cell, "RecordEncodingError",
                                        f"cell record cannot be written as JSON: {exc}",
                                        worker=record.get("worker", {})))
+        text = encoded.text
         if len(text) <= self.settings.max_record_bytes:
-            return Encoded(record, text)
+            return encoded
         big = max(record.get("metrics", {}).items(), key=lambda kv: len(dumps(kv[1])),
                   default=("?", None))[0]
         return encode(error_record(

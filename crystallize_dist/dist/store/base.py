@@ -28,22 +28,47 @@ def split_key(key: str) -> tuple[str, int]:
     return condition, int(rep)
 
 
-def decode_record(raw: str | bytes, where: str) -> dict[str, Any]:
-    """Parse a stored record; anything that is not a record object is CorruptRecordError."""
-    try:
-        rec = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRecordError(f"{where}: stored record is not valid JSON ({exc})") from None
-    if not isinstance(rec, dict) or not {"condition", "replicate", "status"} <= rec.keys():
-        raise CorruptRecordError(f"{where}: stored record lacks condition/replicate/status")
+_DECODER = json.JSONDecoder()
+
+
+def _parse(raw: str | bytes, steps: bool) -> Any:
+    text = raw if isinstance(raw, str) else raw.decode()
+    head, sep, tail = text.partition("\n")
+    rec = _DECODER.decode(head)
+    if steps and sep and isinstance(rec, dict):
+        rec["steps"] = _DECODER.decode(tail)
     return rec
 
 
-def decode_or_flag(raw: str | bytes, key: str, where: str) -> dict[str, Any]:
+def _is_record(rec: Any) -> bool:
+    return isinstance(rec, dict) and "condition" in rec and "replicate" in rec and "status" in rec
+
+
+def decode_record(raw: str | bytes, where: str, *, steps: bool = True) -> dict[str, Any]:
+    """Parse a stored record (see ``encode``); anything else is CorruptRecordError."""
+    try:
+        rec = _parse(raw, steps)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"{where}: stored record is not valid JSON ({exc})") from None
+    if not _is_record(rec):
+        raise CorruptRecordError(f"{where}: stored record lacks condition/replicate/status")
+    result: dict[str, Any] = rec
+    return result
+
+
+def decode_or_flag(raw: str | bytes, key: str, run_id: str, *, steps: bool = True
+                   ) -> dict[str, Any]:
     """A stored record, or - when it is corrupt - a failed-cell record that says so, so one
     damaged record never hides the others (``resume --retry-failed`` re-runs it)."""
     try:
-        return decode_record(raw, where)
+        rec = _parse(raw, steps)
+        if _is_record(rec):
+            result: dict[str, Any] = rec
+            return result
+    except (ValueError, UnicodeDecodeError):
+        pass
+    try:  # the slow path, for its message
+        return decode_record(raw, f"run '{run_id}' cell {key}", steps=steps)
     except CorruptRecordError as exc:
         condition, replicate = split_key(key)
         return {
@@ -80,7 +105,15 @@ class Encoded:
 
 
 def encode(record: Mapping[str, Any] | Encoded) -> Encoded:
-    return record if isinstance(record, Encoded) else Encoded(record, dumps(record))
+    """A record's stored text: ``<record without steps as JSON>\\n<steps as JSON>``.
+
+    Compact JSON never holds a raw newline, so readers that do not need the per-step
+    provenance (big results) split at the first newline and parse only the first part.
+    """
+    if isinstance(record, Encoded):
+        return record
+    core = {k: v for k, v in record.items() if k != "steps"}
+    return Encoded(record, dumps(core) + "\n" + dumps(record.get("steps", [])))
 
 
 class RunStore(ABC):
@@ -151,10 +184,10 @@ class RunStore(ABC):
 
     @abstractmethod
     def iter_records(
-        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE
+        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE, *, steps: bool = True
     ) -> Iterator[dict[str, Any]]:
         """Every record (in no particular order), fetched in pages, with ``attempts`` and
-        ``duplicates`` merged in."""
+        ``duplicates`` merged in; without ``steps`` the per-step provenance is not parsed."""
 
     @abstractmethod
     def delete_records(self, run_id: str, keys: list[str]) -> int:

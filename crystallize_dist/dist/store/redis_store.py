@@ -251,7 +251,7 @@ class RedisStore(RunStore):
         return self._call(go)
 
     def iter_records(
-        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE
+        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE, *, steps: bool = True
     ) -> Iterator[dict[str, Any]]:
         self._require(run_id)
         cursor = 0
@@ -268,7 +268,7 @@ class RedisStore(RunStore):
                 attempts, dups = self._call(pipe.execute)
                 for field, att, dup in zip(fields, attempts, dups, strict=True):
                     key = field.decode()
-                    rec = decode_or_flag(page[field], key, f"run '{run_id}' cell {key}")
+                    rec = decode_or_flag(page[field], key, run_id, steps=steps)
                     rec["attempts"] = int(att or 0)
                     rec["duplicates"] = int(dup or 0)
                     yield rec
@@ -285,7 +285,7 @@ class RedisStore(RunStore):
             for k, raw in zip(keys, raws, strict=True):
                 if raw is None:
                     continue
-                rec = decode_or_flag(raw, k, f"run '{run_id}' cell {k}")
+                rec = decode_or_flag(raw, k, run_id)
                 status = rec["status"] if rec.get("seed") is not None else ""
                 self._delete(
                     keys=[C.key_records(run_id), C.key_counters(run_id)],

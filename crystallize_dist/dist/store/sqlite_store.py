@@ -231,7 +231,7 @@ class SQLiteStore(RunStore):
         return [k in have for k in keys]
 
     def iter_records(
-        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE
+        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE, *, steps: bool = True
     ) -> Iterator[dict[str, Any]]:
         self._require(run_id)
         last = ""
@@ -244,7 +244,7 @@ class SQLiteStore(RunStore):
                 (run_id, last, page_size),
             )
             for cell, raw, attempts, dups in rows:
-                rec = decode_or_flag(raw, cell, f"run '{run_id}' cell {cell}")
+                rec = decode_or_flag(raw, cell, run_id, steps=steps)
                 rec["attempts"], rec["duplicates"] = int(attempts), int(dups)
                 yield rec
             if len(rows) < page_size:
