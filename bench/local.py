@@ -10,6 +10,13 @@ Two workloads, measured side by side in one run (best of 3 each):
 Targets: process >= 0.8 x serial on tiny cells, >= 1.8 x on the 20 ms cells (2 workers).
 BLAS is pinned to one thread per process so "serial" really is one core.
 
+Also, on the tiny workload (2,000 replicates), the engine's own cost: ``SerialExecution``
+(``experiment.run()``) vs a plain loop doing the same work with the same seeding - for each
+replicate r, seed ``random`` and numpy with ``(42 + r*31337) % 2**32`` the way
+``default_seed_function`` does, fetch from the datasource and ``pipeline.run(data, ctx)``
+with a fresh FrozenContext. Alternating rounds, best and median; the loop's values must
+equal the run's. Target: serial >= 0.9 x the plain loop's throughput.
+
     python bench/local.py            # the full benchmark (about a minute)
     python bench/local.py --quick    # a smoke run: small sizes, one repeat, no targets
     python bench/local.py --profile  # also cProfile a serial run of the tiny workload
@@ -61,6 +68,8 @@ from crystallize_dist import (  # noqa: E402
 
 WORKERS = 2
 TARGETS = {"tiny": 0.8, "cpu": 1.8}
+SERIAL_VS_LOOP = 0.9  # target: SerialExecution throughput / plain loop throughput
+MASTER_SEED = 42
 
 
 # --- the CPU-bound workload ------------------------------------------------------------------
@@ -239,6 +248,86 @@ def report(results: dict[str, dict[str, Measurement]], check: bool, ceiling: flo
     return ok
 
 
+# --- engine cost: SerialExecution vs a plain loop ---------------------------------------------
+def plain_loop(replicates: int) -> list[float]:
+    """The tiny workload without the engine: Crystallize's seed formula, the seed function
+    of the experiment's SeedPlugin, fetch, ``pipeline.run``; returns the metric values."""
+    source, pipeline = RandomSource(), Pipeline([AddRandomStep()])
+    values: list[float] = []
+    for rep in range(replicates):
+        seed_everything((MASTER_SEED + rep * 31337) % 2**32)
+        ctx = FrozenContext()
+        pipeline.run(source.fetch(ctx), ctx)
+        values.extend(ctx.metrics["rand"])
+    return values
+
+
+def bare_loop(replicates: int) -> list[float]:
+    """The floor, for information: the same seeding and fetch, the step called directly
+    (no Pipeline: no step hashes, no provenance)."""
+    source, step = RandomSource(), AddRandomStep()
+    values: list[float] = []
+    for rep in range(replicates):
+        seed_everything((MASTER_SEED + rep * 31337) % 2**32)
+        ctx = FrozenContext()
+        step(source.fetch(ctx), ctx)
+        values.extend(ctx.metrics["rand"])
+    return values
+
+
+def measure_loop(replicates: int, rounds: int) -> dict[str, Any]:
+    """Alternating rounds of the plain loop, SerialExecution and the bare loop."""
+    loop_s: list[float] = []
+    serial_s: list[float] = []
+    bare_s: list[float] = []
+    same = True
+    plain_loop(min(replicates, 20))  # warm both paths (imports, first-call caches)
+    bare_loop(min(replicates, 20))
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        values = plain_loop(replicates)
+        loop_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        same &= bare_loop(replicates) == values
+        bare_s.append(time.perf_counter() - t0)
+        exp = tiny_experiment(SerialExecution(), replicates)
+        t0 = time.perf_counter()
+        result = exp.run()
+        serial_s.append(time.perf_counter() - t0)
+        same &= list(result.metrics.baseline.metrics["rand"]) == values
+    ratios = sorted(loop / ser for loop, ser in zip(loop_s, serial_s, strict=True))
+    return {
+        "cells": replicates,
+        "loop": min(loop_s),
+        "serial": min(serial_s),
+        "bare": min(bare_s),
+        "ratio": min(loop_s) / min(serial_s),
+        "median": ratios[len(ratios) // 2],
+        "same": same,
+    }
+
+
+def report_loop(m: dict[str, Any], check: bool) -> bool:
+    ok = m["ratio"] >= SERIAL_VS_LOOP
+    verdict = ("PASS" if ok else "MISS") if check else "(quick: not judged)"
+    us = {k: m[k] / m["cells"] * 1e6 for k in ("loop", "serial", "bare")}
+    print(
+        f"plain loop (pipeline.run) {m['cells'] / m['loop']:,.0f} cells/s = {us['loop']:.1f} "
+        f"us/cell; SerialExecution {m['cells'] / m['serial']:,.0f} cells/s = "
+        f"{us['serial']:.1f} us/cell ({m['cells']} tiny cells, best rounds; same values: "
+        f"{'yes' if m['same'] else 'NO'})"
+    )
+    print(
+        f"  for information: the step called directly (no Pipeline) = {us['bare']:.1f} "
+        f"us/cell; serial / that = {m['bare'] / m['serial']:.2f}x"
+    )
+    print(
+        f"serial/plain loop = {m['ratio']:5.2f}x best/best, {m['median']:.2f}x median "
+        f"(target >= {SERIAL_VS_LOOP}x)  {verdict}"
+    )
+    return (ok or not check) and m["same"]
+
+
 def profile_tiny(replicates: int) -> None:
     """cProfile a serial run of the tiny workload (workers run the same per-cell code)."""
     exp = tiny_experiment(SerialExecution(), replicates)
@@ -278,9 +367,11 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": lambda ex: cpu_experiment(ex, cpu_reps, iters),
         }
         results, ceiling = measure(workloads, repeats, iters, 4 if args.quick else 20)
+        loop = measure_loop(tiny_reps, 1 if args.quick else max(5, repeats))
         os.chdir(ROOT)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     ok = report(results, check=not args.quick, ceiling=ceiling)
+    ok &= report_loop(loop, check=not args.quick)
     return 0 if ok or not args.strict else 1
 
 

@@ -1,23 +1,80 @@
-"""The local benchmark script runs end to end (a smoke test: timings are not judged)."""
+"""The benchmark scripts run end to end (smoke tests: ``--quick`` sizes, timings not judged).
+
+Every benchmark except bench/local.py starts its own redis-server: those tests skip when it
+is not installed, and fail when CI=true (tests/redis_server.require_redis_server).
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from redis_server import require_redis_server
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_local_quick_runs(tmp_path: Path) -> None:
+def _run(script: str, cwd: Path, *args: str, timeout: float = 120) -> str:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "local.py"), "--quick"],
-        cwd=tmp_path,
+        [sys.executable, str(ROOT / "bench" / script), "--quick", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    for word in ("tiny", "cpu", "serial", "process", "process/serial"):
-        assert word in out.stdout, out.stdout
+    return out.stdout
+
+
+def test_bench_local_quick_runs(tmp_path: Path) -> None:
+    stdout = _run("local.py", tmp_path, timeout=300)
+    for word in ("tiny", "cpu", "serial", "process", "process/serial", "serial/plain loop"):
+        assert word in stdout, stdout
+    assert "same values: yes" in stdout, stdout
     assert not list(tmp_path.iterdir()), "the benchmark left files in the working directory"
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    require_redis_server()
+    return tmp_path / "out"
+
+
+def test_bench_batching_quick_runs(tmp_path: Path, out_dir: Path) -> None:
+    stdout = _run("batching.py", tmp_path, "--out", str(out_dir))
+    assert "--cells-per-task auto chose N =" in stdout, stdout
+    assert "raw celery" in stdout and "x raw" in stdout, stdout
+    assert "target >= 3x" in stdout and ("PASS" in stdout or "MISS" in stdout), stdout
+    figures = json.loads((out_dir / "batching.json").read_text())
+    assert figures["auto_n"] >= 1 and len(figures["rows"]) == 3
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "chart skipped" in stdout, stdout
+    else:
+        assert (out_dir / "batching.png").stat().st_size > 0
+
+
+def test_bench_submit_quick_runs(tmp_path: Path, out_dir: Path) -> None:
+    stdout = _run("submit.py", tmp_path, "--out", str(out_dir))
+    for word in ("submit", "enqueue", "apply_async", "target >= 20,000", "stock celery worker"):
+        assert word in stdout, stdout
+    assert json.loads((out_dir / "submit.json").read_text())["stock_worker"]["ok"], stdout
+    assert not list(p for p in tmp_path.iterdir() if p != out_dir), "files left behind"
+
+
+def test_bench_scale_quick_runs(tmp_path: Path, out_dir: Path) -> None:
+    stdout = _run("scale.py", tmp_path, "--out", str(out_dir))
+    for word in ("submit", "run_status", "load_result", "peak RSS", "tracemalloc", "--format json"):
+        assert word in stdout, stdout
+    assert json.loads((out_dir / "scale.json").read_text())["cells"] == 2000
+
+
+def test_bench_cpu_quick_runs(tmp_path: Path, out_dir: Path) -> None:
+    stdout = _run("cpu.py", tmp_path, "--out", str(out_dir))
+    for word in ("serial", "distributed", "distributed / serial", "machine ceiling"):
+        assert word in stdout, stdout
+    assert not list(p for p in tmp_path.iterdir() if p != out_dir), "files left behind"
