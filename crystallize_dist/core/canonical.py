@@ -119,9 +119,17 @@ def canonical_json(value: Any) -> str:
     )
 
 
+def _lenient(value: Any) -> Any:
+    return to_jsonable(value, strict=False)
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON of an already-plain value (records, manifests); not sorted."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    """Compact JSON of a record or manifest (not sorted); values that are not JSON types
+    (e.g. objects a step wrote to the context, kept raw in step provenance) are converted
+    leniently on the way."""
+    return json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, allow_nan=True, default=_lenient
+    )
 
 
 def metrics_digest(baseline: Mapping[str, Any], treatments: Mapping[str, Mapping[str, Any]]) -> str:

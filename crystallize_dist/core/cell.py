@@ -112,6 +112,7 @@ def _cell_steps(
         "error": None,
     }
     pipeline = experiment.pipeline
+    active = experiment._active
     steps: list[dict[str, Any]] = []
     try:
         treatment = experiment._treatment_for(cell.condition)
@@ -124,9 +125,9 @@ def _cell_steps(
         out = yield from pipeline._execute(
             data,
             ctx,
-            verbose=experiment._verbose(),
+            verbose=active.verbose if active else experiment._verbose(),
             experiment=experiment,
-            step_hashes=experiment._step_hashes(),
+            step_hashes=active.step_hashes if active else experiment._step_hashes(),
             records=steps,
         )
         if holder is not None:
@@ -140,10 +141,20 @@ def _cell_steps(
         record["error"] = describe_error(exc)
     finally:
         record["seeded"] = end_cell_seeding(token)
-    record["steps"] = to_jsonable(steps, strict=False) if record["status"] == STATUS_OK else []
+    # step provenance stays as recorded (it may hold objects a step wrote to the context);
+    # records that leave the process are converted on the way (canonical.dumps, or
+    # portable() for the process pool)
+    record["steps"] = steps if record["status"] == STATUS_OK else []
     record["artifacts"] = list(ctx._cell_artifacts)  # type: ignore[attr-defined]
     record["timing"] = {"started": started, "duration": time.perf_counter() - t0}
     record["worker"] = worker_stamp()
+    return record
+
+
+def portable(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its step provenance in plain JSON types (safe to pickle or send)."""
+    if record.get("steps"):
+        record["steps"] = to_jsonable(record["steps"], strict=False)
     return record
 
 

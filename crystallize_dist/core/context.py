@@ -14,6 +14,7 @@ import numpy as np
 from crystallize_dist.errors import ContextMutationError
 
 _LOGGER_NAME = "crystallize"
+_LOGGER = logging.getLogger(_LOGGER_NAME)
 
 
 class FrozenMetrics:
@@ -89,10 +90,10 @@ class FrozenContext:
     def __init__(
         self, initial: Mapping[str, Any] | None = None, logger: logging.Logger | None = None
     ) -> None:
-        self._data: dict[str, Any] = copy.deepcopy(dict(initial or {}))
+        self._data: dict[str, Any] = copy.deepcopy(dict(initial)) if initial else {}
         self.metrics = FrozenMetrics()
         self.artifacts = ArtifactLog()
-        self.logger = logger or logging.getLogger(_LOGGER_NAME)
+        self.logger = logger or _LOGGER
         self._seed: int | None = None
         self._rng: np.random.Generator | None = None
         self._random: random.Random | None = None

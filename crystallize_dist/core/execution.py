@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
-from crystallize_dist.core.cell import STATUS_OK, run_replicate
+from crystallize_dist.core.cell import STATUS_OK, portable, run_replicate
 from crystallize_dist.core.plugins import BasePlugin, SeedPlugin
 from crystallize_dist.core.progress import progress_bar
 from crystallize_dist.errors import InvalidOptionError, UnpicklableExperimentError
@@ -132,7 +132,7 @@ def _run_chunk(reps: list[int]) -> list[list[dict[str, Any]]]:
     exp = _WORKER_EXPERIMENT
     assert exp is not None and exp._active is not None, "worker not initialised"
     plan = exp._active.plan
-    return [run_replicate(exp, plan.cells_of(r)) for r in reps]
+    return [[portable(rec) for rec in run_replicate(exp, plan.cells_of(r))] for r in reps]
 
 
 def _culprit(experiment: Experiment) -> str:

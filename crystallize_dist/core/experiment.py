@@ -242,7 +242,7 @@ class Experiment:
         self._treatments = spec.treatments
         self._hypotheses = spec.hypotheses
         self._replicates = spec.plan.replicates
-        self._active = spec
+        self._active = spec.ready(self)
         try:
             yield
         finally:

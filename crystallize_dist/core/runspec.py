@@ -52,3 +52,12 @@ class RunSpec:
     baseline_treatment: Treatment | None
     hypotheses: list[Hypothesis]
     loaded: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: filled by ``ready``: what every cell of the run would otherwise look up again
+    verbose: bool = False
+    step_hashes: list[str] | None = None
+
+    def ready(self, experiment: Experiment) -> RunSpec:
+        """Compute, once per run, the step hashes and verbosity every cell uses."""
+        self.verbose = experiment._verbose()
+        self.step_hashes = experiment._step_hashes()
+        return self

@@ -12,14 +12,28 @@ if TYPE_CHECKING:
     from crystallize_dist.core.context import FrozenContext
 
 
+_SOURCE_HASHES: dict[Any, str] = {}
+
+
 def source_hash(obj: Any) -> str:
-    """sha256 of an object's source text, falling back to its bytecode."""
+    """sha256 of an object's source text, falling back to its bytecode; cached per code
+    object (reading source is slow, and a changed function is a new code object)."""
+    key = getattr(obj, "__code__", None) or obj
+    try:
+        return _SOURCE_HASHES[key]
+    except (KeyError, TypeError):
+        pass
     try:
         text = inspect.getsource(obj).encode()
     except (OSError, TypeError):
         code = getattr(obj, "__code__", None)
         text = code.co_code if code is not None else repr(obj).encode()
-    return hashlib.sha256(text).hexdigest()
+    digest = hashlib.sha256(text).hexdigest()
+    try:
+        _SOURCE_HASHES[key] = digest
+    except TypeError:  # unhashable: not cached
+        pass
+    return digest
 
 
 class PipelineStep(ABC):

@@ -175,7 +175,7 @@ class CellRunner:
             strategy="rerun",
         )
         spec.plan = plan  # the manifest's plan is the truth: seeds are never re-derived
-        exp._active = spec
+        exp._active = spec.ready(exp)
         exp.id = hashlib.sha256(pickle.dumps(exp.pipeline.signature())).hexdigest()
         for step in exp.pipeline.steps:
             step.setup(exp._setup_ctx)
