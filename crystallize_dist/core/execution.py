@@ -128,11 +128,19 @@ def _init_worker(blob: bytes) -> None:
     _WORKER_EXPERIMENT = pickle.loads(blob)
 
 
-def _run_chunk(reps: list[int]) -> list[list[dict[str, Any]]]:
+def _run_chunk(reps: list[int]) -> bytes:
+    """Run replicates in a worker; their records come back pickled once, here (with the
+    step provenance made plain only when it cannot be pickled as recorded)."""
     exp = _WORKER_EXPERIMENT
     assert exp is not None and exp._active is not None, "worker not initialised"
     plan = exp._active.plan
-    return [[portable(rec) for rec in run_replicate(exp, plan.cells_of(r))] for r in reps]
+    out = [run_replicate(exp, plan.cells_of(r)) for r in reps]
+    try:
+        return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return pickle.dumps(
+            [[portable(rec) for rec in recs] for recs in out], protocol=pickle.HIGHEST_PROTOCOL
+        )
 
 
 def _culprit(experiment: Experiment) -> str:
@@ -250,11 +258,9 @@ class ParallelExecution(BasePlugin):
         with ProcessPoolExecutor(
             max_workers=workers, initializer=_init_worker, initargs=(blob,)
         ) as pool:
-            futures: list[Future[list[list[dict[str, Any]]]]] = [
-                pool.submit(_run_chunk, chunk) for chunk in chunks
-            ]
+            futures: list[Future[bytes]] = [pool.submit(_run_chunk, chunk) for chunk in chunks]
             for fut, chunk in zip(futures, chunks, strict=True):
-                results.append(fut.result())
+                results.append(pickle.loads(fut.result()))
                 bar.update(len(chunk))
         return [rep for chunk_out in results for rep in chunk_out]
 
