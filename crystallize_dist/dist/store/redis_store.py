@@ -19,7 +19,7 @@ from redis.retry import Retry
 from crystallize_dist import constants as C
 from crystallize_dist.config import redact
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, encode, decode_json, decode_or_flag, decode_record
+from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, encode, decode_json, decode_or_flag, decode_page, decode_record
 from crystallize_dist.errors import BrokerError, RunNotFoundError, StoreError
 
 T = TypeVar("T")
@@ -266,9 +266,9 @@ class RedisStore(RunStore):
                 pipe.hmget(C.key_attempts(run_id), fields)
                 pipe.hmget(C.key_duplicates(run_id), fields)
                 attempts, dups = self._call(pipe.execute)
-                for field, att, dup in zip(fields, attempts, dups, strict=True):
-                    key = field.decode()
-                    rec = decode_or_flag(page[field], key, run_id, steps=steps)
+                keys = [f.decode() for f in fields]
+                recs = decode_page([page[f] for f in fields], keys, run_id, steps=steps)
+                for rec, att, dup in zip(recs, attempts, dups, strict=True):
                     rec["attempts"] = int(att or 0)
                     rec["duplicates"] = int(dup or 0)
                     yield rec

@@ -19,7 +19,7 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, encode, decode_json, decode_or_flag, decode_record
+from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, encode, decode_json, decode_or_flag, decode_page, decode_record
 from crystallize_dist.errors import RunNotFoundError, StoreError
 
 _SCHEMA = f"""
@@ -243,8 +243,8 @@ class SQLiteStore(RunStore):
                 "WHERE r.run_id = ? AND r.cell > ? ORDER BY r.cell LIMIT ?",
                 (run_id, last, page_size),
             )
-            for cell, raw, attempts, dups in rows:
-                rec = decode_or_flag(raw, cell, run_id, steps=steps)
+            recs = decode_page([r[1] for r in rows], [r[0] for r in rows], run_id, steps=steps)
+            for rec, (_, _, attempts, dups) in zip(recs, rows, strict=True):
                 rec["attempts"], rec["duplicates"] = int(attempts), int(dups)
                 yield rec
             if len(rows) < page_size:
