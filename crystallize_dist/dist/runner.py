@@ -102,7 +102,8 @@ class CellRunner:
         self._prepared: dict[str, _Prepared] = {}
         self._noted: set[str] = set()
         self._lock = threading.Lock()
-        self._stamp = {**self.env, "host": self.hostname, "node": self.node}
+        # where a cell ran; this worker's versions are stored once per run (note_worker)
+        self._stamp = {"host": self.hostname, "node": self.node}
 
     # -- caches ---------------------------------------------------------------------------------
     def manifest(self, run_id: str) -> dict[str, Any]:
