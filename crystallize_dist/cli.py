@@ -28,8 +28,11 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CrystallizeError as exc:
+        except (CrystallizeError, OSError) as exc:
+            # OSError: an output file that cannot be written, a home that cannot be made...
             message = " ".join(str(exc).split())
+            if isinstance(exc, OSError) and not isinstance(exc, CrystallizeError):
+                message = f"{exc.strerror or type(exc).__name__}: {exc.filename or message}"
             click.echo(f"error: {message}", err=True)
             ctx.exit(1)
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from crystallize_dist import constants as C
 from crystallize_dist.errors import InvalidOptionError
@@ -38,19 +37,16 @@ DRIFT_POLICIES = ("warn", "refuse")
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to print and store)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # a malformed URL (bad port, unbalanced brackets): redact by pattern
-        return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
-    if parts.password is None:
+    """``url`` with any password replaced by ``***`` (safe to print and store).
+
+    Everything between ``scheme://`` and the *last* ``@`` is credentials, so a password
+    holding ``/``, ``:`` or ``@`` is hidden whole even when the URL does not parse."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if port:
-        host = f"{host}:{port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
 
 
 def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
@@ -64,7 +60,10 @@ def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
     try:
         urlsplit(url).port  # noqa: B018 - raises ValueError for a malformed port or host
     except ValueError as exc:
-        raise InvalidOptionError(f"{what} '{redact(url)}' is malformed: {exc}") from None
+        what_is_wrong = "port" if "port" in str(exc).lower() else "host or port"
+        raise InvalidOptionError(
+            f"{what} '{redact(url)}' is malformed: its {what_is_wrong} cannot be read"
+        ) from None
     return url
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from crystallize_dist.config import Settings
@@ -14,6 +15,7 @@ from crystallize_dist.dist.coordinator import batches
 from crystallize_dist.dist.messages import cell_message
 from crystallize_dist.dist.runner import CellRunner
 from crystallize_dist.dist.store import SQLiteStore
+from crystallize_dist.errors import CrystallizeError
 
 _runner: CellRunner | None = None
 
@@ -56,11 +58,34 @@ def run_local(
             if on_progress:
                 on_progress(len(group))
         return
+    pending = _run_pool(run_id, groups, store, settings, workers, on_progress)
+    crashes = 0
+    while pending:  # a cell killed its process: finish one process at a time
+        crashes += 1
+        if crashes > settings.max_attempts * len(pending) + 1:
+            raise CrystallizeError(
+                f"run '{run_id}': local worker processes keep dying; "
+                f"{sum(len(g) for g in pending)} cells left (see `status --local`)")
+        pending = _run_pool(run_id, pending, store, settings, 1, on_progress)
+
+
+def _run_pool(run_id: str, groups: list[list[list[object]]], store: SQLiteStore,
+              settings: Settings, workers: int,
+              on_progress: Callable[[int], None] | None) -> list[list[list[object]]]:
+    """Run ``groups`` on a pool; returns the groups left unfinished when a worker process
+    died (its cells' attempts were counted before they ran, so a cell that kills its
+    process every time is recorded as failed after ``max_attempts``)."""
+    left: list[list[list[object]]] = []
     with ProcessPoolExecutor(
         max_workers=workers, initializer=_init, initargs=(str(store.path), settings)
     ) as pool:
-        futures = [pool.submit(_run_batch, run_id, g) for g in groups]
+        futures = {pool.submit(_run_batch, run_id, g): g for g in groups}
         for fut in as_completed(futures):
-            done = fut.result()
+            try:
+                done = fut.result()
+            except BrokenProcessPool:
+                left.append(futures[fut])
+                continue
             if on_progress:
                 on_progress(done)
+    return left

@@ -87,10 +87,15 @@ class CellRunner:
     """Runs cells of any run against a store; one instance per worker process."""
 
     def __init__(
-        self, store: RunStore, settings: Settings, node: str | None = None, loader: Any = None
+        self, store: RunStore, settings: Settings, node: str | None = None, loader: Any = None,
+        *, requeue: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
+        #: hand cells back (``counts["requeue"]``) when this worker cannot load the
+        #: experiment, so a worker with the right code and packages can take them; only
+        #: after a cell's ``max_attempts`` is the failure recorded (Celery workers)
+        self.requeue = requeue
         # "name@host" as Celery names workers; the host part says which machine ran a cell
         self.node = node or f"local@{socket.gethostname()}"
         self.hostname = self.node.rpartition("@")[2] or socket.gethostname()
@@ -208,6 +213,7 @@ class CellRunner:
         record that says why (a cell is never lost to its record)."""
         try:
             encoded = encode(record)
+            encoded.text.encode()  # a lone surrogate in a string cannot be stored as UTF-8
         except (ValueError, TypeError) as exc:
             return encode(error_record(cell, "RecordEncodingError",
                                        f"cell record cannot be written as JSON: {exc}",
@@ -232,7 +238,7 @@ class CellRunner:
         return [c for c, done in zip(cells, have, strict=True) if not done]
 
     def run(self, run_id: str, raw_cells: list[Any], *, speculative: bool = False
-            ) -> dict[str, int]:
+            ) -> dict[str, Any]:
         """Run one message's cells; returns counts of what happened to them.
 
         One round trip per cell: each cell's record is written together with the start of
@@ -244,8 +250,11 @@ class CellRunner:
         """
         manifest = self.manifest(run_id)
         cells = check_cells(raw_cells, self.plan(run_id), run_id)
-        counts = {"ran": 0, "duplicates": 0, "lost": 0, "cancelled": 0}
+        counts: dict[str, Any] = {"ran": 0, "duplicates": 0, "lost": 0, "cancelled": 0,
+                                  "requeue": []}
         keys = [cell_key(c.condition, c.replicate) for c in cells]
+        if self.requeue and self._prepare(run_id, manifest).experiment is None:
+            return self._hand_back(run_id, manifest, cells, counts)
         record: dict[str, Any] | None = None
         if speculative:
             answer = self.store.start_cell_soon(run_id, keys[0])
@@ -274,6 +283,26 @@ class CellRunner:
             _, next_start = self.store.advance(run_id, encoded, following)
             start = next_start or start
             record = None
+        return counts
+
+    def _hand_back(self, run_id: str, manifest: Mapping[str, Any], cells: list[Cell],
+                   counts: dict[str, Any]) -> dict[str, Any]:
+        """This worker cannot load the experiment: count each cell's attempt and hand it
+        back for another worker, recording the failure once a cell is out of attempts."""
+        limit = int(manifest.get("options", {}).get("max_attempts", self.settings.max_attempts))
+        for cell in cells:
+            start = self.store.start_cell(run_id, cell.key)
+            if start.recorded:
+                counts["duplicates"] += 1
+            elif start.cancelled:
+                counts["cancelled"] += 1
+            elif start.attempt < limit:
+                counts["requeue"].append(cell)
+            else:
+                record = self._cell_record(run_id, manifest, cell, None)
+                record["attempt"] = start.attempt
+                self.store.put_record(run_id, self._encode(record, cell))
+                counts["lost"] += 1
         return counts
 
     def _cell_record(self, run_id: str, manifest: Mapping[str, Any], cell: Cell,

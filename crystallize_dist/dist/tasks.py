@@ -16,6 +16,8 @@ from crystallize_dist.dist.runner import CellRunner
 from crystallize_dist.errors import RunNotFoundError, TaskMessageError
 
 _log = logging.getLogger("crystallize_dist.worker")
+#: times a task that failed outside experiment code is sent again (backoff 1 s .. 60 s).
+INFRA_RETRIES = 10
 _runner: CellRunner | None = None
 
 
@@ -34,7 +36,7 @@ def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
         from crystallize_dist.dist.store import store_for
 
         store = store_for(settings, retries=20)
-        _runner = CellRunner(store, settings, node=hostname or None)
+        _runner = CellRunner(store, settings, node=hostname or None, requeue=True)
     return _runner
 
 
@@ -92,5 +94,21 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             # A malformed or orphaned message: log it and drop it; nothing ran.
             _log.error("rejected task %s: %s", self.request.id, exc)
             return
+        except Exception as exc:
+            # Not the experiment's fault (cell errors are records): the store refused a
+            # write, Redis went read-only, a limit fired outside a cell... Send the message
+            # again rather than lose its cells: recorded cells are skipped, attempts counted.
+            retries = int(self.request.retries or 0)
+            _log.error("task %s failed (%s: %s); sending it again (%d/%d)", self.request.id,
+                       type(exc).__name__, exc, retries + 1, INFRA_RETRIES)
+            raise self.retry(exc=exc, countdown=min(60, 2**retries),
+                             max_retries=INFRA_RETRIES) from exc
+        if counts["requeue"]:  # this worker cannot load the experiment: let another try
+            from crystallize_dist.dist.coordinator import enqueue
+
+            _log.warning("task %s: handing %d cell(s) back to the queue", self.request.id,
+                         len(counts["requeue"]))
+            enqueue(settings.replace(queue=self.request.delivery_info.get("routing_key")),
+                    run_id, counts["requeue"], len(counts["requeue"]), again=True)
         if counts["duplicates"]:
             _log.info("task %s: %d cell(s) already recorded", self.request.id, counts["duplicates"])

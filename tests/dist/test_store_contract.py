@@ -146,9 +146,12 @@ def test_iter_records_pages_through_everything(store: RunStore) -> None:
 
 def test_has_and_delete_records_adjust_counters(store: RunStore) -> None:
     store.create_run("r1", MANIFEST)
+    assert store.start_cell("r1", "t:0").attempt == 1
     store.put_records("r1", [record("baseline", 0), record("t", 0, "error")])
     assert store.has_records("r1", ["baseline:0", "t:0", "t:1"]) == [True, True, False]
+    assert store.attempts("r1") == {"t:0": 1}
     assert store.delete_records("r1", ["t:0", "t:1"]) == 1
+    assert "t:0" not in store.attempts("r1")  # a fresh attempt budget
     assert store.get_record("r1", "t", 0) is None
     c = store.counters("r1")
     assert c["error"] == 0 and c["error:t"] == 0 and c["ok"] == 1

@@ -181,7 +181,7 @@ class RunStore(ABC):
         counted; do not run it), whether the run is cancelled (do not run it), or else counts
         the attempt and returns its number."""
 
-    def put_record(self, run_id: str, record: Mapping[str, Any]) -> bool:
+    def put_record(self, run_id: str, record: Mapping[str, Any] | Encoded) -> bool:
         """Write a cell record unless the cell has one (see ``advance``)."""
         return bool(self.advance(run_id, record, None)[0])
 
@@ -219,7 +219,8 @@ class RunStore(ABC):
 
     @abstractmethod
     def delete_records(self, run_id: str, keys: list[str]) -> int:
-        """Remove records (``resume --retry-failed``); counters are adjusted."""
+        """Remove records (``resume --retry-failed``); counters are adjusted and the cells'
+        attempt counts reset, so each gets a fresh ``max_attempts`` budget."""
 
     # -- counters ------------------------------------------------------------------------------
     @abstractmethod

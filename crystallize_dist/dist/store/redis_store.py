@@ -60,8 +60,10 @@ redis.call('EXPIRE', KEYS[4], ARGV[6])
 return {written, n, 0, 0}
 """
 
-# KEYS: records, counters; ARGV: field, condition, status of the stored record
+# KEYS: records, counters, attempts; ARGV: field, condition, status of the stored record
+# (a deleted cell starts again from attempt 1: resume --retry-failed gives it a fresh budget)
 _DELETE = """
+redis.call('HDEL', KEYS[3], ARGV[1])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
   if ARGV[3] == '' then return 1 end  -- a corrupt record: its status is unknown
   redis.call('HINCRBY', KEYS[2], ARGV[3], -1)
@@ -288,7 +290,7 @@ class RedisStore(RunStore):
                 rec = decode_or_flag(raw, k, run_id)
                 status = rec["status"] if rec.get("seed") is not None else ""
                 self._delete(
-                    keys=[C.key_records(run_id), C.key_counters(run_id)],
+                    keys=[C.key_records(run_id), C.key_counters(run_id), C.key_attempts(run_id)],
                     args=[k, k.rpartition(":")[0], status],
                     client=pipe,
                 )

@@ -63,7 +63,11 @@ class SQLiteStore(RunStore):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the run store folder {self.path.parent}: "
+                             f"{exc.strerror or exc}") from None
         try:
             self._db().executescript(_SCHEMA)
         except sqlite3.Error as exc:
@@ -266,6 +270,8 @@ class SQLiteStore(RunStore):
                     f"DELETE FROM {C.TABLE_RECORDS} WHERE run_id = ? AND cell = ?", (run_id, cell)
                 )
                 db.executemany(_BUMP, [(run_id, row[0], -1), (run_id, f"{row[0]}:{row[1]}", -1)])
+                db.execute(f"UPDATE {C.TABLE_ATTEMPTS} SET n = 0 WHERE run_id = ? AND cell = ?",
+                           (run_id, cell))
                 deleted += 1
         return deleted
 
