@@ -17,7 +17,7 @@ from rich.console import Console
 from crystallize_dist.config import Settings
 from crystallize_dist.dist.calibrate import parse_cells_per_task
 from crystallize_dist.dist.report import CellProgress, write_result
-from crystallize_dist.errors import CrystallizeError, InvalidOptionError
+from crystallize_dist.errors import CrystallizeError, InvalidOptionError, RunNotFoundError
 
 ENV = "CRYSTALLIZE_DIST_"
 
@@ -254,6 +254,7 @@ def worker(
 def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bool | None) -> None:
     """Cells done / failed / pending per condition, attempts, workers, elapsed and ETA."""
     from crystallize_dist.dist.broker import SCAN_LIMIT, queue_size
+    from crystallize_dist.dist.manifest import run_settings
     from crystallize_dist.dist.report import status_table
     from crystallize_dist.dist.results import lost_cells, run_status
 
@@ -264,7 +265,13 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
         not local
         and st.pending > 0
         and not st.cancelled
-        and (lost or (lost is None and queue_size(settings) <= SCAN_LIMIT))
+        and (
+            lost
+            or (
+                lost is None
+                and queue_size(run_settings(settings, store.manifest(run_id))) <= SCAN_LIMIT
+            )
+        )
     ):
         st.extra["lost"] = lost_cells(store, settings, run_id)
     if as_json:
@@ -306,7 +313,10 @@ def list_runs(broker: str | None, local: bool, limit: int) -> None:
     for col in ("run id", "experiment", "done", "failed", "total", "state"):
         table.add_column(col)
     for run_id in store.run_ids(limit):
-        st = run_status(store, run_id)
+        try:
+            st = run_status(store, run_id)
+        except RunNotFoundError:  # expired (its keys outlived by the index): not listed
+            continue
         state = "cancelled" if st.cancelled else ("finished" if st.finished else "running")
         table.add_row(run_id, st.experiment, str(st.done), str(st.failed), str(st.total), state)
     _out().print(table)

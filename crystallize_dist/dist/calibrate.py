@@ -18,6 +18,8 @@ TARGET_TASK_SECONDS = 0.075
 SLOW_CELL_SECONDS = 0.05
 MAX_CELLS_PER_TASK = 1000
 CALIBRATION_SECONDS = 0.5
+#: seconds: a calibration cell running longer than this is stopped (one cell per task).
+CALIBRATION_LIMIT = 10.0
 
 
 def cells_for(cell_seconds: float) -> int:
@@ -28,16 +30,27 @@ def cells_for(cell_seconds: float) -> int:
 
 
 def auto_cells_per_task(ref_text: str) -> int:
-    """Time a few baseline cells of the experiment here and size tasks from that."""
+    """Time a few baseline cells of the experiment here and size tasks from that.
+
+    Calibration runs the experiment's code on the submitting machine, briefly: a cell that
+    fails, or takes longer than ``SLOW_CELL_SECONDS`` (it is stopped at
+    ``CALIBRATION_LIMIT`` seconds), means one cell per task.
+    """
+    from crystallize_dist.dist.deadline import cell_deadline
+
     experiment, _ = load_experiment(ref_text)
     spec = experiment.resolve(hypotheses=[], replicates=64, strategy="rerun")
-    cells = [c for c in spec.plan.cells()]
+    cells = list(spec.plan.cells())
     with experiment._running(spec):
-        run_cell(experiment, cells[0])  # warm caches (step hashes, imports)
+        with cell_deadline(CALIBRATION_LIMIT, "calibration cell"):
+            first = run_cell(experiment, cells[0])  # also warms caches (hashes, imports)
+        if first["status"] != "ok" or first["timing"]["duration"] >= SLOW_CELL_SECONDS:
+            return 1
         start = time.perf_counter()
         n = 0
         for cell in cells[1:]:
-            run_cell(experiment, cell)
+            with cell_deadline(CALIBRATION_LIMIT, "calibration cell"):
+                run_cell(experiment, cell)
             n += 1
             if time.perf_counter() - start > CALIBRATION_SECONDS:
                 break

@@ -15,7 +15,7 @@ from crystallize_dist.core.experiment import Experiment
 from crystallize_dist.core.runspec import RunSpec, check_replicates
 from crystallize_dist.core.loading import ExperimentRef, load_experiment, load_ref
 from crystallize_dist.core.plan import Cell, RunPlan
-from crystallize_dist.dist.manifest import build_manifest, new_run_id, run_options
+from crystallize_dist.dist.manifest import build_manifest, new_run_id, run_options, run_settings
 from crystallize_dist.dist.messages import cell_message, task_id
 from crystallize_dist.dist.store import RunStore, cell_key
 from crystallize_dist.errors import (
@@ -214,8 +214,14 @@ def resume(
     state = store.state(run_id)
     store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)
     if todo and not local:
+        from crystallize_dist.dist.broker import queued_cells
+
+        own = run_settings(settings, manifest)  # the run's queue, whoever resumes it
+        queued = queued_cells(own, run_id)  # cells still waiting or running are not lost
+        todo = [c for c in todo if cell_key(c.condition, c.replicate) not in queued]
         per_task = int(manifest.get("options", {}).get("cells_per_task", 1) or 1)
-        enqueue(settings, run_id, todo, per_task, again=True)
+        if todo:
+            enqueue(own, run_id, todo, per_task, again=True)
     return todo
 
 

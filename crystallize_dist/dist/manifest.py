@@ -31,6 +31,18 @@ def run_options(settings: Settings, **extra: Any) -> dict[str, Any]:
     }
 
 
+def run_settings(settings: Settings, manifest: Mapping[str, Any]) -> Settings:
+    """``settings`` with the options the run was submitted with (its queue, time limit,
+    attempts): resuming or inspecting a run uses the run's own, whoever runs the command."""
+    options = manifest.get("options", {})
+    keys = ("queue", "cell_time_limit", "max_attempts", "retries", "drift_policy")
+    changes = {k: options[k] for k in keys if options.get(k) is not None}
+    try:
+        return settings.replace(**changes)
+    except ValueError:  # e.g. this machine's visibility timeout is too short for the run
+        return settings.replace(queue=changes.get("queue"))
+
+
 def new_run_id() -> str:
     """A sortable, unique run id: ``YYYYMMDD-HHMMSS-<6 hex>`` (UTC)."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)

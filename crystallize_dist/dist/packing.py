@@ -10,7 +10,6 @@ limit once unpacked.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import hmac
 import io
@@ -24,25 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from crystallize_dist import constants as C
+from crystallize_dist.core.sources import IGNORE_FILE, ignore_patterns, is_ignored
 from crystallize_dist.errors import BundleError
 
-#: Always left out of a bundle: VCS data, caches, virtualenvs, our own home, data folders.
-DEFAULT_IGNORE = (
-    ".git",
-    "__pycache__",
-    "*.pyc",
-    C.HOME_DIRNAME,
-    "data",
-    ".cache",
-    ".venv",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".tox",
-    ".ipynb_checkpoints",
-)
-#: A file in the bundle's root holding more glob patterns, one a line (``#`` comments).
-IGNORE_FILE = ".crystallizeignore"
 #: Every entry's timestamp (the earliest a zip can hold).
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _MODE = (stat.S_IFREG | 0o644) << 16
@@ -67,31 +50,6 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"  # pragma: no cover - the loop always returns
-
-
-def ignore_patterns(root: Path) -> list[str]:
-    """The default patterns plus those in ``root/.crystallizeignore``."""
-    patterns = list(DEFAULT_IGNORE)
-    extra = root / IGNORE_FILE
-    if extra.is_file():
-        for line in extra.read_text(errors="replace").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                patterns.append(line.rstrip("/"))
-    return patterns
-
-
-def is_ignored(rel: str, patterns: Sequence[str]) -> bool:
-    """Whether the relative posix path ``rel`` matches a pattern: patterns without ``/`` match
-    any single path component, patterns with ``/`` match the whole path from the root."""
-    parts = rel.split("/")
-    for pattern in patterns:
-        if "/" in pattern:
-            if fnmatch.fnmatchcase(rel, pattern.lstrip("/")):
-                return True
-        elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
-            return True
-    return False
 
 
 def collect(root: Path, only: str | None = None) -> list[tuple[str, Path, int]]:
@@ -119,7 +77,9 @@ def collect(root: Path, only: str | None = None) -> list[tuple[str, Path, int]]:
                 continue
             try:
                 info = path.stat()
-            except FileNotFoundError:
+                if path.is_symlink() and not path.resolve().is_relative_to(root):
+                    continue  # a link out of the folder: never ship what it points to
+            except (FileNotFoundError, RuntimeError):
                 continue
             if stat.S_ISREG(info.st_mode):
                 out.append((rel, path, info.st_size))
@@ -163,6 +123,10 @@ def pack(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDLE_LIMI
     to more than ``limit`` bytes."""
     if not root.is_dir():
         raise BundleError(f"cannot bundle {root}: not a folder")
+    if root.resolve() in (Path.home().resolve(), Path("/")):
+        raise BundleError(
+            f"refusing to ship {root} as the experiment's code bundle (it is your home or the "
+            "root folder); put the experiment in a folder of its own")
     listed = collect(root, only)
     total = sum(size for _, _, size in listed)
     if total > limit:

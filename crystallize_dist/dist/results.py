@@ -23,22 +23,22 @@ _log = logging.getLogger("crystallize_dist")
 
 
 def _hypotheses(
-    manifest: dict[str, Any],
-    experiment: Experiment | None,
-    settings: Settings | None,
-    store: RunStore,
+    manifest: dict[str, Any], experiment: Experiment | None
 ) -> tuple[list[Hypothesis], str | None]:
+    """The run's hypotheses, from the experiment's code *on this machine* when it is the
+    submitted code. Reading a result never imports a code bundle from the store: that
+    would run whatever someone with write access to Redis put there."""
     names = manifest["experiment"].get("hypotheses") or []
     if not names:
         return [], None
     if experiment is None:
         try:
-            from crystallize_dist.dist.bundle import ensure_code
-
-            ref = ExperimentRef.from_dict(manifest["experiment"]["ref"])
-            experiment = load_ref(ensure_code(ref, manifest, store, settings or Settings()))
+            experiment = load_ref(ExperimentRef.from_dict(manifest["experiment"]["ref"]))
         except Exception as exc:
-            return [], f"hypotheses not verified: experiment code not loadable here ({exc})"
+            return [], f"hypotheses not verified: the experiment's code is not here ({exc})"
+        if experiment.fingerprint() != manifest["experiment"]["fingerprint"]:
+            return [], ("hypotheses not verified: the experiment's code here differs from "
+                        "the submitted code")
     by_name = {h.name: h for h in experiment.hypotheses}
     return [by_name[n] for n in names if n in by_name], None
 
@@ -64,7 +64,7 @@ def load_result(
     plan = RunPlan.from_dict(manifest["plan"])
     if keep_steps is None:
         keep_steps = plan.n_cells <= C.STEP_PROVENANCE_LIMIT
-    hyps, note = _hypotheses(manifest, experiment, settings, store) if verify else ([], None)
+    hyps, note = _hypotheses(manifest, experiment) if verify else ([], None)
     meta = provenance_meta(manifest, workers=store.workers(run_id), state=store.state(run_id))
     if note:
         meta["hypothesis_note"] = note
@@ -210,8 +210,11 @@ def lost_cells(store: RunStore, settings: Settings, run_id: str) -> list[str]:
     will run them until ``resume``. (A message moving from the queue to a worker is briefly
     in neither place, so a cell can show as lost for an instant.)"""
     from crystallize_dist.dist.broker import queued_cells
+    from crystallize_dist.dist.manifest import run_settings
 
-    plan = RunPlan.from_dict(store.manifest(run_id)["plan"])
+    manifest = store.manifest(run_id)
+    settings = run_settings(settings, manifest)  # look in the run's own queue
+    plan = RunPlan.from_dict(manifest["plan"])
     keys = [f"{c.condition}:{c.replicate}" for c in plan.cells()]
     have = store.has_records(run_id, keys)
     pending = [k for k, done in zip(keys, have, strict=True) if not done]

@@ -33,6 +33,8 @@ from crystallize_dist.dist.store.base import Encoded, RunStore, cell_key, encode
 from crystallize_dist.errors import CodeMismatchError
 
 _log = logging.getLogger("crystallize_dist.worker")
+#: runs whose readied experiment a worker process keeps.
+MAX_PREPARED_RUNS = 16
 
 
 def error_record(cell: Cell, error_type: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -78,9 +80,11 @@ def drift(manifest: Mapping[str, Any], here: Mapping[str, Any]) -> dict[str, lis
 class _Prepared:
     """An experiment readied for one run in this process (or why it could not be)."""
 
-    def __init__(self, experiment: Experiment | None, failure: tuple[str, str] | None) -> None:
+    def __init__(self, experiment: Experiment | None, failure: tuple[str, str] | None,
+                 fingerprint: str | None = None) -> None:
         self.experiment = experiment
         self.failure = failure
+        self.fingerprint = fingerprint
 
 
 class CellRunner:
@@ -107,6 +111,7 @@ class CellRunner:
         self._prepared: dict[str, _Prepared] = {}
         self._noted: set[str] = set()
         self._lock = threading.Lock()
+        self._torn_down: set[int] = set()
         # where a cell ran; this worker's versions are stored once per run (note_worker)
         self._stamp = {"host": self.hostname, "node": self.node}
 
@@ -128,13 +133,21 @@ class CellRunner:
         ref = ensure_code(ref, manifest, self.store, self.settings)
         return load_ref(ref)
 
-    def _prepare(self, run_id: str, manifest: Mapping[str, Any]) -> _Prepared:
+    def _prepare(self, run_id: str, manifest: Mapping[str, Any], *, recheck: bool = False
+                 ) -> _Prepared:
+        """The experiment readied for ``run_id`` (cached per run). ``recheck`` (a resent or
+        redelivered message) looks again at the run's state: after ``resume --allow-drift``
+        a warm worker must switch to the code it was resumed with."""
         with self._lock:  # threads pool: one thread loads, the others wait for it
-            return self._prepare_locked(run_id, manifest)
+            cached = self._prepared.get(run_id)
+            if cached is not None and recheck:
+                drift_ok = self.store.state(run_id).get("allow_drift")
+                wanted = drift_ok.get("resumed_with") if isinstance(drift_ok, dict) else None
+                if wanted and wanted != cached.fingerprint:
+                    cached = None
+            return cached or self._prepare_locked(run_id, manifest)
 
     def _prepare_locked(self, run_id: str, manifest: Mapping[str, Any]) -> _Prepared:
-        if run_id in self._prepared:
-            return self._prepared[run_id]
         info = manifest["experiment"]
         try:
             allowed = {info["fingerprint"]}
@@ -157,11 +170,13 @@ class CellRunner:
                         "submitted code (or resubmit)"
                     )
                 self._experiments[key] = base
-            prepared = _Prepared(self._for_run(base, manifest), None)
+            prepared = _Prepared(self._for_run(base, manifest), None, min(allowed))
         except Exception as exc:
             _log.error("run %s: cannot prepare experiment: %s", run_id, exc)
             return _Prepared(None, (type(exc).__name__, str(exc)))  # not cached: next try
         self._prepared[run_id] = prepared
+        while len(self._prepared) > MAX_PREPARED_RUNS:  # a long-lived worker sees many runs
+            self._prepared.pop(next(iter(self._prepared)))
         return prepared
 
     def _for_run(self, base: Experiment, manifest: Mapping[str, Any]) -> Experiment:
@@ -185,7 +200,9 @@ class CellRunner:
         exp.id = hashlib.sha256(pickle.dumps(exp.pipeline.signature())).hexdigest()
         for step in exp.pipeline.steps:
             step.setup(exp._setup_ctx)
-            atexit.register(step.teardown, exp._setup_ctx)
+            if id(step) not in self._torn_down:  # steps are shared by a base's run copies
+                self._torn_down.add(id(step))
+                atexit.register(step.teardown, exp._setup_ctx)
         return exp
 
     # -- the work -------------------------------------------------------------------------------
@@ -253,7 +270,8 @@ class CellRunner:
         counts: dict[str, Any] = {"ran": 0, "duplicates": 0, "lost": 0, "cancelled": 0,
                                   "requeue": []}
         keys = [cell_key(c.condition, c.replicate) for c in cells]
-        if self.requeue and self._prepare(run_id, manifest).experiment is None:
+        ready = self._prepare(run_id, manifest, recheck=not speculative)
+        if self.requeue and ready.experiment is None:
             return self._hand_back(run_id, manifest, cells, counts)
         record: dict[str, Any] | None = None
         if speculative:

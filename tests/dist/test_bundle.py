@@ -132,10 +132,24 @@ def test_ignore_list_and_crystallizeignore(tmp_path: Path) -> None:
             "secret/key.pem": b"",
             "sub/secret/keep.txt": b"",
             ".crystallizeignore": b"# comment\n*.tmp\n\n/secret/\n",
+            ".env": b"PASSWORD=x",
+            ".ssh/id_rsa": b"key",
+            "sub/server.key": b"key",
         },
     )
     names = [rel for rel, _, _ in collect(root)]
-    assert names == [".crystallizeignore", "exp.py", "sub/keep.py", "sub/secret/keep.txt"]
+    assert names == ["exp.py", "sub/keep.py", "sub/secret/keep.txt"]
+
+
+def test_links_out_of_the_folder_and_the_home_folder_are_never_shipped(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    root = tree(tmp_path / "exp", {"exp.py": b"", "inside.txt": b"ok"})
+    (root / "leak.txt").symlink_to(outside)
+    (root / "alias.txt").symlink_to(root / "inside.txt")
+    assert [rel for rel, _, _ in collect(root)] == ["alias.txt", "exp.py", "inside.txt"]
+    with pytest.raises(BundleError, match="home"):
+        pack(Path.home())
 
 
 def test_too_big_names_the_size_the_limit_and_the_biggest_files(tmp_path: Path) -> None:

@@ -324,7 +324,16 @@ class RedisStore(RunStore):
     def update_state(self, run_id: str, **fields: Any) -> None:
         self._require(run_id)
         mapping = {k: json.dumps(v) for k, v in fields.items()}
-        self._call(lambda: self.r.hset(C.key_state(run_id), mapping=mapping))
+
+        def go() -> None:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hset(C.key_state(run_id), mapping=mapping)
+            # a run someone acts on (resume, cancel) lives another full TTL, manifest too
+            for key in (C.key_state(run_id), C.key_manifest(run_id)):
+                pipe.expire(key, self.ttl)
+            pipe.execute()
+
+        self._call(go)
 
     def state(self, run_id: str) -> dict[str, Any]:
         raw = self._call(lambda: self.r.hgetall(C.key_state(run_id)))
