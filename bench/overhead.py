@@ -31,212 +31,39 @@ import cProfile
 import io
 import os
 import pstats
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-for _p in (ROOT / "tests", BENCH):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from harness import (
+    CONCURRENCY,
+    POOL,
+    TRIVIAL,
+    RedisServer,
+    Settings,
+    coordinator,
+    need_redis,
+    open_store,
+    ours_round,
+    raw_round,
+)
 
-from redis_server import RedisServer  # noqa: E402
-from workers import children  # noqa: E402
-
-from crystallize_dist.config import Settings  # noqa: E402
-from crystallize_dist.dist import coordinator  # noqa: E402
-from crystallize_dist.dist.results import run_status  # noqa: E402
-from crystallize_dist.dist.store import RunStore, open_store  # noqa: E402
-
-TRIVIAL = str(BENCH / "trivial.py")
 TARGET = 1.1
-POOL, CONCURRENCY = "prefork", 2
-LOGLEVEL = "WARNING"
 QUEUE_OURS, QUEUE_RAW, QUEUE_PROFILE = "bench-ours", "bench-raw", "bench-profile"
-WARMUP = 8
-TIMEOUT = 600.0
-
-
-class Proc:
-    """A worker subprocess with its output in a log file; stopped by pid (and its pool)."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.name = name
-        self.log = cwd / f"{name}.log"
-        self._fh = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            args, cwd=cwd, env=env, stdout=self._fh, stderr=subprocess.STDOUT
-        )
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            kids = children(self.proc.pid)
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            for pid in kids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self._fh.close()
-
-
-def worker_env(url: str, tmp: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "CRYSTALLIZE_DIST_BROKER_URL": url,
-            "CRYSTALLIZE_DIST_HOME": str(tmp / "home"),
-            "PYTHONHASHSEED": "0",  # our worker would re-exec to set it: start both alike
-            "PYTHONPATH": os.pathsep.join([str(BENCH), env.get("PYTHONPATH", "")]).rstrip(
-                os.pathsep
-            ),
-        }
-    )
-    env.update(extra)
-    return env
-
-
-def wait_until(done: Callable[[], bool], procs: list[Proc], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not done():
-        for p in procs:
-            p.check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def _finished(store: RunStore, run_id: str, n: int) -> Callable[[], bool]:
-    def check() -> bool:
-        st = run_status(store, run_id)
-        return st.done + st.failed >= n
-
-    return check
-
-
-# --- ours ---------------------------------------------------------------------------------------
-def _worker_ours(url: str, tmp: Path) -> Proc:
-    args = [
-        sys.executable,
-        "-m",
-        "crystallize_dist",
-        "worker",
-        "-P",
-        POOL,
-        "-c",
-        str(CONCURRENCY),
-        "-n",
-        "ours@%h",
-        "--loglevel",
-        LOGLEVEL,
-    ]
-    return Proc("ours", args, worker_env(url, tmp, CRYSTALLIZE_DIST_QUEUE=QUEUE_OURS), tmp)
 
 
 def bench_ours(url: str, n: int, tmp: Path) -> dict[str, float]:
-    """Submit n one-cell tasks, then start a worker and time it from first to last cell."""
-    settings = Settings.from_env(broker_url=url, queue=QUEUE_OURS, home=tmp / "home")
-    store = open_store(url)
-    start = time.perf_counter()
-    sub = coordinator.submit(
-        TRIVIAL, settings=settings, store=store, replicates=n, seed=1, cells_per_task=1
-    )
-    submitted = time.perf_counter() - start
-    worker = _worker_ours(url, tmp)
-    try:
-
-        def done() -> bool:
-            c = store.counters(sub.run_id)
-            return c.get("ok", 0) + c.get("error", 0) >= n
-
-        wait_until(done, [worker], f"{n} cells")
-        counters = store.counters(sub.run_id)
-        if counters.get("error"):
-            raise RuntimeError(f"{counters['error']:.0f} cells failed; see {worker.log}")
-    finally:
-        worker.stop()
-        store.close()
-    elapsed = counters["last_at"] - counters["first_at"]
-    return {
-        "n": n,
-        "elapsed": elapsed,
-        "per_task": elapsed / (n - 1),
-        "rate": (n - 1) / elapsed,
-        "submit_rate": n / submitted,
-    }
+    """n one-cell tasks published before the worker starts; first to last cell."""
+    res = ours_round(url, tmp, TRIVIAL, n, 1, QUEUE_OURS)
+    return {**res, "per_task": res["elapsed"] / n, "submit_rate": n / res["submit_s"]}
 
 
-# --- raw Celery ---------------------------------------------------------------------------------
 def bench_raw(url: str, n: int, tmp: Path) -> dict[str, float]:
-    """Publish n no-op tasks, then start a worker and time it from first to last task."""
-    os.environ["BENCH_BROKER_URL"] = url
-    os.environ["BENCH_QUEUE"] = QUEUE_RAW
-    import noop_app
-    import redis
-
-    r = redis.Redis.from_url(url)
-    r.delete(noop_app.COUNTER, noop_app.FIRST_AT, noop_app.LAST_AT)
-    start = time.perf_counter()
-    with noop_app.app.producer_or_acquire() as producer:
-        for i in range(n):
-            noop_app.noop.apply_async((i,), producer=producer, queue=QUEUE_RAW)
-    published = time.perf_counter() - start
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "noop_app",
-        "worker",
-        "-P",
-        POOL,
-        "-c",
-        str(CONCURRENCY),
-        "-Q",
-        QUEUE_RAW,
-        "-n",
-        "raw@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        LOGLEVEL,
-    ]
-    worker = Proc(
-        "raw", args, worker_env(url, tmp, BENCH_BROKER_URL=url, BENCH_QUEUE=QUEUE_RAW), tmp
-    )
-    try:
-        wait_until(lambda: int(r.get(noop_app.COUNTER) or 0) >= n, [worker], f"{n} tasks")
-        first = float(r.get(noop_app.FIRST_AT) or 0.0)
-        last = float(r.get(noop_app.LAST_AT) or 0.0)
-    finally:
-        worker.stop()
-        r.close()
-    elapsed = last - first
-    return {
-        "n": n,
-        "elapsed": elapsed,
-        "per_task": elapsed / (n - 1),
-        "rate": (n - 1) / elapsed,
-        "submit_rate": n / published,
-    }
+    """n raw no-op tasks published before the worker starts; first to last task."""
+    res = raw_round(url, tmp, n, QUEUE_RAW)
+    return {**res, "per_task": res["elapsed"] / (n - 1), "submit_rate": n / res["submit_s"]}
 
 
 # --- profile: CellRunner in this process, no Celery ---------------------------------------------
@@ -296,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = args.cells or (500 if args.quick else 5000)
     rounds = args.rounds or (2 if args.quick else 3)
-    if shutil.which("redis-server") is None:
-        print("redis-server is not installed (Debian package redis-server)", file=sys.stderr)
+    if not need_redis():
         return 2
     print(
         f"overhead: {n:,} cells vs {n:,} no-op tasks per round, {rounds} rounds, "

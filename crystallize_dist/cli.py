@@ -17,7 +17,7 @@ from rich.console import Console
 from crystallize_dist.config import Settings
 from crystallize_dist.dist.calibrate import parse_cells_per_task
 from crystallize_dist.dist.report import CellProgress, write_result
-from crystallize_dist.errors import CrystallizeError, InvalidOptionError, RunNotFoundError
+from crystallize_dist.errors import CrystallizeError, InvalidOptionError
 
 ENV = "CRYSTALLIZE_DIST_"
 
@@ -304,22 +304,9 @@ def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str |
 @click.option("--limit", type=int, default=20)
 def list_runs(broker: str | None, local: bool, limit: int) -> None:
     """Recent runs, newest first."""
-    from rich.table import Table
+    from crystallize_dist.dist.report import runs_table
 
-    from crystallize_dist.dist.results import run_status
-
-    store = _store(_settings(broker), local)
-    table = Table(title="Runs")
-    for col in ("run id", "experiment", "done", "failed", "total", "state"):
-        table.add_column(col)
-    for run_id in store.run_ids(limit):
-        try:
-            st = run_status(store, run_id)
-        except RunNotFoundError:  # expired (its keys outlived by the index): not listed
-            continue
-        state = "cancelled" if st.cancelled else ("finished" if st.finished else "running")
-        table.add_row(run_id, st.experiment, str(st.done), str(st.failed), str(st.total), state)
-    _out().print(table)
+    runs_table(_store(_settings(broker), local), limit, _out())
 
 
 @main.command()

@@ -15,7 +15,9 @@ from rich.table import Table
 
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.core.result import Result
-from crystallize_dist.dist.results import RunStatus
+from crystallize_dist.dist.results import RunStatus, run_status
+from crystallize_dist.dist.store import RunStore
+from crystallize_dist.errors import RunNotFoundError
 
 # Two-sided 95% critical values of Student's t for 1..30 degrees of freedom.
 _T975 = [
@@ -214,3 +216,18 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
         Path(output).write_text(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def runs_table(store: RunStore, limit: int, console: Console) -> None:
+    """Recent runs of ``store``, newest first (runs whose keys expired are left out)."""
+    table = Table(title="Runs")
+    for col in ("run id", "experiment", "done", "failed", "total", "state"):
+        table.add_column(col)
+    for run_id in store.run_ids(limit):
+        try:
+            st = run_status(store, run_id)
+        except RunNotFoundError:  # expired: its keys outlived by the runs index
+            continue
+        state = "cancelled" if st.cancelled else ("finished" if st.finished else "running")
+        table.add_row(run_id, st.experiment, str(st.done), str(st.failed), str(st.total), state)
+    console.print(table)
