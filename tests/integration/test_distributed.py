@@ -58,22 +58,12 @@ def workers2(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     worker.stop()
 
 
-def submit_json(ref: str, broker: str, cwd: Path, *extra: str) -> tuple[str, dict[str, object]]:
-    out = run_cli(
-        "submit",
-        ref,
-        "--wait",
-        "--format",
-        "json",
-        "--seed",
-        str(SEED),
-        "--no-progress",
-        "--timeout",
-        "120",
-        *extra,
-        broker_url=broker,
-        cwd=cwd,
-    )
+def submit_json(ref: str, broker: str, cwd: Path, *extra: str,
+                env: dict[str, str] | None = None) -> tuple[str, dict[str, object]]:
+    """``submit REF --wait --format json`` with the test seed; (run id, result JSON)."""
+    out = run_cli("submit", ref, "--wait", "--format", "json", "--seed", str(SEED),
+                  "--no-progress", "--timeout", "120", *extra, broker_url=broker, cwd=cwd,
+                  env=env)
     assert out.returncode == 0, out.stderr
     run_id, _, text = out.stdout.partition("\n")
     return run_id.strip(), json.loads(text)
@@ -117,21 +107,7 @@ def test_same_digest_with_any_number_of_workers_and_pools(
         # threads share the global random / numpy generators: use an experiment whose steps
         # draw from the per-cell ctx.rng, as the threads pool requires
         ref = str(EXAMPLES / ("train_eval.py" if pool == "threads" else "quickstart.py"))
-        out = run_cli(
-            "submit",
-            ref,
-            "--wait",
-            "--format",
-            "json",
-            "--seed",
-            str(SEED),
-            "--no-progress",
-            broker_url=broker,
-            cwd=tmp_path,
-            env={"CRYSTALLIZE_DIST_QUEUE": queue},
-        )
-        assert out.returncode == 0, out.stderr
-        result = json.loads(out.stdout.partition("\n")[2])
+        _, result = submit_json(ref, broker, tmp_path, env={"CRYSTALLIZE_DIST_QUEUE": queue})
         assert result["digest"] == serial_digest(ref)
         nodes = {c["worker"]["node"] for c in result["provenance"]["cells"].values()}
         assert nodes <= {f"{layout}-{i}@{w.host}" for i, w in enumerate(workers)}

@@ -66,6 +66,19 @@ def submit(broker: str, env: dict[str, str], cwd: Path, *extra: str) -> str:
     return out.stdout.split()[0]
 
 
+def finish(broker: str, tmp_path: Path, run_id: str, env: dict[str, str],
+           timeout: float = 60) -> RunStore:
+    """Start a worker (2 processes), wait until every cell of the run has a record, stop it."""
+    worker = Worker(broker, tmp_path, name="w", concurrency=2, cwd=tmp_path, env=env)
+    try:
+        worker.wait_ready()
+        store = open_store(broker)
+        wait_for(store, run_id, timeout=timeout)
+    finally:
+        worker.stop()
+    return store
+
+
 def records(store: RunStore, run_id: str) -> dict[str, dict[str, Any]]:
     return {f"{r['condition']}:{r['replicate']}": r for r in store.iter_records(run_id)}
 
@@ -248,13 +261,7 @@ def test_submitter_killed_right_after_enqueue(
     run_id = proc.stdout.readline().strip()  # printed after every cell was enqueued
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    worker = Worker(redis_url, tmp_path, name="w", concurrency=2, cwd=tmp_path, env=env)
-    try:
-        worker.wait_ready()
-        store = open_store(redis_url)
-        wait_for(store, run_id, timeout=60)
-    finally:
-        worker.stop()
+    finish(redis_url, tmp_path, run_id, env, timeout=60)
     out = run_cli("result", run_id, "--format", "json", broker_url=redis_url, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["digest"] == serial_digest()
@@ -265,13 +272,7 @@ def test_poison_cell_is_recorded_after_its_retry_budget(
         redis_url: str, env: dict[str, str], tmp_path: Path) -> None:
     poison = {**env, "CDT_POISON": "baseline:3", "CRYSTALLIZE_DIST_RETRIES": "2"}
     run_id = submit(redis_url, poison, tmp_path)
-    worker = Worker(redis_url, tmp_path, name="w", concurrency=2, cwd=tmp_path, env=poison)
-    try:
-        worker.wait_ready()
-        store = open_store(redis_url)
-        wait_for(store, run_id, timeout=60)
-    finally:
-        worker.stop()
+    store = finish(redis_url, tmp_path, run_id, poison, timeout=60)
     rec = store.get_record(run_id, "baseline", 3)
     assert rec is not None and rec["status"] == "error" and rec["tries"] == 3
     assert "poisoned cell baseline:3" in rec["error"]["traceback"]
