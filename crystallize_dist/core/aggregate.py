@@ -44,42 +44,45 @@ def paused_gc() -> Iterator[None]:
 
 def index_records(
     records: Iterable[Mapping[str, Any]], *, keep_steps: bool = True
-) -> dict[tuple[str, int], dict[str, Any]]:
-    """Records keyed by (condition, replicate); the first record of a cell wins."""
-    index: dict[tuple[str, int], dict[str, Any]] = {}
+) -> dict[tuple[str, int], Mapping[str, Any]]:
+    """Records keyed by (condition, replicate); the first record of a cell wins. Records
+    are not changed (without ``keep_steps``, a copy without its step provenance is kept)."""
+    index: dict[tuple[str, int], Mapping[str, Any]] = {}
     with paused_gc():
         for rec in records:
             key = (rec["condition"], int(rec["replicate"]))
             if key not in index:
-                kept = dict(rec)  # our copy: the aggregator trims it into the cell summary
-                if not keep_steps:
-                    kept.pop("steps", None)
-                index[key] = kept
+                if not keep_steps and "steps" in rec:
+                    rec = {k: v for k, v in rec.items() if k != "steps"}
+                index[key] = rec
     return index
 
 
-_SUMMARY_DROPS = (
-    "condition",
-    "replicate",
-    "metrics",
-    "error",
-    "steps",
-    "artifacts",
-    "attempt",
-    "tries",
+_SUMMARY_DROPS = frozenset(
+    {"condition", "replicate", "metrics", "error", "steps", "artifacts", "attempt", "tries"}
 )
+_WORKER_KEYS = ("host", "node", "pid")
 
 
-def _summarize(rec: dict[str, Any]) -> dict[str, Any]:
-    """Turn an indexed record (our copy) into its ``provenance["cells"]`` entry in place:
-    seed, status, timing, attempts, duplicates, seeded libraries, drift and where it ran
-    (host, node, pid - the versions stay in ``provenance["workers"]``)."""
-    for key in _SUMMARY_DROPS:
-        rec.pop(key, None)
-    worker = rec.get("worker")
-    if worker:
-        rec["worker"] = {k: worker[k] for k in ("host", "node", "pid") if k in worker}
-    return rec
+class _Summaries:
+    """Makes each record's ``provenance["cells"]`` entry: seed, status, timing, attempts,
+    duplicates, seeded libraries, drift and where it ran (host, node, pid - the versions
+    stay in ``provenance["workers"]``). Records of one worker usually share one stamp, so
+    the trimmed stamp is made once per stamp."""
+
+    def __init__(self) -> None:
+        self._stamp_in: Any = None
+        self._stamp_out: dict[str, Any] = {}
+
+    def __call__(self, rec: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in rec.items() if k not in _SUMMARY_DROPS}
+        worker = out.get("worker")
+        if worker:
+            if worker is not self._stamp_in and worker != self._stamp_in:
+                self._stamp_in = worker
+                self._stamp_out = {k: worker[k] for k in _WORKER_KEYS if k in worker}
+            out["worker"] = self._stamp_out
+        return out
 
 
 def _extend(target: dict[str, list[Any]], metrics: Mapping[str, Sequence[Any]]) -> None:
@@ -158,53 +161,55 @@ def _aggregate(
     artifact_steps: dict[str, str] = {}
     missing: list[str] = []
     last_end = 0.0
-
-    def take(cond: str, r: int, rec: Mapping[str, Any], target: dict[str, list[Any]]) -> None:
-        _extend(target, rec.get("metrics", {}))
-        seeds.setdefault(cond, []).append(int(rec["seed"]))
-        if "steps" in rec:
-            ctx_changes.setdefault(cond, {})[r] = rec["steps"]
-        for art in rec.get("artifacts", ()):
-            artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
-            artifact_steps.setdefault(art["name"], art.get("step", ""))
+    summarize = _Summaries()
+    #: (condition, where its metrics go), in plan order, without resumed conditions
+    targets = [
+        (cond, baseline if cond == BASELINE_CONDITION else treat[cond])
+        for cond in plan.conditions
+        if cond not in plan.skip
+    ]
 
     for r in range(plan.replicates):
-        for cond in plan.conditions:
-            if cond in plan.skip:
-                continue
+        # a failed or unfinished baseline drops its replicate's treatments (Crystallize's
+        # rule); the cells still get their summaries
+        usable = True
+        for cond, target in targets:
             rec = index.get((cond, r))
             if rec is None:
                 missing.append(f"{cond}:{r}")
+                if cond == BASELINE_CONDITION:
+                    usable = False
                 continue
-            timing = rec.get("timing") or {}
-            last_end = max(
-                last_end, float(timing.get("started", 0)) + float(timing.get("duration", 0))
-            )
-            cells[f"{cond}:{r}"] = rec  # trimmed into its summary once everything is folded
-        base_needed = BASELINE_CONDITION not in plan.skip
-        brec = index.get((BASELINE_CONDITION, r)) if base_needed else None
-        if base_needed:
-            if brec is None:
-                continue  # not finished yet: its treatments cannot be judged either
-            if brec.get("status") != STATUS_OK:
-                errors[f"baseline_rep_{r}"] = _cell_error(brec, BASELINE_CONDITION, r)
-                continue
-            take(BASELINE_CONDITION, r, brec, baseline)
-        for cond in plan.treatments:
-            if cond in plan.skip:
-                continue
-            rec = index.get((cond, r))
-            if rec is None:
+            timing = rec.get("timing")
+            if timing:
+                end = float(timing.get("started", 0)) + float(timing.get("duration", 0))
+                if end > last_end:
+                    last_end = end
+            cells[f"{cond}:{r}"] = summarize(rec)
+            if not usable:
                 continue
             if rec.get("status") != STATUS_OK:
                 errors[f"{cond}_rep_{r}"] = _cell_error(rec, cond, r)
+                if cond == BASELINE_CONDITION:
+                    usable = False
                 continue
-            take(cond, r, rec, treat[cond])
+            for key, values in rec.get("metrics", {}).items():
+                if key in target:
+                    target[key].extend(values)
+                else:
+                    target[key] = list(values)
+            if cond in seeds:
+                seeds[cond].append(int(rec["seed"]))
+            else:
+                seeds[cond] = [int(rec["seed"])]
+            if "steps" in rec:
+                ctx_changes.setdefault(cond, {})[r] = rec["steps"]
+            for art in rec.get("artifacts", ()):
+                artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
+                artifact_steps.setdefault(art["name"], art.get("step", ""))
 
     for cond, values in (loaded or {}).items():
         _extend(baseline if cond == BASELINE_CONDITION else treat.setdefault(cond, {}), values)
-    for rec in cells.values():
-        _summarize(rec)
 
     treatments = {name: TreatmentMetrics(m) for name, m in treat.items()}
     provenance: dict[str, Any] = {

@@ -30,6 +30,7 @@ from crystallize_dist.core.canonical import NotJSONable, to_jsonable
 from crystallize_dist.core.context import FrozenContext
 from crystallize_dist.core.pipeline import Drive, drive_async, drive_sync
 from crystallize_dist.core.plan import Cell
+from crystallize_dist.core.plugins import StepHooks
 from crystallize_dist.core.seeding import begin_cell_seeding, end_cell_seeding
 from crystallize_dist.errors import MetricValueError, PipelineExecutionError
 
@@ -58,6 +59,9 @@ def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Metric values as JSON types; a value with no JSON form raises MetricValueError."""
     out: dict[str, list[Any]] = {}
     for key, values in metrics.items():
+        if all(type(v) in _PLAIN_METRIC for v in values):  # the common case: nothing to do
+            out[key] = list(values)
+            continue
         try:
             out[key] = [to_jsonable(v, path=f"metric '{key}'") for v in values]
         except NotJSONable as exc:
@@ -74,6 +78,8 @@ def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
+#: metric values that are already JSON as they are (ints are checked for length)
+_PLAIN_METRIC = frozenset({float, str, bool, type(None)})
 #: ints longer than this cannot be turned into text by a default interpreter (4300 digits).
 _MAX_INT_BITS = 14_000
 
@@ -81,9 +87,10 @@ _MAX_INT_BITS = 14_000
 def new_cell_context(experiment: Experiment, cell: Cell) -> FrozenContext:
     """The context a cell starts from: the setup context plus replicate and condition."""
     ctx = FrozenContext(experiment._initial_ctx)
-    ctx._data[REPLICATE_KEY] = cell.replicate
-    ctx._data[CONDITION_KEY] = cell.condition
-    ctx._set_seed(cell.seed)
+    data = ctx._data
+    data[REPLICATE_KEY] = cell.replicate
+    data[CONDITION_KEY] = cell.condition
+    ctx._seed = cell.seed
     ctx._cell_seed = cell.seed  # type: ignore[attr-defined]
     ctx._cell_artifacts = []  # type: ignore[attr-defined]
     return ctx
@@ -111,24 +118,27 @@ def _cell_steps(
         "metrics": {},
         "error": None,
     }
-    pipeline = experiment.pipeline
     active = experiment._active
+    hooks = active.hooks if active is not None else None
+    if hooks is None:
+        hooks = StepHooks.of(experiment.plugins)
     steps: list[dict[str, Any]] = []
     try:
         treatment = experiment._treatment_for(cell.condition)
         if treatment is not None:
             treatment.apply(ctx)
-        for plugin in experiment.plugins:
+        for plugin in hooks.before_replicate:
             plugin.before_replicate(experiment, ctx)
         if not use_data:
             data = experiment.datasource.fetch(ctx)
-        out = yield from pipeline._execute(
+        out = yield from experiment.pipeline._execute(
             data,
             ctx,
             verbose=active.verbose if active else experiment._verbose(),
             experiment=experiment,
             step_hashes=active.step_hashes if active else experiment._step_hashes(),
             records=steps,
+            hooks=hooks,
         )
         if holder is not None:
             holder["data"] = out
@@ -194,8 +204,10 @@ async def arun_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict
 
 
 _HOST = socket.gethostname()
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 
 def worker_stamp() -> dict[str, Any]:
     """Where a cell ran: host and pid (executors add it to each record)."""
-    return {"host": _HOST, "pid": os.getpid()}
+    return {"host": _HOST, "pid": _PID[0]}

@@ -94,7 +94,8 @@ def flatten_results(out: Any) -> list[dict[str, Any]]:
 
 def _call(replicate_fn: Callable[[int], Any], rep: int) -> Any:
     out = replicate_fn(rep)
-    if inspect.isawaitable(out):  # a custom async replicate_fn given to a sync executor
+    # a custom async replicate_fn given to a sync executor
+    if type(out) is not ReplicateResult and inspect.isawaitable(out):
         from crystallize_dist.core.pipeline import _await_here
 
         out = _await_here(out)

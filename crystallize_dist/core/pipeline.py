@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import STEP_NAME_KEY
 from crystallize_dist.core.context import FrozenContext, LoggingContext
+from crystallize_dist.core.plugins import StepHooks
 from crystallize_dist.core.step import PipelineStep
 from crystallize_dist.errors import PipelineExecutionError, ValidationError
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 CACHE_DIR = Path(os.environ.get("CRYSTALLIZE_CACHE_DIR", ".cache"))
 _log = logging.getLogger("crystallize")
 _MISS = object()
+_NO_HOOKS = StepHooks((), (), ())
+#: what steps usually return: never awaitable, so no ABC check is needed
+_NEVER_AWAITABLE = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
 
 #: A coroutine-free driver protocol: the generator yields awaitables and is sent results.
 Drive = Generator[Awaitable[Any], Any, Any]
@@ -89,10 +93,13 @@ class Pipeline:
         experiment: Experiment | None,
         step_hashes: list[str] | None = None,
         records: list[dict[str, Any]] | None = None,
+        hooks: StepHooks | None = None,
     ) -> Drive:
         """Run the steps; provenance goes to ``records`` (a private list per cell, so
-        concurrent cells never share it) and to ``get_provenance()``."""
-        plugins = list(experiment.plugins) if experiment is not None else []
+        concurrent cells never share it) and to ``get_provenance()``. ``hooks`` (the
+        experiment's plugins with step hooks) is worked out here when not given."""
+        if hooks is None:
+            hooks = StepHooks.of(experiment.plugins) if experiment is not None else _NO_HOOKS
         records = [] if records is None else records
         hits = 0
         last = len(self.steps) - 1
@@ -103,7 +110,7 @@ class Pipeline:
             metrics_before = {k: len(v) for k, v in ctx.metrics._values.items()}
             step_hash = step_hashes[i] if step_hashes else step.step_hash
             input_hash = data_hash(data)
-            for plugin in plugins:
+            for plugin in hooks.before_step:
                 plugin.before_step(experiment, step)  # type: ignore[arg-type]
             view: Any = LoggingContext(ctx) if verbose else ctx
             cache_hit = False
@@ -114,7 +121,7 @@ class Pipeline:
                     cache_hit = result is not _MISS
                 if result is _MISS:
                     result = step(data, view)
-                    if inspect.isawaitable(result):
+                    if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
                         result = yield result
                     if step.cacheable:
                         _cache_store(step_hash, input_hash, result)
@@ -129,7 +136,7 @@ class Pipeline:
                     ctx.metrics.add(key, value)
             else:
                 data = result
-            for plugin in plugins:
+            for plugin in hooks.after_step:
                 plugin.after_step(experiment, step, data, ctx)  # type: ignore[arg-type]
             if cache_hit and i == last and metrics is None and isinstance(data, Mapping):
                 for key, value in data.items():

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
-from crystallize_dist.constants import BASELINE_CONDITION
+from crystallize_dist.constants import BASELINE_CONDITION, SEED_MODULUS, SEED_STRIDE
 from crystallize_dist.core.seeding import derive_seed
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One (condition, replicate) of a run, with the seed the plan gave it."""
+class Cell(NamedTuple):
+    """One (condition, replicate) of a run, with the seed the plan gave it (a named tuple:
+    the hot path makes one per cell)."""
 
     condition: str
     replicate: int
@@ -46,12 +47,19 @@ class RunPlan:
 
     @property
     def seeds(self) -> list[int]:
-        return [self.seed(r) for r in range(self.replicates)]
+        if not self.auto_seed:
+            return [self.master_seed] * self.replicates
+        return [(self.master_seed + r * SEED_STRIDE) % SEED_MODULUS for r in range(self.replicates)]
+
+    @cached_property
+    def runs(self) -> tuple[str, ...]:
+        """The conditions this plan runs, in plan order (``conditions`` minus ``skip``)."""
+        return tuple(c for c in self.conditions if c not in self.skip)
 
     def cells_of(self, replicate: int) -> list[Cell]:
         """The cells of one replicate, baseline first, skipping resumed conditions."""
-        seed = self.seed(replicate)
-        return [Cell(c, replicate, seed) for c in self.conditions if c not in self.skip]
+        seed = derive_seed(self.master_seed, replicate, self.auto_seed)
+        return [Cell(c, replicate, seed) for c in self.runs]
 
     def cells(self) -> Iterator[Cell]:
         """Every cell in canonical order: replicate-major, conditions in plan order."""
@@ -60,7 +68,7 @@ class RunPlan:
 
     @property
     def n_cells(self) -> int:
-        return self.replicates * len([c for c in self.conditions if c not in self.skip])
+        return self.replicates * len(self.runs)
 
     def to_dict(self) -> dict[str, Any]:
         return {

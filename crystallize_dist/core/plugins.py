@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from crystallize_dist.constants import REPLICATE_KEY, SEED_USED_KEY
 from crystallize_dist.core.seeding import default_seed_function, derive_seed, draw_master_seed
@@ -53,6 +53,29 @@ class BasePlugin:
     ) -> Any:
         """Executors override this: call ``replicate_fn(r)`` for every replicate, in order."""
         return NotImplemented
+
+
+def _hooked(plugins: Iterable[BasePlugin], hook: str) -> tuple[BasePlugin, ...]:
+    base = getattr(BasePlugin, hook)
+    return tuple(
+        p
+        for p in plugins
+        if getattr(type(p), hook, base) is not base or hook in getattr(p, "__dict__", ())
+    )
+
+
+class StepHooks(NamedTuple):
+    """The plugins whose per-cell hooks do something, in list order. BasePlugin's own hooks
+    do nothing, so the cell path calls only these (a hook set on an instance counts too)."""
+
+    before_replicate: tuple[BasePlugin, ...]
+    before_step: tuple[BasePlugin, ...]
+    after_step: tuple[BasePlugin, ...]
+
+    @classmethod
+    def of(cls, plugins: Iterable[BasePlugin]) -> StepHooks:
+        plugins = list(plugins)
+        return cls(*(_hooked(plugins, hook) for hook in cls._fields))
 
 
 def overrides_loop(plugin: BasePlugin) -> bool:

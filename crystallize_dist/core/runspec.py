@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from crystallize_dist.core.cell import arun_replicate, run_replicate
 from crystallize_dist.core.execution import ReplicateResult
 from crystallize_dist.core.plan import RunPlan
+from crystallize_dist.core.plugins import StepHooks
 from crystallize_dist.errors import InvalidOptionError
 
 if TYPE_CHECKING:
@@ -55,9 +56,12 @@ class RunSpec:
     #: filled by ``ready``: what every cell of the run would otherwise look up again
     verbose: bool = False
     step_hashes: list[str] | None = None
+    hooks: StepHooks | None = None
 
     def ready(self, experiment: Experiment) -> RunSpec:
-        """Compute, once per run, the step hashes and verbosity every cell uses."""
+        """Compute, once per run, what every cell would otherwise look up again: the step
+        hashes, verbosity and which plugins have hooks to call."""
         self.verbose = experiment._verbose()
         self.step_hashes = experiment._step_hashes()
+        self.hooks = StepHooks.of(experiment.plugins)
         return self
