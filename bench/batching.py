@@ -40,7 +40,7 @@ from harness import (
     verdict,
 )
 
-from crystallize_dist.dist.calibrate import auto_cells_per_task
+from crystallize_dist.dist.calibrate import MAX_CELLS_PER_TASK, MIN_TASKS, auto_cells_per_task
 
 TARGET = 3.0
 SIZES: list[int | str] = [1, 2, 5, 10, 25, 50, 100, 250, "auto"]
@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     scale = 0.04 if args.quick else 1.0
     out = out_dir(args.out, args.quick)
     t0 = time.perf_counter()
-    auto_n = auto_cells_per_task(TRIVIAL)
+    # each size's run is made big enough for its N (cells_for), so the small-run cap of
+    # auto never binds here: calibrate for a run of the largest size
+    auto_n = auto_cells_per_task(TRIVIAL, replicates=MIN_TASKS * MAX_CELLS_PER_TASK)
     calib = time.perf_counter() - t0
     sizes = QUICK_SIZES if args.quick else SIZES
     n_of = {s: auto_n if s == "auto" else int(s) for s in sizes}

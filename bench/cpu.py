@@ -4,16 +4,19 @@ The experiment is bench/cpu_cells.py (matrix products sized here to ~50 ms a cel
 machine; BLAS pinned to one thread per process). Each round, side by side:
 
 - **serial**: ``experiment.run()`` in this process (SerialExecution), wall time;
-- **distributed**: the same cells submitted (one per task) *before* one
+- **distributed**: the same cells submitted *before* one
   ``crystallize-dist worker -P prefork -c 2`` starts, timed from the run's ``first_at`` to
-  its ``last_at`` counter; its digest must equal the serial one;
+  its ``last_at`` counter; its digest must equal the serial one. Twice: with
+  ``--cells-per-task auto`` (what ``submit`` is told for such cells: it picks 2 cells, about
+  100 ms, per task) and with one cell per task (for comparison: a Celery task costs 2-4 ms
+  here, 7-8 % of a 50 ms cell);
 - **machine ceiling**: the bare kernel, the same number of times, on a warm
   ``multiprocessing`` pool of 2 processes vs one loop - what this shared machine can give
   right now (a miss the ceiling also shows is the machine's, not ours).
 
-Target: distributed >= 1.8 x serial (best rounds; the median is printed too).
+Target: distributed (auto) >= 1.8 x serial (best rounds; the median is printed too).
 
-    python bench/cpu.py            # 40 cells of ~50 ms, 5 rounds, about a minute
+    python bench/cpu.py            # 160 cells of ~50 ms, 3 rounds, about 2 minutes
     python bench/cpu.py --quick    # smoke run: 8 cells of ~10 ms, 1 round
 
 Needs ``redis-server`` on PATH. Every process started here is stopped by its pid.
@@ -54,6 +57,7 @@ from harness import (  # noqa: E402
 )
 
 from crystallize_dist.core.loading import load_experiment  # noqa: E402
+from crystallize_dist.dist.calibrate import auto_cells_per_task, parse_cells_per_task  # noqa: E402
 from crystallize_dist.dist.results import load_result  # noqa: E402
 
 CPU_REF = str(BENCH / "cpu_cells.py")
@@ -126,32 +130,42 @@ def decompose(serial: Any, dist: Any, span: float) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small, 1 round")
-    parser.add_argument("-n", "--cells", type=int, help="cells per round (default 40)")
+    parser.add_argument("-n", "--cells", type=int, help="cells per round (default 160)")
     parser.add_argument("--ms", type=float, help="milliseconds of work a cell (default 50)")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 5)")
-    parser.add_argument("--cells-per-task", type=int, default=1, help="default 1")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3)")
+    parser.add_argument(
+        "--cells-per-task",
+        type=parse_cells_per_task,
+        default="auto",
+        help="N or auto (default auto); one cell per task is measured beside it",
+    )
     parser.add_argument("--out", help="folder for cpu.json (default bench/out)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
     if not need_redis():
         return 2
-    n = args.cells or (8 if args.quick else 40)
+    n = args.cells or (8 if args.quick else 160)
     ms = args.ms or (10.0 if args.quick else 50.0)
-    rounds = args.rounds or (1 if args.quick else 5)
+    rounds = args.rounds or (1 if args.quick else 3)
     out = out_dir(args.out, args.quick)
     iters, cell_s = calibrate(ms / 1000)
     os.environ["BENCH_CPU_ITERS"] = str(iters)
     import cpu_cells
 
     importlib.reload(cpu_cells)  # calibration imported it: rebuild its experiment with ITERS
+    logging.getLogger("crystallize").disabled = True  # the serial runs' start / end lines
+    per_task = args.cells_per_task
+    if per_task == "auto":
+        per_task = auto_cells_per_task(CPU_REF, replicates=n)
+        print(f"--cells-per-task auto chose N = {per_task}")
     print(
         f"cpu: {n} cells of {iters} x 96x96 matmul+tanh ({cell_s * 1e3:.1f} ms measured), "
-        f"{rounds} round(s), {args.cells_per_task} cell(s) per task; {machine()}"
+        f"{rounds} round(s), {per_task} cell(s) per task (and 1 beside it); {machine()}"
     )
-    logging.getLogger("crystallize").disabled = True  # the serial runs' start / end lines
     experiment, _ = load_experiment(CPU_REF)
     serial: list[float] = []
     dist: list[float] = []
+    single: list[float] = []  # one cell per task, for comparison
     bare: list[tuple[float, float]] = []
     parts: list[dict[str, float]] = []
     here = Path.cwd()
@@ -167,28 +181,35 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     result = experiment.run(replicates=n, seed=1)
                     serial.append(time.perf_counter() - t0)
-                    m = ours_round(
-                        server.url,
-                        tmp,
-                        CPU_REF,
-                        n,
-                        args.cells_per_task,
-                        f"bench-cpu-{k}",
-                        env={"BENCH_CPU_ITERS": str(iters)},
-                    )
-                    dist.append(m["elapsed"])
-                    store = open_store(server.url)
-                    dist_result = load_result(store, str(m["run_id"]))
-                    store.close()
-                    if dist_result.digest != result.digest:
-                        raise RuntimeError(
-                            f"digests differ: {dist_result.digest} vs serial {result.digest}"
+                    sizes = [(int(per_task), dist)]
+                    sizes += [(1, single)] if int(per_task) != 1 else []
+                    for size, times in sizes:
+                        m = ours_round(
+                            server.url,
+                            tmp,
+                            CPU_REF,
+                            n,
+                            size,
+                            f"bench-cpu-{k}-{size}",
+                            env={"BENCH_CPU_ITERS": str(iters)},
                         )
-                    parts.append(decompose(result, dist_result, m["elapsed"]))
+                        times.append(m["elapsed"])
+                        store = open_store(server.url)
+                        dist_result = load_result(store, str(m["run_id"]))
+                        store.close()
+                        if dist_result.digest != result.digest:
+                            raise RuntimeError(
+                                f"digests differ: {dist_result.digest} vs serial {result.digest}"
+                            )
+                        if times is dist:
+                            parts.append(decompose(result, dist_result, m["elapsed"]))
+                    if int(per_task) == 1:
+                        single.append(dist[-1])
                     bare.append(ceiling(pool, iters, n))
                     print(
                         f"  round {k + 1}: serial {serial[-1]:.3f} s, distributed "
-                        f"{dist[-1]:.3f} s ({serial[-1] / dist[-1]:.2f}x); bare kernel "
+                        f"{dist[-1]:.3f} s ({serial[-1] / dist[-1]:.2f}x; one cell per task "
+                        f"{single[-1]:.3f} s, {serial[-1] / single[-1]:.2f}x); bare kernel "
                         f"{bare[-1][0]:.3f} s / {bare[-1][1]:.3f} s on {WORKERS} processes "
                         f"({bare[-1][0] / bare[-1][1]:.2f}x); worker busy {parts[-1]['busy']:.0%}, "
                         f"cells {parts[-1]['slowdown']:.2f}x slower than serial's, gap "
@@ -217,7 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"distributed / serial: {ratio:.2f}x best/best, {statistics.median(ratios):.2f}x "
-        f"median of rounds (target >= {TARGET:g}x) {result_v}{quick}"
+        f"median of rounds, {per_task} cell(s) per task (target >= {TARGET:g}x) {result_v}{quick}"
+    )
+    single_ratio = best_serial / min(single)
+    single_median = statistics.median(s / d for s, d in zip(serial, single, strict=True))
+    print(
+        f"  one cell per task: {single_ratio:.2f}x best/best, {single_median:.2f}x median "
+        "(for comparison)"
     )
     print(
         f"machine ceiling: bare kernel on {WORKERS} processes = {ceil:.2f}x one loop "
@@ -240,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
             "iters": iters,
             "cell_ms": cell_s * 1e3,
             "serial_s": serial,
+            "cells_per_task": per_task,
             "distributed_s": dist,
+            "one_per_task_s": single,
+            "one_per_task_ratio_best": single_ratio,
+            "one_per_task_ratio_median": single_median,
             "ratio_best": ratio,
             "ratio_median": statistics.median(ratios),
             "ceiling_best": ceil,

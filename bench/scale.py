@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 phases["worker start"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if args.cells_per_task == "auto":
-                    per_task = auto_cells_per_task(TRIVIAL)
+                    per_task = auto_cells_per_task(TRIVIAL, replicates=n)
                 else:
                     per_task = int(args.cells_per_task)
                 phases["calibrate"] = time.perf_counter() - t0

@@ -155,7 +155,9 @@ def submit(
     if per_task == "auto":
         from crystallize_dist.dist.calibrate import auto_cells_per_task
 
-        per_task = auto_cells_per_task(experiment)
+        per_task = auto_cells_per_task(
+            experiment, replicates=replicates, treatments=len(treatments) or None
+        )
     sub = coordinator.submit(
         experiment,
         settings=settings,
