@@ -31,7 +31,7 @@ from crystallize_dist.core.context import FrozenContext
 from crystallize_dist.core.pipeline import Drive, drive_async, drive_sync
 from crystallize_dist.core.plan import Cell
 from crystallize_dist.core.plugins import StepHooks
-from crystallize_dist.core.seeding import begin_cell_seeding, end_cell_seeding
+from crystallize_dist.core.seeding import cell_seeding, end_cell_seeding
 from crystallize_dist.errors import MetricValueError, PipelineExecutionError
 
 if TYPE_CHECKING:
@@ -59,7 +59,10 @@ def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Metric values as JSON types; a value with no JSON form raises MetricValueError."""
     out: dict[str, list[Any]] = {}
     for key, values in metrics.items():
-        if all(type(v) in _PLAIN_METRIC for v in values):  # the common case: nothing to do
+        for v in values:
+            if type(v) not in _PLAIN_METRIC:
+                break
+        else:  # the common case: floats and strings are JSON as they are
             out[key] = list(values)
             continue
         try:
@@ -80,6 +83,10 @@ def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
 
 #: metric values that are already JSON as they are (ints are checked for length)
 _PLAIN_METRIC = frozenset({float, str, bool, type(None)})
+_HOST = socket.gethostname()
+_PID = [os.getpid()]  # where cells run (records say so); kept right across fork
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
 #: ints longer than this cannot be turned into text by a default interpreter (4300 digits).
 _MAX_INT_BITS = 14_000
 
@@ -108,21 +115,16 @@ def _cell_steps(
     """The cell as a driver generator (yields only for async steps)."""
     started = time.time()
     t0 = time.perf_counter()
-    token = begin_cell_seeding()
+    seeded: list[str] = []
+    token = cell_seeding(seeded)
     ctx = new_cell_context(experiment, cell)
-    record: dict[str, Any] = {
-        "condition": cell.condition,
-        "replicate": cell.replicate,
-        "seed": cell.seed,
-        "status": STATUS_OK,
-        "metrics": {},
-        "error": None,
-    }
     active = experiment._active
     hooks = active.hooks if active is not None else None
     if hooks is None:
         hooks = StepHooks.of(experiment.plugins)
     steps: list[dict[str, Any]] = []
+    status, error = STATUS_OK, None
+    metrics: dict[str, list[Any]] = {}
     try:
         treatment = experiment._treatment_for(cell.condition)
         if treatment is not None:
@@ -142,23 +144,29 @@ def _cell_steps(
         )
         if holder is not None:
             holder["data"] = out
-        record["metrics"] = convert_metrics(ctx.metrics._values)
+        metrics = convert_metrics(ctx.metrics._values)
     except Exception as exc:
         if raise_errors:
             raise
-        record["status"] = STATUS_ERROR
-        record["metrics"] = {}
-        record["error"] = describe_error(exc)
+        status, error, metrics, steps = STATUS_ERROR, describe_error(exc), {}, []
     finally:
-        record["seeded"] = end_cell_seeding(token)
+        end_cell_seeding(token)
     # step provenance stays as recorded (it may hold objects a step wrote to the context);
     # records that leave the process are converted on the way (canonical.dumps, or
     # portable() for the process pool)
-    record["steps"] = steps if record["status"] == STATUS_OK else []
-    record["artifacts"] = list(ctx._cell_artifacts)  # type: ignore[attr-defined]
-    record["timing"] = {"started": started, "duration": time.perf_counter() - t0}
-    record["worker"] = worker_stamp()
-    return record
+    return {
+        "condition": cell.condition,
+        "replicate": cell.replicate,
+        "seed": cell.seed,
+        "status": status,
+        "metrics": metrics,
+        "error": error,
+        "seeded": seeded,
+        "steps": steps,
+        "artifacts": list(ctx._cell_artifacts),  # type: ignore[attr-defined]
+        "timing": {"started": started, "duration": time.perf_counter() - t0},
+        "worker": {"host": _HOST, "pid": _PID[0]},
+    }
 
 
 def portable(record: dict[str, Any]) -> dict[str, Any]:
@@ -201,13 +209,3 @@ async def arun_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict
         if cell.condition == BASELINE_CONDITION and rec["status"] != STATUS_OK:
             break
     return records
-
-
-_HOST = socket.gethostname()
-_PID = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
-
-
-def worker_stamp() -> dict[str, Any]:
-    """Where a cell ran: host and pid (executors add it to each record)."""
-    return {"host": _HOST, "pid": _PID[0]}

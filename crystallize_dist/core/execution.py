@@ -78,15 +78,20 @@ class ReplicateResult:
 
 
 def flatten_results(out: Any) -> list[dict[str, Any]]:
-    """Records from what an executor returned: ReplicateResults, record lists or records."""
+    """Records from what an executor returned: ReplicateResults, record lists or records
+    (records that are dicts are taken as they are; other mappings are copied into dicts)."""
     records: list[dict[str, Any]] = []
     for item in out or []:
-        if isinstance(item, ReplicateResult):
+        if type(item) is ReplicateResult:
+            records.extend(item.records)
+        elif type(item) is list:  # a replicate's records, e.g. from the process pool
+            records.extend(r if type(r) is dict else dict(r) for r in item)
+        elif isinstance(item, ReplicateResult):
             records.extend(item.records)
         elif isinstance(item, Mapping):
             records.append(dict(item))
         elif isinstance(item, Iterable):
-            records.extend(dict(r) for r in item)
+            records.extend(r if type(r) is dict else dict(r) for r in item)
         else:
             raise TypeError(f"executor returned {type(item).__name__}, expected records")
     return records

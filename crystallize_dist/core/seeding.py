@@ -100,13 +100,12 @@ def seed_everything(seed: int, deterministic: bool = False) -> list[str]:
     return seeded
 
 
-def begin_cell_seeding() -> Any:
-    """Start collecting seeded-library names for one cell; returns a token for ``end``."""
-    return _seeded.set([])
+def cell_seeding(seeded: list[str]) -> Any:
+    """Collect the names of the libraries seeded from here on into ``seeded`` (one cell's
+    list); returns a token for ``end_cell_seeding``."""
+    return _seeded.set(seeded)
 
 
-def end_cell_seeding(token: Any) -> list[str]:
-    """Stop collecting and return the libraries seeded since ``begin_cell_seeding``."""
-    libs = _seeded.get() or []
+def end_cell_seeding(token: Any) -> None:
+    """Stop collecting (``seeded`` keeps what was noted)."""
     _seeded.reset(token)
-    return list(libs)
