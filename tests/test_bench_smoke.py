@@ -7,6 +7,7 @@ is not installed, and fail when CI=true (tests/redis_server.require_redis_server
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,15 @@ def test_bench_cpu_quick_runs(tmp_path: Path, out_dir: Path) -> None:
     for word in ("serial", "distributed", "distributed / serial", "machine ceiling"):
         assert word in stdout, stdout
     assert not list(p for p in tmp_path.iterdir() if p != out_dir), "files left behind"
+
+
+def test_bench_instructions_quick_runs(tmp_path: Path) -> None:
+    """The callgrind twin of local.py's serial / plain-loop line (needs valgrind to measure;
+    without it the script says so and measures nothing)."""
+    stdout = _run("instructions.py", tmp_path, timeout=300)
+    if shutil.which("valgrind") is None:
+        assert "valgrind is not on PATH" in stdout, stdout
+        return
+    assert "serial/plain loop by instructions =" in stdout, stdout
+    ratio = float(stdout.split("by instructions =")[1].split("x")[0])
+    assert 0.1 < ratio < 2, stdout  # a count, not a crash or a zero
