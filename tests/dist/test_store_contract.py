@@ -214,3 +214,23 @@ def test_corrupted_record_is_a_clear_error(store: RunStore) -> None:
     assert bad["status"] == "error" and bad["error"]["type"] == "CorruptRecordError"
     assert "baseline:0" in bad["error"]["message"]
     assert store.delete_records("r1", ["baseline:0"]) == 1
+
+
+def test_redis_store_survives_a_flushed_script_cache(redis_url: str) -> None:
+    """After a Redis restart the server has forgotten our Lua script: the hot paths (a
+    start sent before the cell runs, and the record written with the next start) load it
+    again instead of failing."""
+    import redis
+
+    s = RedisStore(redis_url)
+    try:
+        s.create_run("r1", MANIFEST)
+        assert s.advance("r1", None, "baseline:0")[1] == CellStart(1, False, False)
+        redis.Redis.from_url(redis_url).script_flush()
+        written, start = s.advance("r1", record("baseline", 0), "baseline:1")
+        assert written is True and start == CellStart(1, False, False)
+        redis.Redis.from_url(redis_url).script_flush()
+        assert s.start_cell_soon("r1", "baseline:2")() == CellStart(1, False, False)
+        assert s.counters("r1")["ok"] == 1
+    finally:
+        s.close()
