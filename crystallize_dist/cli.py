@@ -156,7 +156,7 @@ def submit(
         from crystallize_dist.dist.calibrate import auto_cells_per_task
 
         per_task = auto_cells_per_task(
-            experiment, replicates=replicates, treatments=len(treatments) or None
+            experiment, replicates=replicates, treatments=len(set(treatments)) or None
         )
     sub = coordinator.submit(
         experiment,

@@ -68,7 +68,7 @@ class _Summaries:
     """Makes each record's ``provenance["cells"]`` entry: seed, status, timing, attempts,
     duplicates, seeded libraries, drift and where it ran (host, node, pid - the versions
     stay in ``provenance["workers"]``). Records of one worker usually share one stamp, so
-    the trimmed stamp is made once per stamp."""
+    which of its keys to keep is worked out once per stamp."""
 
     def __init__(self) -> None:
         self._stamp_in: Any = None
@@ -81,7 +81,7 @@ class _Summaries:
             if worker is not self._stamp_in and worker != self._stamp_in:
                 self._stamp_in = worker
                 self._stamp_out = {k: worker[k] for k in _WORKER_KEYS if k in worker}
-            out["worker"] = self._stamp_out
+            out["worker"] = dict(self._stamp_out)  # each cell its own (they may be edited)
         return out
 
 

@@ -119,9 +119,12 @@ def _cell_steps(
     token = cell_seeding(seeded)
     ctx = new_cell_context(experiment, cell)
     active = experiment._active
+    # which plugins have hooks: worked out by the run's first cell (set up by then)
     hooks = active.hooks if active is not None else None
     if hooks is None:
         hooks = StepHooks.of(experiment.plugins)
+        if active is not None:
+            active.hooks = hooks
     steps: list[dict[str, Any]] = []
     status, error = STATUS_OK, None
     metrics: dict[str, list[Any]] = {}

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any
 
 from crystallize_dist.constants import BASELINE_CONDITION, SEED_MODULUS, SEED_STRIDE
 from crystallize_dist.core.seeding import derive_seed
 
 
-class Cell(NamedTuple):
-    """One (condition, replicate) of a run, with the seed the plan gave it (a named tuple:
-    the hot path makes one per cell)."""
+@dataclass(frozen=True)
+class Cell:
+    """One (condition, replicate) of a run, with the seed the plan gave it."""
 
     condition: str
     replicate: int

@@ -60,8 +60,9 @@ class RunSpec:
 
     def ready(self, experiment: Experiment) -> RunSpec:
         """Compute, once per run, what every cell would otherwise look up again: the step
-        hashes, verbosity and which plugins have hooks to call."""
+        hashes and verbosity. (Which plugins have hooks to call is worked out by the first
+        cell - after ``before_run``, where a plugin may still set its hooks up.)"""
         self.verbose = experiment._verbose()
         self.step_hashes = experiment._step_hashes()
-        self.hooks = StepHooks.of(experiment.plugins)
+        self.hooks = None
         return self

@@ -173,6 +173,42 @@ def test_hook_order_of_run() -> None:
     assert log == expected
 
 
+class _AddedInBeforeRun(BasePlugin):
+    """Added to the plugin list by _LateHooks.before_run; marks every cell."""
+
+    def before_replicate(self, experiment: Experiment, ctx: FrozenContext) -> None:
+        ctx.add("added", True)
+
+    def after_step(self, experiment: Any, step: Any, data: Any, ctx: FrozenContext) -> None:
+        ctx.metrics.add("added", ctx.get("added"))
+
+
+class _LateHooks(BasePlugin):
+    """Sets its after_step hook up on the instance, in before_run."""
+
+    def before_run(self, experiment: Experiment) -> None:
+        self.after_step = self.note  # type: ignore[method-assign]
+        experiment.plugins.append(_AddedInBeforeRun())
+
+    def note(self, experiment: Any, step: Any, data: Any, ctx: FrozenContext) -> None:
+        ctx.metrics.add("hooked", 1)
+
+
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_hooks_a_plugin_sets_up_in_before_run_are_called(executor: str) -> None:
+    """Only plugins with hooks are called per cell, and which ones is decided after
+    before_run: a hook set on the instance there, or a plugin added there, still runs."""
+    plugins: list[BasePlugin] = [_LateHooks()]
+    if executor == "process":
+        plugins.append(ParallelExecution(executor_type="process", max_workers=2))
+    exp = Experiment(
+        datasource=ConstantSource(1), pipeline=Pipeline([AddStep(1)]), plugins=plugins
+    )
+    metrics = exp.run(replicates=3).metrics.baseline.metrics
+    assert metrics["hooked"] == [1, 1, 1]
+    assert metrics["added"] == [True, True, True]
+
+
 def test_plugins_are_called_in_list_order_and_seed_plugin_position_matters() -> None:
     log: list[Any] = []
     seen: list[Any] = []
@@ -350,3 +386,16 @@ def test_results_are_ordered_by_replicate_whatever_finishes_first(executor: Base
     assert result.metrics.baseline.metrics["rep"] == [0, 1, 2, 3]
     assert result.metrics.treatments["t"].metrics["rep"] == [0, 1, 2, 3]
     assert result.provenance["seeds"]["baseline"] == [1 + r * 31337 for r in range(reps)]
+
+
+def test_cell_summaries_do_not_share_their_worker_stamp() -> None:
+    exp = Experiment(
+        datasource=ConstantSource(1),
+        pipeline=Pipeline([AddStep(1)]),
+        treatments=[Treatment("t", {"delta": 2})],
+    )
+    cells = exp.run(replicates=2).provenance["cells"]
+    assert set(cells) == {"baseline:0", "t:0", "baseline:1", "t:1"}
+    cells["baseline:0"]["worker"]["note"] = "edited"
+    assert all("note" not in c["worker"] for k, c in cells.items() if k != "baseline:0")
+    assert all(set(c["worker"]) == {"host", "pid"} for k, c in cells.items() if k != "baseline:0")
