@@ -50,9 +50,20 @@ def _one(side: str, cells: int) -> None:
 def instructions(side: str, cells: int) -> int:
     """Instructions callgrind counts for a whole process running ``side`` on ``cells``."""
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         __file__, "--side", side, "--cells", str(cells)],
-        capture_output=True, text=True, check=True,
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--side",
+            side,
+            "--cells",
+            str(cells),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stderr
     found = re.search(r"Collected : (\d+)", out)
     if found is None:
@@ -77,12 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         counts = {
             (side, n): pool.submit(instructions, side, n) for side in SIDES for n in (small, big)
         }
-        per = {s: (counts[s, big].result() - counts[s, small].result()) / (big - small)
-               for s in SIDES}
-    print(f"per cell (callgrind, {big} - {small} cells): plain loop {per['loop']:,.0f} "
-          f"instructions, SerialExecution {per['serial']:,.0f}")
-    print(f"serial/plain loop by instructions = {per['loop'] / per['serial']:.2f}x "
-          "(bench/local.py's target, in time: >= 0.9x)")
+        per = {
+            s: (counts[s, big].result() - counts[s, small].result()) / (big - small) for s in SIDES
+        }
+    print(
+        f"per cell (callgrind, {big} - {small} cells): plain loop {per['loop']:,.0f} "
+        f"instructions, SerialExecution {per['serial']:,.0f}"
+    )
+    print(
+        f"serial/plain loop by instructions = {per['loop'] / per['serial']:.2f}x "
+        "(bench/local.py's target, in time: >= 0.9x)"
+    )
     return 0
 
 

@@ -119,12 +119,16 @@ class LoggingPlugin(BasePlugin):
         if not _log.handlers:
             _log.addHandler(logging.StreamHandler())
         seed_plugin = experiment.get_plugin(SeedPlugin)
+        active = getattr(experiment, "_active", None)
         _log.info(
             "Experiment: %d replicates, %d treatments, %d hypotheses (seed=%s)",
             experiment.replicates,
             len(experiment.treatments),
             len(experiment.hypotheses),
-            seed_plugin.seed if seed_plugin else None,
+            # the run's master seed: run(seed=...) overrides the plugin's
+            active.plan.master_seed
+            if active is not None
+            else (seed_plugin.seed if seed_plugin else None),
         )
         if seed_plugin is not None and seed_plugin.auto_seed and seed_plugin.seed_fn is None:
             _log.warning("No seed_fn provided—randomness may not be reproducible")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 from typing import Any
 
@@ -399,3 +400,19 @@ def test_cell_summaries_do_not_share_their_worker_stamp() -> None:
     cells["baseline:0"]["worker"]["note"] = "edited"
     assert all("note" not in c["worker"] for k, c in cells.items() if k != "baseline:0")
     assert all(set(c["worker"]) == {"host", "pid"} for k, c in cells.items() if k != "baseline:0")
+
+
+def test_logging_plugin_logs_the_seed_the_run_used(caplog: pytest.LogCaptureFixture) -> None:
+    exp = Experiment(
+        datasource=ConstantSource(1),
+        pipeline=Pipeline([AddStep(1)]),
+        plugins=[SeedPlugin(seed=1), LoggingPlugin(log_level="INFO")],
+    )
+    with caplog.at_level(logging.INFO, logger="crystallize"):
+        exp.run(replicates=2, seed=7)
+        exp.run(replicates=2)
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Experiment:")]
+    assert starts == [
+        "Experiment: 2 replicates, 0 treatments, 0 hypotheses (seed=7)",
+        "Experiment: 2 replicates, 0 treatments, 0 hypotheses (seed=1)",
+    ]
