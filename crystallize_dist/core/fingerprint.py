@@ -3,25 +3,25 @@
 Covers the datasource, every step, every treatment and the hypotheses: for each, its class
 or function name, its parameters (canonical JSON) and the text of the source file that
 defines it (the whole file, so a change to a helper in the same file counts), falling back to
-the function's own source or bytecode when there is no file. It also covers every ``.py``
-file in the folders holding those files (sub-folders included; hidden folders, caches and
-installed packages left out), so changing a helper module the steps import changes it too.
+the function's own source or bytecode when there is no file. It also covers the ``.py``
+files those files import from their own folder and package, transitively (found by reading
+their import statements; installed packages left out), so changing a helper module the
+steps import changes it, and a scratch file nothing imports does not.
 Two machines with the same files get the same fingerprint; a worker compares it with the
 manifest before running a cell, and ``resume`` refuses changed code.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.core.canonical import canonical_json
-from crystallize_dist.core.sources import ignore_patterns, is_ignored
 from crystallize_dist.core.step import source_hash
 
 if TYPE_CHECKING:
@@ -55,9 +55,9 @@ def code_hash(obj: Any) -> str:
     return source_hash(target)
 
 
-#: at most this many files of a folder count (a huge folder counts by its defining files only).
-TREE_FILE_LIMIT = 2000
-_SKIP_DIRS = {"site-packages", "dist-packages", "node_modules"}
+#: at most this many imported files count (a bigger closure counts by its defining files only).
+CLOSURE_FILE_LIMIT = 2000
+_IMPORTS: dict[tuple[str, float, int], list[tuple[int, str, tuple[str, ...]]]] = {}
 
 
 def _defining_file(obj: Any) -> Path | None:
@@ -74,31 +74,100 @@ def _installed(folder: Path) -> bool:
     )
 
 
-def tree_hash(folder: Path) -> str | None:
-    """sha256 over the relative paths and contents of the ``.py`` files under ``folder``,
-    or None for an installed package or a folder of more than TREE_FILE_LIMIT files."""
-    if _installed(folder):
-        return None
-    patterns = ignore_patterns(folder)  # what a code bundle of this folder would leave out
-    files = []
-    for here, dirs, names in os.walk(folder):
-        rel = Path(here).relative_to(folder).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        dirs[:] = sorted(
-            d for d in dirs if d not in _SKIP_DIRS and not is_ignored(prefix + d, patterns)
-        )
-        files += [
-            Path(here) / n
-            for n in names
-            if n.endswith(".py") and not is_ignored(prefix + n, patterns)
-        ]
-        if len(files) > TREE_FILE_LIMIT:
+def _imports(path: Path) -> list[tuple[int, str, tuple[str, ...]]]:
+    """``(level, module, names)`` of every import statement in a file, nested ones too."""
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    key = (str(path), st.st_mtime, st.st_size)
+    if key not in _IMPORTS:
+        found: list[tuple[int, str, tuple[str, ...]]] = []
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError, OSError):
+            tree = ast.Module(body=[], type_ignores=[])
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found += [(0, alias.name, ()) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                found.append((node.level, node.module or "", tuple(a.name for a in node.names)))
+        _IMPORTS[key] = found
+    return _IMPORTS[key]
+
+
+def _module_files(base: Path, dotted: str) -> list[Path]:
+    """The files importing ``dotted`` from folder ``base`` runs (package ``__init__``s on
+    the way, then the module), or [] when it is not found there."""
+    files: list[Path] = []
+    here = base
+    parts = dotted.split(".") if dotted else []
+    for i, part in enumerate(parts):
+        package = here / part
+        if (package / "__init__.py").is_file():
+            files.append(package / "__init__.py")
+        elif i == len(parts) - 1 and (here / f"{part}.py").is_file():
+            files.append(here / f"{part}.py")
+            break
+        elif not package.is_dir():  # (a folder without __init__ is a namespace package)
+            return []
+        here = package
+    return files
+
+
+def _import_root(folder: Path) -> Path:
+    """The folder a package's absolute imports start from (above its top package)."""
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def _resolve(
+    path: Path, level: int, module: str, names: tuple[str, ...], roots: list[Path]
+) -> list[Path]:
+    """Files under ``roots`` (or relative to ``path``) that one import statement runs."""
+    if level:
+        base = path.parent
+        for _ in range(level - 1):
+            base = base.parent
+        bases = [base]
+    else:
+        bases = roots
+    for base in bases:
+        files = _module_files(base, module) if module else []
+        if module and not files:
+            continue
+        package = base.joinpath(*module.split(".")) if module else base
+        for name in names:  # ``from package import submodule``
+            files += _module_files(package, name)
+        if files:
+            return files
+    return []
+
+
+def closure_hash(files: Iterable[Path]) -> str | None:
+    """sha256 over the ``.py`` files that ``files`` import from their own folders and
+    packages, transitively (found by reading import statements, nested ones included; not
+    ``importlib.import_module`` calls). A file nothing imports does not count, nor do
+    installed packages. None when more than CLOSURE_FILE_LIMIT files are reached."""
+    start = [f for f in files if not _installed(f.parent)]
+    roots = sorted({r for f in start for r in (f.parent, _import_root(f.parent))})
+    seen: dict[Path, Path] = {}  # file -> the root it is named relative to
+    todo = list(start)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen[path] = next((r for r in roots if path.is_relative_to(r)), path.parent)
+        if len(seen) > CLOSURE_FILE_LIMIT:
             return None
+        for level, module, names in _imports(path):
+            todo += _resolve(path, level, module, names, roots)
     digest = hashlib.sha256()
-    for path in sorted(files):
+    for path in sorted(seen, key=lambda p: p.relative_to(seen[p]).as_posix()):
         file_digest = _file_hash(str(path))
         if file_digest is not None:
-            digest.update(f"{path.relative_to(folder).as_posix()}\0{file_digest}\n".encode())
+            digest.update(f"{path.relative_to(seen[path]).as_posix()}\0{file_digest}\n".encode())
     return digest.hexdigest()
 
 
@@ -137,5 +206,5 @@ def fingerprint(experiment: Experiment) -> str:
     }
     owners = [experiment.datasource, *experiment.pipeline.steps]
     files = {f for f in (_defining_file(getattr(o, "_fn", None) or o) for o in owners) if f}
-    parts["trees"] = sorted(h for h in (tree_hash(f.parent) for f in files) if h)
+    parts["imports"] = closure_hash(sorted(files))
     return hashlib.sha256(canonical_json(parts).encode()).hexdigest()

@@ -216,6 +216,9 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
         Path(output).write_text(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    note = result.provenance.get("hypothesis_note") or result.provenance.get("hypothesis_error")
+    if note:  # also in provenance; said on stderr so a reader of the JSON/CSV sees it
+        sys.stderr.write(f"note: {note}\n")
 
 
 def runs_table(store: RunStore, limit: int, console: Console) -> None:

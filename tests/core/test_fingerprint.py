@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from crystallize_dist import load_experiment
 
 EXPERIMENT = '''
@@ -43,5 +45,57 @@ def test_changing_an_imported_helper_changes_the_fingerprint(tmp_path: Path) -> 
     _bump(folder / ".hidden" / "tool.py", "x = 1\n")  # ignored, as bundles ignore it
     (folder / "notes.txt").write_text("not code")
     assert exp.fingerprint() == before
+    _bump(folder / "scratch.py", "print('a file nothing imports')\n")  # not the experiment's
+    assert exp.fingerprint() == before
     _bump(folder / "helper.py", "def scale(x):\n    return 3 * x\n")
     assert exp.fingerprint() != before
+
+
+PACKAGE_EXPERIMENT = '''
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep
+from . import maths
+from .tools.io import tag
+
+
+class One(DataSource):
+    def fetch(self, ctx):
+        return 1.0
+
+
+class Step(PipelineStep):
+    def __call__(self, data, ctx):
+        from fp_pkg.late import late_value  # imported inside a function: still counts
+
+        return data, {"x": maths.double(data) + late_value(), "tag": tag()}
+
+
+experiment = Experiment(One(), Pipeline([Step()]))
+'''
+
+
+def test_the_fingerprint_follows_imports_through_a_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "fp_pkg"
+    (pkg / "tools").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tools" / "__init__.py").write_text("")
+    (pkg / "exp.py").write_text(PACKAGE_EXPERIMENT)
+    files = {
+        "maths.py": "def double(x):\n    return 2 * x\n",
+        "tools/io.py": "def tag():\n    return 'a'\n",
+        "late.py": "def late_value():\n    return 0.5\n",
+    }
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    exp, _ = load_experiment("fp_pkg.exp:experiment")
+    assert exp.run(replicates=1).metrics.baseline.metrics["x"] == [2.5]
+    before = exp.fingerprint()
+    _bump(pkg / "unused.py", "x = 1\n")
+    assert exp.fingerprint() == before
+    for name, text in files.items():  # each imported file counts, however it is imported
+        _bump(pkg / name, text + "# changed\n")
+        after = exp.fingerprint()
+        assert after != before, name
+        before = after

@@ -378,3 +378,57 @@ def test_redis_unknown_run_is_one_line_error(redis_url: str, home: Path) -> None
         res = cli(cmd, "no-such-run", "--broker", redis_url, code=1)
         assert res.stderr.startswith("error: no run 'no-such-run'"), res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+HYPOTHESIS_EXPERIMENT = '''
+from crystallize_dist import (
+    DataSource, Experiment, Hypothesis, Pipeline, PipelineStep, Treatment, verifier,
+)
+from hyp_helper import offset
+
+
+class Source(DataSource):
+    def fetch(self, ctx):
+        return ctx.rng.normal()
+
+
+class Shift(PipelineStep):
+    def __call__(self, data, ctx):
+        return data, {"y": data + offset() + ctx.get("shift", 0.0)}
+
+
+@verifier
+def mean_gap(baseline_samples, treatment_samples):
+    gap = sum(treatment_samples["y"]) / len(treatment_samples["y"]) - sum(
+        baseline_samples["y"]) / len(baseline_samples["y"])
+    return {"gap": gap}
+
+
+experiment = Experiment(
+    Source(), Pipeline([Shift()]), treatments=[Treatment("up", {"shift": 1.0})],
+    hypotheses=[Hypothesis(mean_gap(), metrics="y", ranker=lambda r: -r["gap"], name="gap")],
+    replicates=4,
+)
+'''
+
+
+def test_result_says_why_hypotheses_are_missing(home: Path, tmp_path: Path) -> None:
+    """Hypotheses are verified with the code on this machine only when it is the submitted
+    code: a file nothing imports does not count as a change, an imported helper does, and
+    then every format says why the hypotheses are missing."""
+    folder = tmp_path / "hyp"
+    folder.mkdir()
+    (folder / "hyp_exp.py").write_text(HYPOTHESIS_EXPERIMENT)
+    (folder / "hyp_helper.py").write_text("def offset():\n    return 0.0\n")
+    res = cli("submit", str(folder / "hyp_exp.py"), "--local", "--no-progress", "--wait")
+    run_id = res.stdout.splitlines()[0]
+    (folder / "scratch.py").write_text("print('nothing imports me')\n")
+    data = json.loads(cli("result", run_id, "--local", "--format", "json").stdout)
+    assert [h["name"] for h in data["hypotheses"]] == ["gap"]
+    assert cli("resume", run_id, "--local").exit_code == 0  # not refused as changed code
+    (folder / "hyp_helper.py").write_text("def offset():\n    return 1.0  # changed\n")
+    table = cli("result", run_id, "--local").stdout
+    assert "hypotheses not verified: the experiment's code here differs" in table
+    res = cli("result", run_id, "--local", "--format", "json")
+    assert json.loads(res.stdout)["hypotheses"] == []
+    assert res.stderr.startswith("note: hypotheses not verified"), res.stderr
