@@ -60,7 +60,7 @@ class SQLiteStore(RunStore):
     """A run store in one SQLite file (``sqlite:///path/to/file``)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # errors name it in full: --local runs live here
         self.url = f"sqlite:///{self.path}"
         self._local = threading.local()
         try:
@@ -134,7 +134,7 @@ class SQLiteStore(RunStore):
     def manifest(self, run_id: str) -> dict[str, Any]:
         rows = self._read(f"SELECT manifest FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,))
         if not rows:
-            raise RunNotFoundError(f"no run '{run_id}' in {self.path}")
+            raise RunNotFoundError(self._missing(run_id))
         data: dict[str, Any] = decode_json(rows[0][0], f"manifest of run '{run_id}'")
         return data
 
@@ -147,9 +147,15 @@ class SQLiteStore(RunStore):
         )
         return [r[0] for r in rows]
 
+    def _missing(self, run_id: str) -> str:
+        return (
+            f"no run '{run_id}' in {self.path} (--local runs are kept under "
+            "CRYSTALLIZE_DIST_HOME, by default ./.crystallize-dist of the folder you submit from)"
+        )
+
     def _require(self, run_id: str) -> None:
         if not self.exists(run_id):
-            raise RunNotFoundError(f"no run '{run_id}' in {self.path}")
+            raise RunNotFoundError(self._missing(run_id))
 
     # -- records -------------------------------------------------------------------------------
     def _put(
@@ -304,7 +310,7 @@ class SQLiteStore(RunStore):
                 f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)
             ).fetchone()
             if row is None:
-                raise RunNotFoundError(f"no run '{run_id}' in {self.path}")
+                raise RunNotFoundError(self._missing(run_id))
             state = decode_json(row[0], f"state of run '{run_id}'") or {}
             state.update(fields)
             db.execute(
