@@ -9,6 +9,7 @@ import re
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -35,6 +36,51 @@ def _describe(exc: BaseException) -> str:
 _IMPORT_LOCK = threading.RLock()
 
 
+def importable_names(folder: Path) -> set[str]:
+    """Top-level module and package names importable from ``folder``."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return set()
+    return {
+        p.stem if p.suffix == ".py" else p.name
+        for p in entries
+        if p.suffix == ".py" or (p / "__init__.py").is_file()
+    }
+
+
+def _installed(path: Path) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in path.parts)
+
+
+def activate_folder(folder: Path, tops: set[str], drop: Callable[[Path | None], bool]) -> None:
+    """Make ``folder`` win imports in this (perhaps long-lived) process: first on sys.path,
+    and loaded modules named like its own (``tops``) but loaded from elsewhere forgotten
+    when ``drop(their file)`` says so - a worker that ran an experiment from another
+    folder with a ``helper.py`` of its own must not hand that helper to this one. Already
+    loaded code keeps the modules it holds."""
+    entry = str(folder)
+    sys.path[:] = [entry, *(p for p in sys.path if p != entry)]
+    tops = tops - {"crystallize_dist", *sys.stdlib_module_names}
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in tops:
+            continue
+        if "__cdist_path__" in vars(module):  # an experiment file loaded by path: kept
+            continue
+        where = getattr(module, "__file__", None)
+        path = Path(where).resolve() if where else None
+        if path is not None and path.is_relative_to(folder):
+            continue
+        if drop(path):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def _user_code(path: Path | None) -> bool:
+    """A module file that is user code (not built in, not an installed package)."""
+    return path is not None and not _installed(path)
+
+
 def import_file(path: str | Path, *, name: str | None = None) -> ModuleType:
     """Import a .py file as a module whose classes pickle by reference.
 
@@ -54,6 +100,10 @@ def _import_file(path: Path, name: str | None) -> ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     if name is None:
+        cached = sys.modules.get(path.stem)
+        if cached is None or Path(getattr(cached, "__file__", "") or "/").resolve() != path:
+            # a new file: its neighbours win over same-named modules of other folders
+            activate_folder(path.parent, importable_names(path.parent), _user_code)
         name = path.stem if re.fullmatch(r"[A-Za-z_]\w*", path.stem) else "_cdist_file"
         existing = sys.modules.get(name)
         if existing is not None:

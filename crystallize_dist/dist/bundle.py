@@ -33,6 +33,7 @@ from typing import Any
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.core.loading import ExperimentRef
+from crystallize_dist.core.modules import activate_folder, importable_names
 from crystallize_dist.dist.packing import local_tree, pack, safe_name, sign, signature_ok, unpack
 from crystallize_dist.dist.store.base import RunStore
 from crystallize_dist.errors import BundleError, ExperimentLoadError
@@ -185,30 +186,16 @@ def _fetch(bundle: Mapping[str, Any], store: RunStore, settings: Settings, run_i
 
 def _top_names(folder: Path) -> set[str]:
     """Top-level module and package names importable from ``folder``."""
-    return {
-        p.stem if p.suffix == ".py" else p.name
-        for p in folder.iterdir()
-        if p.suffix == ".py" or (p / "__init__.py").is_file()
-    }
+    return importable_names(folder)
 
 
 def _activate(folder: Path, tops: set[str], stale: tuple[Path, ...]) -> None:
     """Make ``folder`` win imports in this long-lived worker process: first on sys.path, and
     modules of the same top-level names loaded from ``stale`` places (other bundles, the
     submitter's folder) forgotten, so a new code version never runs with old neighbours."""
-    entry = str(folder)
-    sys.path[:] = [entry, *(p for p in sys.path if p != entry)]
-    tops -= {"crystallize_dist", *sys.stdlib_module_names}
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] not in tops:
-            continue
-        where = getattr(module, "__file__", None)
-        path = Path(where).resolve() if where else None
-        if path is not None and path.is_relative_to(folder):
-            continue
-        if path is None or any(path.is_relative_to(s) for s in stale):
-            del sys.modules[name]
-    importlib.invalidate_caches()
+    activate_folder(
+        folder, tops, lambda path: path is None or any(path.is_relative_to(s) for s in stale)
+    )
 
 
 def ensure_code(

@@ -99,3 +99,45 @@ def test_the_fingerprint_follows_imports_through_a_package(
         after = exp.fingerprint()
         assert after != before, name
         before = after
+
+
+NEIGHBOUR_EXPERIMENT = """
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep
+from nb_helper import value
+
+
+class One(DataSource):
+    def fetch(self, ctx):
+        return 0.0
+
+
+class Step(PipelineStep):
+    def __call__(self, data, ctx):
+        return data, {"v": value()}
+
+
+experiment = Experiment(One(), Pipeline([Step()]), replicates=1)
+"""
+
+
+def test_experiments_from_two_folders_each_get_their_own_neighbours(tmp_path: Path) -> None:
+    """One process (a warm worker) loads experiments from two folders that both have a
+    ``nb_helper.py`` and an ``nb_exp.py``: each runs with its own helper, and both still
+    pickle by reference (as the process pool sends them)."""
+    import pickle
+
+    exps = []
+    for name, value in (("a", 1.0), ("b", 2.0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "nb_exp.py").write_text(NEIGHBOUR_EXPERIMENT)
+        (folder / "nb_helper.py").write_text(f"def value():\n    return {value}\n")
+        exps.append(load_experiment(str(folder / "nb_exp.py"))[0])
+    a, b = exps
+    assert a.run().metrics.baseline.metrics["v"] == [1.0]
+    assert b.run().metrics.baseline.metrics["v"] == [2.0]
+    for exp, value in ((a, 1.0), (b, 2.0)):
+        copy = pickle.loads(pickle.dumps(exp))
+        assert copy.run().metrics.baseline.metrics["v"] == [value]
+    again, _ = load_experiment(str(tmp_path / "a" / "nb_exp.py"))  # the cached module
+    assert again.run().metrics.baseline.metrics["v"] == [1.0]
