@@ -158,7 +158,10 @@ def closure_hash(files: Iterable[Path]) -> str | None:
         path = todo.pop()
         if path in seen:
             continue
-        seen[path] = next((r for r in roots if path.is_relative_to(r)), path.parent)
+        # named from the nearest root: a file next to the experiment by its own name, so
+        # the same files hash the same wherever the folder is (a code bundle, say)
+        holders = [r for r in roots if path.is_relative_to(r)]
+        seen[path] = max(holders, key=lambda r: len(r.parts)) if holders else path.parent
         if len(seen) > CLOSURE_FILE_LIMIT:
             return None
         for level, module, names in _imports(path):

@@ -141,3 +141,26 @@ def test_experiments_from_two_folders_each_get_their_own_neighbours(tmp_path: Pa
         assert copy.run().metrics.baseline.metrics["v"] == [value]
     again, _ = load_experiment(str(tmp_path / "a" / "nb_exp.py"))  # the cached module
     assert again.run().metrics.baseline.metrics["v"] == [1.0]
+
+
+def test_the_import_closure_hashes_the_same_wherever_the_folder_is(tmp_path: Path) -> None:
+    """Files are named from the nearest folder the experiment imports from, so a copy of
+    the code elsewhere (another machine, a code bundle) hashes the same."""
+    import shutil
+
+    from crystallize_dist.core.fingerprint import closure_hash
+
+    first = tmp_path / "one" / "fp_pkg"
+    (first / "tools").mkdir(parents=True)
+    (first / "__init__.py").write_text("")
+    (first / "tools" / "__init__.py").write_text("")
+    (first / "exp.py").write_text(PACKAGE_EXPERIMENT)
+    (first / "maths.py").write_text("def double(x):\n    return 2 * x\n")
+    (first / "tools" / "io.py").write_text("def tag():\n    return 'a'\n")
+    (first / "late.py").write_text("def late_value():\n    return 0.5\n")
+    second = tmp_path / "elsewhere" / "deeper" / "fp_pkg"
+    shutil.copytree(first, second)
+    one, two = closure_hash([first / "exp.py"]), closure_hash([second / "exp.py"])
+    assert one is not None and one == two
+    (second / "maths.py").write_text("def double(x):\n    return 4 * x\n")
+    assert closure_hash([second / "exp.py"]) != one
