@@ -53,15 +53,16 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 from quickstart import AddRandomStep, RandomSource, seed_everything  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu_cells import SIZE, MatmulStep, MatrixSource, kernel  # noqa: E402
+
 from crystallize_dist import (  # noqa: E402
     BasePlugin,
-    DataSource,
     Experiment,
     FrozenContext,
     LoggingPlugin,
     ParallelExecution,
     Pipeline,
-    PipelineStep,
     SeedPlugin,
     SerialExecution,
 )
@@ -72,45 +73,17 @@ SERIAL_VS_LOOP = 0.9  # target: SerialExecution throughput / plain loop throughp
 MASTER_SEED = 42
 
 
-# --- the CPU-bound workload ------------------------------------------------------------------
-class MatrixSource(DataSource):
-    """A random square matrix from the cell's generator."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def fetch(self, ctx: FrozenContext) -> np.ndarray:
-        return ctx.rng.standard_normal((self.size, self.size)) / np.sqrt(self.size)
-
-
-class MatmulStep(PipelineStep):
-    """``iters`` rounds of ``a = tanh(a @ b)``; records the trace of the result."""
-
-    def __init__(self, iters: int) -> None:
-        self.iters = iters
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"iters": self.iters}
-
-    def __call__(self, data: np.ndarray, ctx: FrozenContext) -> tuple[np.ndarray, dict[str, Any]]:
-        a, b = data, data.T.copy()
-        for _ in range(self.iters):
-            a = np.tanh(a @ b)
-        return a, {"trace": float(np.trace(a))}
-
-
-MATRIX_SIZE = 96
+# --- the CPU-bound workload: bench/cpu_cells.py's datasource, step and kernel ----------------
 
 
 def calibrate(target_s: float) -> int:
     """Matrix-product rounds that take about ``target_s`` seconds on this machine."""
-    a = np.random.default_rng(0).standard_normal((MATRIX_SIZE, MATRIX_SIZE))
-    step, iters = MatmulStep(50), 50
+    a = np.random.default_rng(0).standard_normal((SIZE, SIZE))
+    iters = 50
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()
-        step(a, None)  # type: ignore[arg-type]
+        kernel(a, iters)
         best = min(best, time.perf_counter() - t0)
     return max(1, round(iters * target_s / best))
 
@@ -137,7 +110,7 @@ def tiny_experiment(executor: BasePlugin, replicates: int) -> Experiment:
 
 def cpu_experiment(executor: BasePlugin, replicates: int, iters: int) -> Experiment:
     return Experiment(
-        datasource=MatrixSource(MATRIX_SIZE),
+        datasource=MatrixSource(SIZE),
         pipeline=Pipeline([MatmulStep(iters)]),
         plugins=quiet_plugins(executor),
         replicates=replicates,
@@ -183,9 +156,8 @@ def run_once(workload: str, executor: str, exp: Experiment) -> Measurement:
 
 def _kernel(iters: int) -> float:
     """One cpu cell's work without the framework (for the machine's own speed-up)."""
-    a = np.random.default_rng(0).standard_normal((MATRIX_SIZE, MATRIX_SIZE)) / 10
-    out, _ = MatmulStep(iters)(a, None)  # type: ignore[arg-type]
-    return float(out[0, 0])
+    a = np.random.default_rng(0).standard_normal((SIZE, SIZE)) / 10
+    return float(kernel(a, iters)[0, 0])
 
 
 def ceiling_once(pool: ProcessPoolExecutor, iters: int, cells: int) -> tuple[float, float]:
@@ -355,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     iters = calibrate(cell_s)
     print(
         f"{os.cpu_count()} CPUs, {WORKERS} workers; cpu cell = {iters} x "
-        f"{MATRIX_SIZE}x{MATRIX_SIZE} matmul+tanh (~{cell_s * 1000:.0f} ms); "
+        f"{SIZE}x{SIZE} matmul+tanh (~{cell_s * 1000:.0f} ms); "
         f"best of {repeats}; load average {os.getloadavg()[0]:.2f}"
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -248,6 +248,20 @@ class Experiment:
         finally:
             self._treatments, self._hypotheses, self._replicates, self._active = saved
 
+    @contextmanager
+    def _set_up(self) -> Any:
+        """Around a run's cells: every plugin's ``before_run``, then every step's ``setup``;
+        every step's ``teardown`` after them, whatever happened."""
+        for plugin in self.plugins:
+            plugin.before_run(self)
+        for step in self.pipeline.steps:
+            step.setup(self._setup_ctx)
+        try:
+            yield
+        finally:
+            for step in self.pipeline.steps:
+                step.teardown(self._setup_ctx)
+
     def _executor(self) -> BasePlugin:
         for plugin in reversed(self.plugins):
             if overrides_loop(plugin):
@@ -275,11 +289,7 @@ class Experiment:
         if spec.plan.n_cells == 0:  # resume found every condition done
             return self._result_from_loaded(spec)
         with self._running(spec):
-            for plugin in self.plugins:
-                plugin.before_run(self)
-            for step in self.pipeline.steps:
-                step.setup(self._setup_ctx)
-            try:
+            with self._set_up():
                 executor = self._executor()
                 runner = ReplicateRunner(self, spec.plan)
                 out = executor.run_experiment_loop(self, runner)
@@ -297,9 +307,6 @@ class Experiment:
                     meta=meta,
                     loaded=spec.loaded,
                 )
-            finally:
-                for step in self.pipeline.steps:
-                    step.teardown(self._setup_ctx)
             for plugin in self.plugins:
                 plugin.after_run(self, result)
         return result

@@ -44,29 +44,23 @@ def apply_once(
     experiment.id = hashlib.sha256(pickle.dumps(experiment.pipeline.signature())).hexdigest()
     holder: dict[str, Any] = {}
     with experiment._running(spec):
-        for plugin in experiment.plugins:
-            plugin.before_run(experiment)
-        for step in experiment.pipeline.steps:
-            step.setup(experiment._setup_ctx)
         try:
-            record = drive_sync(
-                _cell_steps(
-                    experiment,
-                    Cell(condition, 0, cell_seed),
-                    data=data,
-                    use_data=data is not None,
-                    raise_errors=True,
-                    holder=holder,
+            with experiment._set_up():
+                record = drive_sync(
+                    _cell_steps(
+                        experiment,
+                        Cell(condition, 0, cell_seed),
+                        data=data,
+                        use_data=data is not None,
+                        raise_errors=True,
+                        holder=holder,
+                    )
                 )
-            )
         except Exception as exc:
             original = getattr(exc, "original_exception", None)
             if isinstance(original, BaseException):
                 raise original from exc
             raise
-        finally:
-            for step in experiment.pipeline.steps:
-                step.teardown(experiment._setup_ctx)
         result = aggregate(spec.plan, [record], meta={"apply": True})
         for plugin in experiment.plugins:
             plugin.after_run(experiment, result)
