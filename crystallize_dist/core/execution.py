@@ -82,12 +82,10 @@ def flatten_results(out: Any) -> list[dict[str, Any]]:
     (records that are dicts are taken as they are; other mappings are copied into dicts)."""
     records: list[dict[str, Any]] = []
     for item in out or []:
-        if type(item) is ReplicateResult:
+        if isinstance(item, ReplicateResult):
             records.extend(item.records)
         elif type(item) is list:  # a replicate's records, e.g. from the process pool
             records.extend(r if type(r) is dict else dict(r) for r in item)
-        elif isinstance(item, ReplicateResult):
-            records.extend(item.records)
         elif isinstance(item, Mapping):
             records.append(dict(item))
         elif isinstance(item, Iterable):

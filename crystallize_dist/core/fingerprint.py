@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.core.canonical import canonical_json
+from crystallize_dist.core.modules import installed
 from crystallize_dist.core.step import source_hash
 
 if TYPE_CHECKING:
@@ -65,13 +66,6 @@ def _defining_file(obj: Any) -> Path | None:
     module = sys.modules.get(getattr(target, "__module__", "") or "")
     path = getattr(module, "__file__", None)
     return Path(path).resolve() if path and path.endswith(".py") else None
-
-
-def _installed(folder: Path) -> bool:
-    return (
-        any(part in ("site-packages", "dist-packages") for part in folder.parts)
-        or folder == Path(inspect.getfile(inspect)).resolve().parent
-    )
 
 
 def _imports(path: Path) -> list[tuple[int, str, tuple[str, ...]]]:
@@ -150,7 +144,7 @@ def closure_hash(files: Iterable[Path]) -> str | None:
     packages, transitively (found by reading import statements, nested ones included; not
     ``importlib.import_module`` calls). A file nothing imports does not count, nor do
     installed packages. None when more than CLOSURE_FILE_LIMIT files are reached."""
-    start = [f for f in files if not _installed(f.parent)]
+    start = [f for f in files if not installed(f.parent)]
     roots = sorted({r for f in start for r in (f.parent, _import_root(f.parent))})
     seen: dict[Path, Path] = {}  # file -> the root it is named relative to
     todo = list(start)

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import sysconfig
 import threading
 import traceback
 from collections.abc import Callable
@@ -49,8 +50,14 @@ def importable_names(folder: Path) -> set[str]:
     }
 
 
-def _installed(path: Path) -> bool:
-    return any(part in ("site-packages", "dist-packages") for part in path.parts)
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def installed(path: Path) -> bool:
+    """A path inside an installed package or the standard library (not user code)."""
+    return any(part in ("site-packages", "dist-packages") for part in path.parts) or (
+        path.is_relative_to(_STDLIB)
+    )
 
 
 def activate_folder(folder: Path, tops: set[str], drop: Callable[[Path | None], bool]) -> None:
@@ -78,7 +85,7 @@ def activate_folder(folder: Path, tops: set[str], drop: Callable[[Path | None], 
 
 def _user_code(path: Path | None) -> bool:
     """A module file that is user code (not built in, not an installed package)."""
-    return path is not None and not _installed(path)
+    return path is not None and not installed(path)
 
 
 def import_file(path: str | Path, *, name: str | None = None) -> ModuleType:
