@@ -184,11 +184,6 @@ def _fetch(bundle: Mapping[str, Any], store: RunStore, settings: Settings, run_i
     return unpack(data, dest)
 
 
-def _top_names(folder: Path) -> set[str]:
-    """Top-level module and package names importable from ``folder``."""
-    return importable_names(folder)
-
-
 def _activate(folder: Path, tops: set[str], stale: tuple[Path, ...]) -> None:
     """Make ``folder`` win imports in this long-lived worker process: first on sys.path, and
     modules of the same top-level names loaded from ``stale`` places (other bundles, the
@@ -217,7 +212,7 @@ def ensure_code(
         if ref.kind != "module":  # code left by other runs' bundles must not shadow it
             here = Path(ref.target).resolve()
             here = here.parent if here.is_file() else here
-            _activate(here, _top_names(here), (bundles,))
+            _activate(here, importable_names(here), (bundles,))
         return ref
     folder = _fetch(bundle, store, settings, run_id)
     relpath = safe_name(str(bundle.get("relpath") or "."))
@@ -229,5 +224,5 @@ def ensure_code(
     target = folder / relpath if str(relpath) != "." else folder
     if not target.exists():
         raise BundleError(f"run '{run_id}': bundle {folder.name[:12]} has no {relpath}")
-    _activate(target.parent if target.is_file() else target, _top_names(folder), stale)
+    _activate(target.parent if target.is_file() else target, importable_names(folder), stale)
     return ExperimentRef(ref.kind, str(target), ref.attr)
