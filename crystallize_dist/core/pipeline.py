@@ -102,6 +102,7 @@ class Pipeline:
             hooks = StepHooks.of(experiment.plugins) if experiment is not None else _NO_HOOKS
         records = [] if records is None else records
         hits = 0
+        cacheable = False
         last = len(self.steps) - 1
         for i, step in enumerate(self.steps):
             name = type(step).__name__
@@ -117,6 +118,7 @@ class Pipeline:
             try:
                 result = _MISS
                 if step.cacheable:
+                    cacheable = True
                     result = _cache_load(step_hash, input_hash)
                     cache_hit = result is not _MISS
                 if result is _MISS:
@@ -154,7 +156,7 @@ class Pipeline:
                     view,
                 )
             )
-        if any(s.cacheable for s in self.steps):
+        if cacheable:
             _log.info("Cache hit rate: %d/%d", hits, len(self.steps))
         self._provenance = records
         return data
