@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.core.canonical import canonical_json
-from crystallize_dist.core.modules import installed
+from crystallize_dist.core.modules import import_root, installed
 from crystallize_dist.core.step import source_hash
 
 if TYPE_CHECKING:
@@ -109,13 +109,6 @@ def _module_files(base: Path, dotted: str) -> list[Path]:
     return files
 
 
-def _import_root(folder: Path) -> Path:
-    """The folder a package's absolute imports start from (above its top package)."""
-    while (folder / "__init__.py").is_file() and folder.parent != folder:
-        folder = folder.parent
-    return folder
-
-
 def _resolve(
     path: Path, level: int, module: str, names: tuple[str, ...], roots: list[Path]
 ) -> list[Path]:
@@ -145,7 +138,7 @@ def closure_hash(files: Iterable[Path]) -> str | None:
     ``importlib.import_module`` calls). A file nothing imports does not count, nor do
     installed packages. None when more than CLOSURE_FILE_LIMIT files are reached."""
     start = [f for f in files if not installed(f.parent)]
-    roots = sorted({r for f in start for r in (f.parent, _import_root(f.parent))})
+    roots = sorted({r for f in start for r in (f.parent, import_root(f.parent))})
     seen: dict[Path, Path] = {}  # file -> the root it is named relative to
     todo = list(start)
     while todo:

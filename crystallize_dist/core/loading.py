@@ -88,8 +88,10 @@ def _materialise(obj: Any, where: str) -> Experiment:
     if callable(obj) and not isinstance(obj, type):
         try:
             made = obj()
-        except TypeError as exc:
-            raise ExperimentLoadError(f"{where}: calling it failed: {exc}") from exc
+        except Exception as exc:  # user code: one line that says where, not a traceback
+            raise ExperimentLoadError(
+                f"{where}: calling it failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if isinstance(made, Experiment):
             return made
         raise ExperimentLoadError(f"{where} returned a {type(made).__name__}, not an Experiment")

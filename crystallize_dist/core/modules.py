@@ -83,6 +83,65 @@ def activate_folder(folder: Path, tops: set[str], drop: Callable[[Path | None], 
     importlib.invalidate_caches()
 
 
+def import_root(folder: Path) -> Path:
+    """The folder a package's absolute imports start from (above its top package)."""
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+#: sha256 of each user module's source as this process imported it (see refresh_folder)
+_SOURCES: dict[Path, str | None] = {}
+
+
+def _source_hash(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _folder_modules(folder: Path) -> list[tuple[str, Path]]:
+    """The loaded user modules whose files are under ``folder``."""
+    prefix = str(folder)
+    out = []
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if not where or not where.startswith(prefix) or name == "__main__":
+            continue
+        if name.split(".")[0] == "crystallize_dist":
+            continue
+        path = Path(where).resolve()
+        if path.is_relative_to(folder) and not installed(path):
+            out.append((name, path))
+    return out
+
+
+def remember_folder(folder: Path) -> None:
+    """Note the source of the modules just imported from ``folder`` (see refresh_folder)."""
+    for _, path in _folder_modules(import_root(folder)):
+        if path not in _SOURCES:
+            _SOURCES[path] = _source_hash(path)
+
+
+def refresh_folder(folder: Path) -> None:
+    """Forget every loaded module of ``folder`` (its package, when it is one) once any of
+    their sources changed since they were imported: a long-lived process - a worker, a
+    notebook - must run an edited experiment or helper as it now is, not as first loaded.
+    All of them go, since an unchanged module may hold names of a changed one."""
+    found = _folder_modules(import_root(folder))
+    changed = False
+    for _, path in found:
+        now = _source_hash(path)
+        changed |= _SOURCES.setdefault(path, now) != now  # first seen: taken as imported
+    if not changed:
+        return
+    for name, path in found:
+        sys.modules.pop(name, None)
+        _SOURCES.pop(path, None)
+    importlib.invalidate_caches()
+
+
 def _user_code(path: Path | None) -> bool:
     """A module file that is user code (not built in, not an installed package)."""
     return path is not None and not installed(path)
@@ -106,7 +165,10 @@ def _import_file(path: Path, name: str | None) -> ModuleType:
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    if name is None:
+    refresh_folder(path.parent)
+    if name is not None:  # a config folder's module: its neighbours win, as below
+        activate_folder(path.parent, importable_names(path.parent), _user_code)
+    else:
         cached = sys.modules.get(path.stem)
         if cached is None or Path(getattr(cached, "__file__", "") or "/").resolve() != path:
             # a new file: its neighbours win over same-named modules of other folders
@@ -133,6 +195,7 @@ def _import_file(path: Path, name: str | None) -> ModuleType:
         raise ExperimentLoadError(
             f"{_where(exc, path)}: cannot import {path.name}: {_describe(exc)}"
         ) from exc
+    remember_folder(path.parent)
     return module
 
 

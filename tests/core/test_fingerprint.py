@@ -143,6 +143,67 @@ def test_experiments_from_two_folders_each_get_their_own_neighbours(tmp_path: Pa
     assert again.run().metrics.baseline.metrics["v"] == [1.0]
 
 
+def _v(exp: object) -> list[float]:
+    return list(exp.run().metrics.baseline.metrics["v"])  # type: ignore[attr-defined]
+
+
+def test_an_edited_experiment_or_helper_is_loaded_again(tmp_path: Path) -> None:
+    """A long-lived process (a warm worker, a notebook) loads an experiment, the user edits
+    the experiment file or the helper it imports, and loads it again: it runs the code as
+    it now is, and its fingerprint says so (a stale module must never pass for the new
+    code). Unchanged files are not loaded again."""
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    exp_file = folder / "ed_exp.py"
+    exp_file.write_text(NEIGHBOUR_EXPERIMENT.replace("nb_helper", "ed_helper"))
+    (folder / "ed_helper.py").write_text("def value():\n    return 1.0\n")
+    first, _ = load_experiment(str(exp_file))
+    assert _v(first) == [1.0]
+    fingerprint = first.fingerprint()
+    same, _ = load_experiment(str(exp_file))
+    assert type(same.datasource) is type(first.datasource)  # nothing changed: the cached module
+
+    _bump(folder / "ed_helper.py", "def value():\n    return 2.0\n")
+    second, _ = load_experiment(str(exp_file))
+    assert _v(second) == [2.0]
+    assert second.fingerprint() != fingerprint
+
+    _bump(exp_file, exp_file.read_text().replace('{"v": value()}', '{"v": value() * 10}'))
+    third, _ = load_experiment(str(exp_file))
+    assert _v(third) == [20.0]
+    assert _v(first) == [1.0]  # an experiment already loaded keeps the code it was built with
+
+
+def test_config_folders_get_their_own_and_their_edited_helpers(tmp_path: Path) -> None:
+    """Two config folders whose steps import a same-named helper: each runs with its own,
+    in one process; and an edited helper is read again on the next load."""
+    from crystallize_dist import Experiment
+
+    def folder(name: str, magic: float) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        (root / "config.yaml").write_text(
+            "replicates: 1\ndatasource: zero\nsteps:\n  - magic\n"
+        )
+        (root / "datasources.py").write_text(
+            "from crystallize_dist import data_source\n\n"
+            "@data_source\ndef zero(ctx):\n    return 0.0\n"
+        )
+        (root / "steps.py").write_text(
+            "from crystallize_dist import pipeline_step\nfrom cf_helpers import MAGIC\n\n"
+            "@pipeline_step()\ndef magic(data, ctx):\n    return data, {'v': MAGIC}\n"
+        )
+        (root / "cf_helpers.py").write_text(f"MAGIC = {magic}\n")
+        return root
+
+    a, b = folder("a", 3.0), folder("b", 7.0)
+    for _ in range(2):
+        assert _v(Experiment.from_yaml(a)) == [3.0]
+        assert _v(Experiment.from_yaml(b)) == [7.0]
+    _bump(b / "cf_helpers.py", "MAGIC = 8.0\n")
+    assert _v(Experiment.from_yaml(b)) == [8.0]
+
+
 def test_the_import_closure_hashes_the_same_wherever_the_folder_is(tmp_path: Path) -> None:
     """Files are named from the nearest folder the experiment imports from, so a copy of
     the code elsewhere (another machine, a code bundle) hashes the same."""

@@ -181,8 +181,13 @@ def test_file_importing_a_missing_module(
         ("experiment = 42\n", "experiment", ["is a int", "not an Experiment"]),
         ("def experiment():\n    return 'hi'\n", "experiment", ["returned a str", "Experiment"]),
         ("experiment = None\n", "other", ["has no attribute 'other'"]),
+        (
+            "def experiment():\n    raise RuntimeError('boom in factory')\n",
+            "experiment",
+            ["calling it failed", "RuntimeError: boom in factory"],
+        ),
     ],
-    ids=["int", "factory-returns-str", "missing-attr"],
+    ids=["int", "factory-returns-str", "missing-attr", "factory-raises"],
 )
 def test_attribute_that_is_not_an_experiment(
     source: str,

@@ -245,3 +245,47 @@ def test_a_redelivered_batch_reruns_only_cells_without_a_record(
         [1] * 5 + [0] * 3
     # deleting a record gives the cell a fresh attempt budget (as resume --retry-failed does)
     assert [prov[f"{c.condition}:{c.replicate}"]["attempts"] for c in cells] == [1] * 8
+
+
+EDITED = """
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep, Treatment
+from wk_helper import VALUE
+
+
+class Zero(DataSource):
+    def fetch(self, ctx):
+        return 0.0
+
+
+class Add(PipelineStep):
+    def __call__(self, data, ctx):
+        return data, {"value": VALUE * FACTOR + ctx.get("shift", 0.0)}
+
+
+FACTOR = 1
+experiment = Experiment(Zero(), Pipeline([Add()]), replicates=6,
+                        treatments=[Treatment("shifted", {"shift": 0.5})])
+"""
+
+
+def test_a_warm_worker_runs_an_edited_experiment_as_it_now_is(
+    broker: str, workers2: Worker, tmp_path: Path
+) -> None:
+    """Submit, edit the helper (then the experiment file) and submit again to the same
+    warm worker processes: each run has the code it was submitted with - never the code
+    a process loaded for an earlier run."""
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    exp_file, helper = folder / "wk_exp.py", folder / "wk_helper.py"
+    exp_file.write_text(EDITED)
+    digests = set()
+    for step, (value, factor) in enumerate([(1.0, 1), (2.0, 1), (2.0, 10)]):
+        helper.write_text(f"VALUE = {value}\n")
+        exp_file.write_text(EDITED.replace("FACTOR = 1", f"FACTOR = {factor}"))
+        _, result = submit_json(str(exp_file), broker, tmp_path)
+        metrics = result["metrics"]["baseline"]  # type: ignore[index]
+        assert metrics["value"] == [value * factor] * 6, step
+        here, _ = load_experiment(str(exp_file))  # this process reloads the edit too
+        assert result["digest"] == here.run(seed=SEED).digest, step
+        digests.add(result["digest"])
+    assert len(digests) == 3
