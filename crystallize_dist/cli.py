@@ -332,7 +332,8 @@ def cancel(run_id: str, broker: str | None, local: bool) -> None:
     help="Resume even if the experiment's code changed (stamped on the result).",
 )
 @click.option("--workers", "-w", type=int, envvar=ENV + "WORKERS")
-@click.option("--wait", is_flag=True)
+@click.option("--wait", is_flag=True, help="Wait until every cell has a record.")
+@click.option("--timeout", type=float, help="Seconds to wait with --wait.")
 def resume(
     run_id: str,
     broker: str | None,
@@ -341,6 +342,7 @@ def resume(
     allow_drift: bool,
     workers: int | None,
     wait: bool,
+    timeout: float | None,
 ) -> None:
     """Re-enqueue cells without a record, with their original seeds."""
     from crystallize_dist.dist import coordinator
@@ -362,7 +364,7 @@ def resume(
 
         run_local(run_id, todo, store=store, settings=settings, workers=workers)
     elif wait:
-        wait_for(store, run_id)
+        wait_for(store, run_id, timeout=timeout)
 
 
 @main.command()

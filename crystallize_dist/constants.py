@@ -69,6 +69,12 @@ def key_state(run_id: str) -> str:
     return f"{KEY_PREFIX}:run:{{{run_id}}}:state"
 
 
+def key_skipped(run_id: str) -> str:
+    """Set: cells a worker did not start because the run was cancelled (``resume`` sends
+    them again even while their spent message is still held unacknowledged)."""
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:skipped"
+
+
 def key_bundle(digest: str) -> str:
     """String: a zipped code bundle, content-addressed by its sha256."""
     return f"{KEY_PREFIX}:bundle:{digest}"

@@ -213,11 +213,14 @@ def resume(
     todo = missing_cells(store, run_id, include_failed=retry_failed)
     state = store.state(run_id)
     store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)
+    # after the flag is down: a cell skipped while the run was cancelled goes again, even
+    # when the message that skipped it is still held unacknowledged (it will not run it)
+    skipped = store.take_skipped(run_id)
     if todo and not local:
         from crystallize_dist.dist.broker import queued_cells
 
         own = run_settings(settings, manifest)  # the run's queue, whoever resumes it
-        queued = queued_cells(own, run_id)  # cells still waiting or running are not lost
+        queued = queued_cells(own, run_id) - skipped  # cells waiting or running are not lost
         todo = [c for c in todo if cell_key(c.condition, c.replicate) not in queued]
         per_task = int(manifest.get("options", {}).get("cells_per_task", 1) or 1)
         if todo:

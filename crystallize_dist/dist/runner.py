@@ -77,6 +77,16 @@ def drift(manifest: Mapping[str, Any], here: Mapping[str, Any]) -> dict[str, lis
     }
 
 
+#: a cell this quick may run while its start is on its way (see CellRunner.run); a slower
+#: one waits for it, so a cancel stops it before it runs
+QUICK_CELL_SECONDS = 0.05
+
+
+def _quick(record: Mapping[str, Any]) -> bool:
+    duration = (record.get("timing") or {}).get("duration")
+    return isinstance(duration, (int, float)) and duration < QUICK_CELL_SECONDS
+
+
 class _Prepared:
     """An experiment readied for one run in this process (or why it could not be)."""
 
@@ -85,6 +95,8 @@ class _Prepared:
         self.experiment = experiment
         self.failure = failure
         self.fingerprint = fingerprint
+        #: the last cell this process ran for the run took under QUICK_CELL_SECONDS
+        self.quick = False
 
 
 class CellRunner:
@@ -263,7 +275,8 @@ class CellRunner:
         cancelled run, does not start. With ``speculative`` (a first delivery, never a
         redelivered message: a cell that kills its process must not run before its attempt
         is counted) the first cell runs while its start is on its way, and its record is
-        dropped if the start says it must not run.
+        dropped if the start says it must not run - only once this process has seen the
+        run's cells take under QUICK_CELL_SECONDS, so a cancel never waits for a slow one.
         """
         manifest = self.manifest(run_id)
         cells = check_cells(raw_cells, self.plan(run_id), run_id)
@@ -274,9 +287,10 @@ class CellRunner:
         if self.requeue and ready.experiment is None:
             return self._hand_back(run_id, manifest, cells, counts)
         record: dict[str, Any] | None = None
-        if speculative:
+        if speculative and ready.quick:  # a slow cell waits for its start: a cancel stops it
             answer = self.store.start_cell_soon(run_id, keys[0])
             record = self._cell_record(run_id, manifest, cells[0], None)
+            ready.quick = _quick(record)
             start = answer()
         else:
             start = self.store.start_cell(run_id, keys[0])
@@ -290,6 +304,7 @@ class CellRunner:
             else:
                 if record is None:
                     record = self._cell_record(run_id, manifest, cell, start.attempt)
+                    ready.quick = _quick(record)
                 record["attempt"] = start.attempt
                 kind = "lost" if record["error"] and \
                     record["error"]["type"] == "WorkerLostError" else "ran"

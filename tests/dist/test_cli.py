@@ -373,6 +373,21 @@ def test_redis_list_and_cancel(redis_url: str, pending_run: str) -> None:
     assert "cancelled" in cli("list", "--broker", redis_url).stdout
 
 
+def test_resume_sends_again_a_cell_a_cancel_skipped_while_its_message_is_held(
+    redis_url: str, pending_run: str
+) -> None:
+    """A worker took a message of a cancelled run and skipped its cell, but has not acked
+    it yet when ``resume`` looks at the queue: the cell still has a message there, yet it
+    will never run from it, so resume sends it again (before, it was lost)."""
+    store = open_store(redis_url)
+    cli("cancel", pending_run, "--broker", redis_url)
+    assert store.start_cell(pending_run, "baseline:1").cancelled  # the worker's skip
+    res = cli("resume", pending_run, "--broker", redis_url)
+    assert res.stdout.strip() == f"resumed {pending_run}: 1 cells re-enqueued"
+    again = cli("resume", pending_run, "--broker", redis_url)  # every cell has a message
+    assert again.stdout.strip() == f"resumed {pending_run}: 0 cells re-enqueued"
+
+
 def test_redis_unknown_run_is_one_line_error(redis_url: str, home: Path) -> None:
     for cmd in ("status", "result", "cancel", "resume"):
         res = cli(cmd, "no-such-run", "--broker", redis_url, code=1)

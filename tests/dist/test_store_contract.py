@@ -115,6 +115,19 @@ def test_start_cell_reports_cancellation_atomically(store: RunStore) -> None:
     assert store.attempts("r1") == {"baseline:0": 1, "baseline:2": 1}
 
 
+def test_cells_a_cancel_skipped_are_noted_for_resume(store: RunStore) -> None:
+    store.create_run("r1", MANIFEST)
+    store.update_state("r1", cancelled=True)
+    assert store.start_cell("r1", "baseline:1").cancelled
+    assert store.start_cell_soon("r1", "t:3")().cancelled
+    assert store.start_cell("r1", "baseline:1").cancelled  # noted once
+    store.update_state("r1", cancelled=False)
+    assert store.take_skipped("r1") == {"baseline:1", "t:3"}
+    assert store.take_skipped("r1") == set()  # taken
+    assert store.start_cell("r1", "baseline:1") == CellStart(attempt=1)
+    assert store.take_skipped("r1") == set()
+
+
 def test_starting_a_recorded_cell_counts_a_duplicate_and_does_not_run_it(
     store: RunStore,
 ) -> None:

@@ -355,7 +355,12 @@ def _serial_records() -> list[dict[str, Any]]:
 
 def test_cancel_stops_new_cells_and_keeps_recorded_ones(
         redis_url: str, env: dict[str, str], tmp_path: Path) -> None:
-    slow = {**env, "CDT_SLEEP": "0.3"}
+    """After a cancel no cell starts - not even one run ahead of its start (which would
+    waste a slow cell's time); a resume then sends the skipped cells again, and the run
+    finishes with the serial digest."""
+    piddir = tmp_path / "ran"
+    piddir.mkdir()
+    slow = {**env, "CDT_SLEEP": "0.3", "CDT_PIDDIR": str(piddir)}
     run_id = submit(redis_url, slow, tmp_path)
     store = open_store(redis_url)
     worker = Worker(redis_url, tmp_path, name="w", concurrency=2, cwd=tmp_path, env=slow)
@@ -368,15 +373,22 @@ def test_cancel_stops_new_cells_and_keeps_recorded_ones(
         kept = records(store, run_id)
         time.sleep(3)  # every queued message is delivered and skipped
         final = records(store, run_id)
+        ran = {p.name for p in piddir.iterdir()}
+        assert ran <= started_before_cancel  # no cell ran after the cancel
+        assert set(final) <= started_before_cancel  # none was recorded either
+        assert len(final) < CELLS
+        for key, rec in kept.items():
+            assert final[key] == rec
+        status = run_status(store, run_id)
+        assert status.cancelled and status.pending == CELLS - len(final)
+        figure("cancel", recorded=len(final), skipped=CELLS - len(final))
+        out = run_cli("resume", run_id, "--wait", "--timeout", "60", broker_url=redis_url,
+                      cwd=tmp_path, env=slow)
+        assert out.returncode == 0, out.stderr
+        assert f"{CELLS - len(final)} cells re-enqueued" in out.stdout
+        assert load_result(store, run_id).digest == serial_digest()
     finally:
         worker.stop()
-    assert set(final) <= started_before_cancel  # no cell started after the cancel
-    assert len(final) < CELLS
-    for key, rec in kept.items():
-        assert final[key] == rec
-    status = run_status(store, run_id)
-    assert status.cancelled and status.pending == CELLS - len(final)
-    figure("cancel", recorded=len(final), skipped=CELLS - len(final))
 
 
 @pytest.fixture(autouse=True)

@@ -249,6 +249,11 @@ class RunStore(ABC):
     def state(self, run_id: str) -> dict[str, Any]:
         """The run's mutable state."""
 
+    @abstractmethod
+    def take_skipped(self, run_id: str) -> set[str]:
+        """The cells a start refused because the run was cancelled, forgotten as they are
+        returned (``resume`` sends them again)."""
+
     def cancelled(self, run_id: str) -> bool:
         return bool(self.state(run_id).get("cancelled"))
 

@@ -24,7 +24,7 @@ from crystallize_dist.errors import BrokerError, RunNotFoundError, StoreError
 
 T = TypeVar("T")
 
-# KEYS: records, counters, duplicates, attempts, state
+# KEYS: records, counters, duplicates, attempts, state, skipped
 # ARGV: put field ('' for none), record, status, condition, now, ttl, start field ('' for none)
 # -> {written (-1 no record given, 0 duplicate, 1 written), attempt, cancelled, recorded}
 _ADVANCE = """
@@ -52,7 +52,11 @@ if redis.call('HEXISTS', KEYS[1], ARGV[7]) == 1 then
   redis.call('EXPIRE', KEYS[3], ARGV[6])
   return {written, 0, 0, 1}
 end
-if redis.call('HGET', KEYS[5], 'cancelled') == 'true' then return {written, 0, 1, 0} end
+if redis.call('HGET', KEYS[5], 'cancelled') == 'true' then
+  redis.call('SADD', KEYS[6], ARGV[7])
+  redis.call('EXPIRE', KEYS[6], ARGV[6])
+  return {written, 0, 1, 0}
+end
 local n = redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
 redis.call('HINCRBY', KEYS[2], 'attempts', 1)
 redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
@@ -169,7 +173,7 @@ class RedisStore(RunStore):
         if keys is None:
             keys = self._run_keys[run_id] = [
                 C.key_records(run_id), C.key_counters(run_id), C.key_duplicates(run_id),
-                C.key_attempts(run_id), C.key_state(run_id)]
+                C.key_attempts(run_id), C.key_state(run_id), C.key_skipped(run_id)]
         if record is None:
             put = ["", "", "", ""]
         else:
@@ -347,6 +351,15 @@ class RedisStore(RunStore):
     def state(self, run_id: str) -> dict[str, Any]:
         raw = self._call(lambda: self.r.hgetall(C.key_state(run_id)))
         return {k.decode(): decode_json(v, f"state {k.decode()}") for k, v in raw.items()}
+
+    def take_skipped(self, run_id: str) -> set[str]:
+        def go() -> Any:
+            pipe = self.r.pipeline()  # MULTI: a skip noted meanwhile is never lost
+            pipe.smembers(C.key_skipped(run_id))
+            pipe.delete(C.key_skipped(run_id))
+            return pipe.execute()[0]
+
+        return {k.decode() if isinstance(k, bytes) else str(k) for k in self._call(go)}
 
     # -- blobs -----------------------------------------------------------------------------------
     def put_blob(self, key: str, data: bytes) -> None:

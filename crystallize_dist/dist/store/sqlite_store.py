@@ -196,7 +196,10 @@ class SQLiteStore(RunStore):
             return CellStart(recorded=True)
         state = db.execute(f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?",
                            (run_id,)).fetchone()
-        if state and json.loads(state[0]).get("cancelled"):
+        if state and (data := json.loads(state[0])).get("cancelled"):
+            data["skipped"] = sorted({*data.get("skipped", ()), key})
+            db.execute(f"UPDATE {C.TABLE_RUNS} SET state = ? WHERE run_id = ?",
+                       (json.dumps(data), run_id))
             return CellStart(cancelled=True)
         self._bump_cell(db, run_id, key, "n")
         db.execute(_BUMP, (run_id, C.COUNTER_ATTEMPTS, 1))
@@ -316,6 +319,19 @@ class SQLiteStore(RunStore):
             db.execute(
                 f"UPDATE {C.TABLE_RUNS} SET state = ? WHERE run_id = ?", (json.dumps(state), run_id)
             )
+
+    def take_skipped(self, run_id: str) -> set[str]:
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            data = decode_json(row[0], f"state of run '{run_id}'") if row else None
+            if not data or "skipped" not in data:
+                return set()
+            skipped = set(data.pop("skipped"))
+            db.execute(f"UPDATE {C.TABLE_RUNS} SET state = ? WHERE run_id = ?",
+                       (json.dumps(data), run_id))
+            return skipped
 
     def state(self, run_id: str) -> dict[str, Any]:
         rows = self._read(f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,))
