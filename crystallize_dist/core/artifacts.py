@@ -11,7 +11,8 @@ Layout (Crystallize's)::
 
 Unlike upstream, artifacts written inside worker processes come back: each cell's record
 lists the files it wrote, and ``after_run`` builds the manifest and ``result.artifacts`` from
-the records.
+the records. (Celery workers also ship each file's bytes through the run store; see
+crystallize_dist/dist/artifacts.py.)
 """
 
 from __future__ import annotations
@@ -154,7 +155,13 @@ class ArtifactPlugin(BasePlugin):
             path.write_bytes(payload)
             if written is not None:
                 written.append(
-                    {"name": name, "step": type(step).__name__, "path": str(path.resolve())}
+                    {
+                        "name": name,
+                        "step": type(step).__name__,
+                        "path": str(path.resolve()),
+                        # where it goes under another machine's root_dir (Celery workers)
+                        "relative": path.relative_to(self.root_dir).as_posix(),
+                    }
                 )
         ctx.artifacts.clear()
 

@@ -101,7 +101,9 @@ class CeleryExecution(BasePlugin):
                 on_progress=bar.update,
             )
             bar.close()
-            return list(store.iter_records(self.run_id))
+            from crystallize_dist.dist.artifacts import artifact_root, fetch
+
+            return list(fetch(store, store.iter_records(self.run_id), artifact_root(experiment)))
         finally:
             store.close()
 

@@ -16,6 +16,7 @@ from crystallize_dist.core.hypothesis import Hypothesis
 from crystallize_dist.core.loading import ExperimentRef, load_ref
 from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.core.result import Result
+from crystallize_dist.dist.artifacts import artifact_root, fetch
 from crystallize_dist.dist.manifest import provenance_meta
 from crystallize_dist.dist.store import RunStore
 
@@ -71,9 +72,11 @@ def load_result(
     if not keep_steps:
         meta["ctx_changes_omitted"] = (
             f"{plan.n_cells} cells: per-step provenance is in each cell's record only")
+    # artifacts that Celery workers wrote come here, under the experiment's artifact root
+    root = manifest["experiment"].get("artifact_root") or artifact_root(experiment)
     return aggregate(
         plan,
-        store.iter_records(run_id, steps=keep_steps),
+        fetch(store, store.iter_records(run_id, steps=keep_steps), root),
         hypotheses=hyps,
         meta=meta,
         keep_steps=keep_steps,

@@ -27,6 +27,7 @@ from crystallize_dist.core.experiment import Experiment
 from crystallize_dist.core.loading import ExperimentRef, load_ref
 from crystallize_dist.core.plan import Cell, RunPlan
 from crystallize_dist.core.canonical import dumps
+from crystallize_dist.dist.artifacts import ship
 from crystallize_dist.dist.deadline import cell_deadline
 from crystallize_dist.dist.messages import check_cells
 from crystallize_dist.dist.store.base import Encoded, RunStore, cell_key, encode
@@ -104,7 +105,7 @@ class CellRunner:
 
     def __init__(
         self, store: RunStore, settings: Settings, node: str | None = None, loader: Any = None,
-        *, requeue: bool = False,
+        *, requeue: bool = False, ship_artifacts: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -112,6 +113,8 @@ class CellRunner:
         #: experiment, so a worker with the right code and packages can take them; only
         #: after a cell's ``max_attempts`` is the failure recorded (Celery workers)
         self.requeue = requeue
+        #: put artifact files into the store for the submitter's machine (Celery workers)
+        self.ship_artifacts = ship_artifacts
         # "name@host" as Celery names workers; the host part says which machine ran a cell
         self.node = node or f"local@{socket.gethostname()}"
         self.hostname = self.node.rpartition("@")[2] or socket.gethostname()
@@ -368,6 +371,8 @@ class CellRunner:
         else:
             record = self._execute(prepared.experiment, cell, options)
         record["worker"] = {**record.get("worker", {}), **self._stamp}
+        if self.ship_artifacts and record.get("artifacts"):
+            ship(self.store, record, self.settings.max_record_bytes)
         if moved:
             record["drift"] = moved
         return record

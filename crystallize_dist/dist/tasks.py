@@ -36,7 +36,8 @@ def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
         from crystallize_dist.dist.store import store_for
 
         store = store_for(settings, retries=20)
-        _runner = CellRunner(store, settings, node=hostname or None, requeue=True)
+        _runner = CellRunner(store, settings, node=hostname or None, requeue=True,
+                             ship_artifacts=True)
     return _runner
 
 

@@ -289,3 +289,60 @@ def test_a_warm_worker_runs_an_edited_experiment_as_it_now_is(
         assert result["digest"] == here.run(seed=SEED).digest, step
         digests.add(result["digest"])
     assert len(digests) == 3
+
+
+ARTIFACTS = """
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep, Treatment
+
+
+class Zero(DataSource):
+    def fetch(self, ctx):
+        return 0.0
+
+
+class Trace(PipelineStep):
+    def __call__(self, data, ctx):
+        text = f"{ctx.get('condition')}:{ctx.get('replicate')}:{ctx.rng.integers(1000)}"
+        ctx.artifacts.add("trace.txt", text.encode())
+        return data, {"value": 1.0}
+
+
+experiment = Experiment(Zero(), Pipeline([Trace()]), replicates=4, name="shipped",
+                        treatments=[Treatment("other", {"x": 1})])
+"""
+
+
+def test_artifacts_that_workers_write_come_back_to_the_submitter(
+    broker: str, workers2: Worker, tmp_path: Path
+) -> None:
+    """The worker runs in its own folder (another machine, as far as paths go): the files
+    its cells write reach the submitter's artifact root, every condition and replicate
+    together, with the bytes a serial run writes; ``result`` from a third folder too."""
+    exp_file = tmp_path / "art_exp.py"
+    exp_file.write_text(ARTIFACTS)
+    here = tmp_path / "submitter"
+    here.mkdir()
+    run_id, submitted = submit_json(str(exp_file), broker, here)
+    paths = submitted["artifact_paths"]["trace.txt"]  # type: ignore[index]
+    serial_root = tmp_path / "serial"
+    serial_root.mkdir()
+    exp, _ = load_experiment(str(exp_file))
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(serial_root)
+    try:
+        exp.run(seed=SEED)
+    finally:
+        os.chdir(cwd)
+    for cond in ("baseline", "other"):
+        folder = Path(paths[cond]).parent.parent.parent  # .../v0/replicate_0/<cond>/Trace
+        assert folder.is_relative_to(here / "data"), paths[cond]
+        for rep in range(4):
+            rel = Path("data/shipped/v0") / f"replicate_{rep}" / cond / "Trace" / "trace.txt"
+            assert (here / rel).read_bytes() == (serial_root / rel).read_bytes()
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    out = run_cli("result", run_id, "--format", "json", broker_url=broker, cwd=reader)
+    assert out.returncode == 0, out.stderr
+    assert (reader / "data/shipped/v0/replicate_3/other/Trace/trace.txt").is_file()
