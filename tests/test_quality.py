@@ -42,3 +42,13 @@ def test_core_never_imports_celery_or_redis() -> None:
             ):
                 bad.append(f"{path.name}: {line.strip()}")
     assert not bad, bad
+
+
+def test_the_test_command_collects_every_test_file() -> None:
+    """``python -m pytest -q`` (the README's and CI's command) runs every test file - pytest
+    silently skips some folder names by default (``dist`` among them)."""
+    out = _run("pytest", "--collect-only", "-q")
+    assert out.returncode == 0, out.stdout + out.stderr
+    collected = {line.split("::")[0] for line in out.stdout.splitlines() if "::" in line}
+    files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")}
+    assert files - collected == set()
