@@ -117,7 +117,9 @@ def main() -> None:
     envvar=ENV + "FORMAT",
     help="Summary format after --wait.",
 )
-@click.option("--timeout", type=float, help="Seconds to wait with --wait.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait with --wait."
+)
 @click.option(
     "--drift-policy",
     type=click.Choice(["warn", "refuse"]),
@@ -203,7 +205,7 @@ def submit(
 @click.option(
     "--concurrency",
     "-c",
-    type=int,
+    type=click.IntRange(min=1),
     envvar=ENV + "CONCURRENCY",
     help="Pool processes / threads [CRYSTALLIZE_DIST_CONCURRENCY].",
 )
@@ -303,7 +305,7 @@ def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str |
 
 @main.command(name="list")
 @store_options
-@click.option("--limit", type=int, default=20)
+@click.option("--limit", type=click.IntRange(min=1), default=20, help="Runs to list.")
 def list_runs(broker: str | None, local: bool, limit: int) -> None:
     """Recent runs, newest first."""
     from crystallize_dist.dist.report import runs_table
@@ -331,9 +333,11 @@ def cancel(run_id: str, broker: str | None, local: bool) -> None:
     is_flag=True,
     help="Resume even if the experiment's code changed (stamped on the result).",
 )
-@click.option("--workers", "-w", type=int, envvar=ENV + "WORKERS")
+@click.option("--workers", "-w", type=click.IntRange(min=1), envvar=ENV + "WORKERS")
 @click.option("--wait", is_flag=True, help="Wait until every cell has a record.")
-@click.option("--timeout", type=float, help="Seconds to wait with --wait.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait with --wait."
+)
 def resume(
     run_id: str,
     broker: str | None,

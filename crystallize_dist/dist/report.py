@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
+from crystallize_dist.core.canonical import to_jsonable
 from crystallize_dist.core.result import Result
 from crystallize_dist.dist.results import RunStatus, run_status
 from crystallize_dist.dist.store import RunStore
@@ -106,7 +107,8 @@ def result_table(result: Result, console: Console) -> None:
     console.print(table)
     for hyp in result.metrics.hypotheses:
         best = hyp.ranking.get("best") if isinstance(hyp.ranking, dict) else None
-        console.print(f"hypothesis {hyp.name}: best={best} results={hyp.results}")
+        results = to_jsonable(hyp.results, strict=False)  # numbers as numbers, not np.float64(...)
+        console.print(f"hypothesis {hyp.name}: best={best} results={results}")
     note = result.provenance.get("hypothesis_note") or result.provenance.get("hypothesis_error")
     if note:
         console.print(f"note: {note}")
