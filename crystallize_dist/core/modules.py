@@ -22,10 +22,20 @@ def _where(exc: BaseException, path: Path | None) -> str:
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
     frames = traceback.extract_tb(exc.__traceback__)
-    user = [f for f in frames if "importlib" not in f.filename]
+    user = [f for f in frames if _user_frame(f.filename)]  # the user's line, not ours or os's
     if user:
         return f"{user[-1].filename}:{user[-1].lineno}"
     return str(path) if path else "?"
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _user_frame(filename: str) -> bool:
+    if filename.startswith("<") or "importlib" in filename:
+        return False
+    where = Path(filename).resolve()
+    return not where.is_relative_to(_PACKAGE) and not installed(where)
 
 
 def _describe(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ from crystallize_dist import (
     Treatment,
     load_experiment,
 )
-from crystallize_dist.errors import ConfigError
+from crystallize_dist.errors import ConfigError, ExperimentLoadError
 
 
 class OneSource(DataSource):
@@ -230,3 +230,23 @@ def test_folder_malformed_yaml(tmp_path: Path) -> None:
     message = _config_error(_folder(tmp_path, config))
     assert "malformed YAML" in message
     assert f"{tmp_path / 'exp' / 'config.yaml'}:" in message  # file:line
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "needle"),
+    [
+        ("import os\n\nX = os.environ['CDIST_SURELY_UNSET']\n", 3, "KeyError"),
+        ("from crystallize_dist import Pipeline\n\n\np = Pipeline([])\n", 4, "ValidationError"),
+    ],
+    ids=["stdlib-raises", "library-raises"],
+)
+def test_an_import_error_names_the_users_line(
+    tmp_path: Path, source: str, line: int, needle: str
+) -> None:
+    """The error points at the experiment's own line, not at the library or stdlib line
+    that raised."""
+    path = tmp_path / "raising.py"
+    path.write_text(source)
+    with pytest.raises(ExperimentLoadError) as exc:
+        load_experiment(str(path))
+    assert str(exc.value).startswith(f"{path}:{line}: cannot import raising.py: {needle}")
