@@ -62,21 +62,57 @@ _SUMMARY_DROPS = frozenset(
     {"condition", "replicate", "metrics", "error", "steps", "artifacts", "attempt", "tries"}
 )
 _WORKER_KEYS = ("host", "node", "pid")
+#: the keys of a record as run_cell makes it (a record from a store has a few more)
+_CELL_RECORD = frozenset(
+    {
+        "condition",
+        "replicate",
+        "seed",
+        "status",
+        "metrics",
+        "error",
+        "seeded",
+        "steps",
+        "artifacts",
+        "timing",
+        "worker",
+    }
+)
 
 
 class _Summaries:
     """Makes each record's ``provenance["cells"]`` entry: seed, status, timing, attempts,
     duplicates, seeded libraries, drift and where it ran (host, node, pid - the versions
-    stay in ``provenance["workers"]``). Records of one worker usually share one stamp, so
-    which of its keys to keep is worked out once per stamp."""
+    stay in ``provenance["workers"]``), and notes when the last cell ended. Records of one
+    worker usually share one stamp, so which of its keys to keep is worked out once per
+    stamp."""
 
     def __init__(self) -> None:
         self._stamp_in: Any = None
         self._stamp_out: dict[str, Any] = {}
+        self.last_end = 0.0
 
     def __call__(self, rec: Mapping[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in rec.items() if k not in _SUMMARY_DROPS}
-        worker = out.get("worker")
+        if rec.keys() == _CELL_RECORD:  # as run_cell made it: the summary's keys are known
+            timing = rec["timing"]
+            out = {
+                "seed": rec["seed"],
+                "status": rec["status"],
+                "seeded": rec["seeded"],
+                "timing": timing,
+            }
+            worker = rec["worker"]
+        else:
+            out = {k: v for k, v in rec.items() if k not in _SUMMARY_DROPS}
+            worker = out.pop("worker", None)
+            timing = out.get("timing")
+        if timing:
+            try:
+                end = float(timing["started"]) + float(timing["duration"])
+            except (KeyError, TypeError, ValueError):
+                end = 0.0
+            if end > self.last_end:
+                self.last_end = end
         if worker:
             if worker is not self._stamp_in and worker != self._stamp_in:
                 self._stamp_in = worker
@@ -153,18 +189,23 @@ def _aggregate(
     index = records if isinstance(records, dict) else index_records(records, keep_steps=keep_steps)
     baseline: dict[str, list[Any]] = {}
     treat: dict[str, dict[str, list[Any]]] = {t: {} for t in plan.treatments}
-    seeds: dict[str, list[int]] = {}
+    seeds: dict[str, list[int]] = {cond: [] for cond in plan.conditions}
     errors: dict[str, BaseException] = {}
-    ctx_changes: dict[str, dict[int, Any]] = {}
+    ctx_changes: dict[str, dict[int, Any]] = {cond: {} for cond in plan.conditions}
     cells: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, dict[str, Path]] = {}
     artifact_steps: dict[str, str] = {}
     missing: list[str] = []
-    last_end = 0.0
     summarize = _Summaries()
-    #: (condition, where its metrics go), in plan order, without resumed conditions
+    #: each condition in plan order (without resumed ones), with where its metrics, seeds
+    #: and step provenance go
     targets = [
-        (cond, baseline if cond == BASELINE_CONDITION else treat[cond])
+        (
+            cond,
+            baseline if cond == BASELINE_CONDITION else treat[cond],
+            seeds[cond],
+            ctx_changes[cond],
+        )
         for cond in plan.conditions
         if cond not in plan.skip
     ]
@@ -173,18 +214,13 @@ def _aggregate(
         # a failed or unfinished baseline drops its replicate's treatments (Crystallize's
         # rule); the cells still get their summaries
         usable = True
-        for cond, target in targets:
+        for cond, target, cond_seeds, cond_steps in targets:
             rec = index.get((cond, r))
             if rec is None:
                 missing.append(f"{cond}:{r}")
                 if cond == BASELINE_CONDITION:
                     usable = False
                 continue
-            timing = rec.get("timing")
-            if timing:
-                end = float(timing.get("started", 0)) + float(timing.get("duration", 0))
-                if end > last_end:
-                    last_end = end
             cells[f"{cond}:{r}"] = summarize(rec)
             if not usable:
                 continue
@@ -198,16 +234,18 @@ def _aggregate(
                     target[key].extend(values)
                 else:
                     target[key] = list(values)
-            if cond in seeds:
-                seeds[cond].append(int(rec["seed"]))
-            else:
-                seeds[cond] = [int(rec["seed"])]
+            seed = rec["seed"]
+            cond_seeds.append(seed if type(seed) is int else int(seed))
             if "steps" in rec:
-                ctx_changes.setdefault(cond, {})[r] = rec["steps"]
-            for art in rec.get("artifacts", ()):
-                artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
-                artifact_steps.setdefault(art["name"], art.get("step", ""))
+                cond_steps[r] = rec["steps"]
+            if rec.get("artifacts"):
+                for art in rec["artifacts"]:
+                    artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
+                    artifact_steps.setdefault(art["name"], art.get("step", ""))
 
+    # conditions without any seed (or step provenance) are left out, as before
+    seeds = {cond: values for cond, values in seeds.items() if values}
+    ctx_changes = {cond: steps for cond, steps in ctx_changes.items() if steps}
     for cond, values in (loaded or {}).items():
         _extend(baseline if cond == BASELINE_CONDITION else treat.setdefault(cond, {}), values)
 
@@ -231,6 +269,7 @@ def _aggregate(
             raise
         hyps = []
         provenance["hypothesis_error"] = f"{type(exc).__name__}: {exc}"
+    last_end = summarize.last_end
     stamp = datetime.fromtimestamp(last_end, tz=timezone.utc).isoformat() if last_end else None
     result = Result(
         ExperimentMetrics(TreatmentMetrics(baseline), treatments, hyps),

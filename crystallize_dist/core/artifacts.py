@@ -31,7 +31,7 @@ from crystallize_dist.constants import (
     METADATA_FILENAME,
     REPLICATE_KEY,
 )
-from crystallize_dist.core.canonical import to_jsonable
+from crystallize_dist.core.canonical import dumps, to_jsonable
 from crystallize_dist.core.plugins import BasePlugin
 
 if TYPE_CHECKING:
@@ -92,6 +92,15 @@ def load_all_metrics(exp_dir: str | Path) -> dict[str, tuple[int, dict[str, Any]
             if metrics and cond not in out:
                 out[cond] = (version, metrics)
     return out
+
+
+def _results_json(metrics: dict[str, list[Any]]) -> str:
+    """A condition's results.json: its metrics, which are JSON values already (json's own
+    encoder then does the work); odd keys or values are converted leniently first."""
+    try:
+        return dumps({"metrics": metrics})
+    except (TypeError, ValueError):
+        return json.dumps({"metrics": to_jsonable(metrics, strict=False)})
 
 
 def _env_default(value: float, default: float, var: str) -> float:
@@ -181,9 +190,7 @@ class ArtifactPlugin(BasePlugin):
         for cond, tm in conditions.items():
             cdir = vdir / cond
             cdir.mkdir(parents=True, exist_ok=True)
-            (cdir / RESULTS_FILE).write_text(
-                json.dumps({"metrics": to_jsonable(tm.metrics, strict=False)})
-            )
+            (cdir / RESULTS_FILE).write_text(_results_json(tm.metrics))
             (cdir / COMPLETE_MARKER).touch()
         (vdir / MANIFEST_FILE).write_text(json.dumps(dict(result.artifact_steps)))
         if self.versioned:

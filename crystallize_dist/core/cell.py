@@ -31,7 +31,7 @@ from crystallize_dist.core.context import FrozenContext
 from crystallize_dist.core.pipeline import Drive, drive_async, drive_sync
 from crystallize_dist.core.plan import Cell
 from crystallize_dist.core.plugins import StepHooks
-from crystallize_dist.core.seeding import cell_seeding, end_cell_seeding
+from crystallize_dist.core.seeding import CELL_SEEDED as _SEEDED
 from crystallize_dist.errors import MetricValueError, PipelineExecutionError
 
 if TYPE_CHECKING:
@@ -55,16 +55,23 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     return out
 
 
-def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """Metric values as JSON types; a value with no JSON form raises MetricValueError."""
+def convert_metrics(metrics: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Metric values as JSON types; a value with no JSON form raises MetricValueError.
+
+    ``metrics`` is a finished cell's own ``ctx.metrics`` store: when every value is JSON as
+    it is (floats, strings - the common case) it is taken over as it is, not copied.
+    """
+    for values in metrics.values():
+        for v in values:
+            kind = type(v)
+            if kind not in _PLAIN_METRIC and (kind is not int or v.bit_length() > _MAX_INT_BITS):
+                return _converted(metrics)
+    return metrics
+
+
+def _converted(metrics: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for key, values in metrics.items():
-        for v in values:
-            if type(v) not in _PLAIN_METRIC:
-                break
-        else:  # the common case: floats and strings are JSON as they are
-            out[key] = list(values)
-            continue
         try:
             out[key] = [to_jsonable(v, path=f"metric '{key}'") for v in values]
         except NotJSONable as exc:
@@ -81,9 +88,10 @@ def convert_metrics(metrics: Mapping[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
-#: metric values that are already JSON as they are (ints are checked for length)
+#: metric values that are JSON as they are (and ints short enough to write as text)
 _PLAIN_METRIC = frozenset({float, str, bool, type(None)})
 _HOST = socket.gethostname()
+_now, _perf = time.time, time.perf_counter
 _PID = [os.getpid()]  # where cells run (records say so); kept right across fork
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
@@ -98,8 +106,8 @@ def new_cell_context(experiment: Experiment, cell: Cell) -> FrozenContext:
     data[REPLICATE_KEY] = cell.replicate
     data[CONDITION_KEY] = cell.condition
     ctx._seed = cell.seed
-    ctx._cell_seed = cell.seed  # type: ignore[attr-defined]
-    ctx._cell_artifacts = []  # type: ignore[attr-defined]
+    ctx._cell_seed = cell.seed
+    ctx._cell_artifacts = []
     return ctx
 
 
@@ -113,23 +121,21 @@ def _cell_steps(
     holder: dict[str, Any] | None = None,
 ) -> Drive:
     """The cell as a driver generator (yields only for async steps)."""
-    started = time.time()
-    t0 = time.perf_counter()
+    started = _now()
+    t0 = _perf()
     seeded: list[str] = []
-    token = cell_seeding(seeded)
+    token = _SEEDED.set(seeded)
     ctx = new_cell_context(experiment, cell)
-    active = experiment._active
-    # which plugins have hooks: worked out by the run's first cell (set up by then)
-    hooks = active.hooks if active is not None else None
-    if hooks is None:
-        hooks = StepHooks.of(experiment.plugins)
-        if active is not None:
-            active.hooks = hooks
     steps: list[dict[str, Any]] = []
     status, error = STATUS_OK, None
     metrics: dict[str, list[Any]] = {}
     try:
-        treatment = experiment._treatment_for(cell.condition)
+        spec = experiment._cell_spec()
+        # which plugins have hooks: worked out by the run's first cell (set up by then)
+        hooks = spec.hooks
+        if hooks is None:
+            hooks = spec.hooks = StepHooks.of(experiment.plugins)
+        treatment = spec.treatment(cell.condition)
         if treatment is not None:
             treatment.apply(ctx)
         for plugin in hooks.before_replicate:
@@ -139,9 +145,9 @@ def _cell_steps(
         out = yield from experiment.pipeline._execute(
             data,
             ctx,
-            verbose=active.verbose if active else experiment._verbose(),
+            verbose=spec.verbose,
             experiment=experiment,
-            step_hashes=active.step_hashes if active else experiment._step_hashes(),
+            planned=spec.planned,
             records=steps,
             hooks=hooks,
         )
@@ -153,7 +159,7 @@ def _cell_steps(
             raise
         status, error, metrics, steps = STATUS_ERROR, describe_error(exc), {}, []
     finally:
-        end_cell_seeding(token)
+        _SEEDED.reset(token)
     # step provenance stays as recorded (it may hold objects a step wrote to the context);
     # records that leave the process are converted on the way (canonical.dumps, or
     # portable() for the process pool)
@@ -166,8 +172,8 @@ def _cell_steps(
         "error": error,
         "seeded": seeded,
         "steps": steps,
-        "artifacts": list(ctx._cell_artifacts),  # type: ignore[attr-defined]
-        "timing": {"started": started, "duration": time.perf_counter() - t0},
+        "artifacts": ctx._cell_artifacts,
+        "timing": {"started": started, "duration": _perf() - t0},
         "worker": {"host": _HOST, "pid": _PID[0]},
     }
 

@@ -97,6 +97,9 @@ class FrozenContext:
         self._seed: int | None = None
         self._rng: np.random.Generator | None = None
         self._random: random.Random | None = None
+        #: set by the cell path: the cell's planned seed and the artifacts it writes
+        self._cell_seed: int | None = None
+        self._cell_artifacts: list[dict[str, Any]] | None = None
 
     # -- keys ----------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:

@@ -255,7 +255,7 @@ class ParallelExecution(BasePlugin):
         return out
 
     def _processes(self, experiment: Experiment, workers: int, bar: Any) -> list[Any]:
-        experiment._step_hashes()  # hash the step sources once here, not in every worker
+        experiment._step_plan()  # hash the step sources once here, not in every worker
         blob = pickle_experiment(experiment)
         chunks = _chunks(experiment.replicates, workers)
         results: list[list[list[dict[str, Any]]]] = []

@@ -21,7 +21,7 @@ from crystallize_dist.core.environment import host_environment
 from crystallize_dist.core.execution import SerialExecution, flatten_results
 from crystallize_dist.core.fingerprint import fingerprint
 from crystallize_dist.core.hypothesis import Hypothesis
-from crystallize_dist.core.pipeline import Drive, Pipeline, drive_async, drive_sync
+from crystallize_dist.core.pipeline import Drive, Pipeline, PlannedStep, drive_async, drive_sync
 from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin, overrides_loop
 from crystallize_dist.core.result import ExperimentMetrics, Result, TreatmentMetrics
@@ -66,7 +66,7 @@ class Experiment:
         self._replicates = replicates
         self.id: str | None = None
         self._validated = False
-        self._hashes: tuple[tuple[Any, ...], list[str]] | None = None
+        self._planned: tuple[tuple[Any, ...], list[PlannedStep]] | None = None
         self._active: RunSpec | None = None
         self.set_default_plugins()
         for plugin in self.plugins:
@@ -152,33 +152,27 @@ class Experiment:
         return fingerprint(self)
 
     # -- internals used by run_cell ---------------------------------------------------------
-    def _treatment_for(self, condition: str) -> Treatment | None:
-        active = self._active
-        if condition == BASELINE_CONDITION:
-            if active is not None:
-                return active.baseline_treatment
-            return next((t for t in self._treatments if t.name == BASELINE_CONDITION), None)
-        pool = active.treatments if active is not None else self._treatments
-        for t in pool:
-            if t.name == condition:
-                return t
-        raise InvalidOptionError(
-            f"unknown treatment '{condition}'; known: {[t.name for t in pool]}"
-        )
-
     def _verbose(self) -> bool:
         plugin = self.get_plugin(LoggingPlugin)
         return bool(plugin.verbose) if plugin is not None else False
 
-    def _step_hashes(self) -> list[str]:
-        """Every step's ``step_hash``, cached while the steps and their params are unchanged
-        (hashing reads source, too slow to repeat per cell; a stale hash would hit the wrong
-        cache entry after the pipeline or a step's params change)."""
+    def _step_plan(self) -> list[PlannedStep]:
+        """The pipeline's steps with their names, params and ``step_hash`` (see
+        ``Pipeline.plan``), cached while the steps and their params are unchanged (hashing
+        reads source, too slow to repeat per cell; a stale hash would hit the wrong cache
+        entry after the pipeline or a step's params change)."""
         steps = self.pipeline.steps
         key = tuple((id(s), type(s).__qualname__, repr(s.params)) for s in steps)
-        if self._hashes is None or self._hashes[0] != key:
-            self._hashes = (key, [s.step_hash for s in steps])
-        return self._hashes[1]
+        if self._planned is None or self._planned[0] != key:
+            self._planned = (key, self.pipeline.plan())
+        return self._planned[1]
+
+    def _cell_spec(self) -> RunSpec:
+        """The run a cell belongs to: the active one, or - for a cell run outside ``run``
+        (``run_cell`` called directly) - one resolved from the experiment as it is."""
+        if self._active is not None:
+            return self._active
+        return self.resolve(hypotheses=[], strategy="rerun").ready(self)
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__)

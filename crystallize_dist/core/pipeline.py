@@ -27,11 +27,17 @@ CACHE_DIR = Path(os.environ.get("CRYSTALLIZE_CACHE_DIR", ".cache"))
 _log = logging.getLogger("crystallize")
 _MISS = object()
 _NO_HOOKS = StepHooks((), (), ())
+_EMPTY: dict[str, int] = {}
 #: what steps usually return: never awaitable, so no ABC check is needed
 _NEVER_AWAITABLE = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
 
 #: A coroutine-free driver protocol: the generator yields awaitables and is sent results.
 Drive = Generator[Awaitable[Any], Any, Any]
+
+
+#: A step as a run sees it, looked up once per run instead of once per cell:
+#: ``(step, class name, params, step_hash)``.
+PlannedStep = tuple[PipelineStep, str, Any, str]
 
 
 def data_hash(data: Any) -> str | None:
@@ -83,6 +89,11 @@ class Pipeline:
     def get_provenance(self) -> list[dict[str, Any]]:
         return list(self._provenance)
 
+    def plan(self) -> list[PlannedStep]:
+        """What running the steps needs from each of them, looked up once: the step, its
+        class name, params and step hash."""
+        return [(s, type(s).__name__, s.params, s.step_hash) for s in self.steps]
+
     # -- the one implementation, driven sync or async --------------------------------------
     def _execute(
         self,
@@ -91,27 +102,32 @@ class Pipeline:
         *,
         verbose: bool,
         experiment: Experiment | None,
-        step_hashes: list[str] | None = None,
+        planned: list[PlannedStep] | None = None,
         records: list[dict[str, Any]] | None = None,
         hooks: StepHooks | None = None,
     ) -> Drive:
         """Run the steps; provenance goes to ``records`` (a private list per cell, so
-        concurrent cells never share it) and to ``get_provenance()``. ``hooks`` (the
-        experiment's plugins with step hooks) is worked out here when not given."""
+        concurrent cells never share it) and to ``get_provenance()``. ``planned`` (see
+        ``plan``) and ``hooks`` (the experiment's plugins with step hooks) are worked out
+        here when not given; a run works them out once for all its cells."""
         if hooks is None:
             hooks = StepHooks.of(experiment.plugins) if experiment is not None else _NO_HOOKS
+        if planned is None:
+            planned = self.plan()
         records = [] if records is None else records
+        before_step, after_step = hooks.before_step, hooks.after_step
+        keys = ctx._data  # the context's own dict: steps only ever add keys to it
+        values = ctx.metrics._values
         hits = 0
         cacheable = False
-        last = len(self.steps) - 1
-        for i, step in enumerate(self.steps):
-            name = type(step).__name__
-            ctx._replace(STEP_NAME_KEY, name)
-            keys_before = set(ctx._keys())
-            metrics_before = {k: len(v) for k, v in ctx.metrics._values.items()}
-            step_hash = step_hashes[i] if step_hashes else step.step_hash
-            input_hash = data_hash(data)
-            for plugin in hooks.before_step:
+        last = len(planned) - 1
+        input_hash = data_hash(data)
+        for i, (step, name, params, step_hash) in enumerate(planned):
+            keys.pop(STEP_NAME_KEY, None)  # step_name is reset, and moves to the end
+            keys[STEP_NAME_KEY] = name
+            keys_before = len(keys)
+            counts_before = {k: len(v) for k, v in values.items()} if values else _EMPTY
+            for plugin in before_step:
                 plugin.before_step(experiment, step)  # type: ignore[arg-type]
             view: Any = LoggingContext(ctx) if verbose else ctx
             cache_hit = False
@@ -129,8 +145,6 @@ class Pipeline:
                         _cache_store(step_hash, input_hash, result)
             except Exception as exc:
                 raise PipelineExecutionError(name, exc) from exc
-            else:
-                hits += cache_hit
             metrics: Mapping[str, Any] | None = None
             if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Mapping):
                 data, metrics = result
@@ -138,62 +152,45 @@ class Pipeline:
                     ctx.metrics.add(key, value)
             else:
                 data = result
-            for plugin in hooks.after_step:
+            for plugin in after_step:
                 plugin.after_step(experiment, step, data, ctx)  # type: ignore[arg-type]
-            if cache_hit and i == last and metrics is None and isinstance(data, Mapping):
-                for key, value in data.items():
-                    ctx.metrics.add(key, value)
-            records.append(
-                self._step_record(
-                    step,
-                    step_hash,
-                    input_hash,
-                    data,
-                    cache_hit,
-                    ctx,
-                    keys_before,
-                    metrics_before,
-                    view,
-                )
+            if cache_hit:
+                hits += 1
+                if i == last and metrics is None and isinstance(data, Mapping):
+                    for key, value in data.items():
+                        ctx.metrics.add(key, value)
+            # keys are only ever added, so the new ones are the last len(keys) - keys_before
+            wrote = (
+                {k: {"before": None, "after": keys[k]} for k in list(keys)[keys_before:]}
+                if len(keys) != keys_before
+                else {}
             )
+            changed = {}
+            for key, vals in values.items():
+                n = counts_before.get(key, 0)
+                if len(vals) != n:
+                    changed[key] = {"before": tuple(vals[:n]), "after": tuple(vals)}
+            output_hash = data_hash(data)
+            records.append(
+                {
+                    "step": name,
+                    "params": params.copy() if type(params) is dict else params,
+                    "step_hash": step_hash,
+                    "input_hash": input_hash,
+                    "output_hash": output_hash,
+                    "cache_hit": cache_hit,
+                    "ctx_changes": {
+                        "reads": dict(view.reads) if verbose else {},
+                        "wrote": wrote,
+                        "metrics": changed,
+                    },
+                }
+            )
+            input_hash = output_hash  # the next step's input is this step's output
         if cacheable:
-            _log.info("Cache hit rate: %d/%d", hits, len(self.steps))
+            _log.info("Cache hit rate: %d/%d", hits, len(planned))
         self._provenance = records
         return data
-
-    @staticmethod
-    def _step_record(
-        step: PipelineStep,
-        step_hash: str,
-        input_hash: str | None,
-        data: Any,
-        cache_hit: bool,
-        ctx: FrozenContext,
-        keys_before: set[str],
-        metrics_before: dict[str, int],
-        view: Any,
-    ) -> dict[str, Any]:
-        wrote = {
-            k: {"before": None, "after": ctx._data[k]} for k in ctx._keys() if k not in keys_before
-        }
-        metric_changes = {}
-        for key, values in ctx.metrics._values.items():
-            n = metrics_before.get(key, 0)
-            if len(values) != n:
-                metric_changes[key] = {"before": tuple(values[:n]), "after": tuple(values)}
-        return {
-            "step": type(step).__name__,
-            "params": step.params,
-            "step_hash": step_hash,
-            "input_hash": input_hash,
-            "output_hash": data_hash(data),
-            "cache_hit": cache_hit,
-            "ctx_changes": {
-                "reads": dict(view.reads) if isinstance(view, LoggingContext) else {},
-                "wrote": wrote,
-                "metrics": metric_changes,
-            },
-        }
 
     # -- drivers -----------------------------------------------------------------------------
     def run(

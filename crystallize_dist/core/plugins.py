@@ -60,8 +60,15 @@ def _hooked(plugins: Iterable[BasePlugin], hook: str) -> tuple[BasePlugin, ...]:
     return tuple(
         p
         for p in plugins
-        if getattr(type(p), hook, base) is not base or hook in getattr(p, "__dict__", ())
+        if (getattr(type(p), hook, base) is not base or hook in getattr(p, "__dict__", ()))
+        and hook not in _idle(p)
     )
+
+
+def _idle(plugin: BasePlugin) -> frozenset[str]:
+    """Hooks a plugin says do nothing for this run (``idle_hooks``, set up by then)."""
+    idle = getattr(plugin, "idle_hooks", None)
+    return idle() if callable(idle) else frozenset()
 
 
 class StepHooks(NamedTuple):
@@ -133,6 +140,11 @@ class LoggingPlugin(BasePlugin):
         if seed_plugin is not None and seed_plugin.auto_seed and seed_plugin.seed_fn is None:
             _log.warning("No seed_fn provided—randomness may not be reproducible")
         self._started = time.perf_counter()
+
+    def idle_hooks(self) -> frozenset[str]:
+        """Without ``verbose`` the per-step log is off: the cell path need not call it."""
+        quiet = not self.verbose and type(self).after_step is LoggingPlugin.after_step
+        return frozenset({"after_step"}) if quiet else frozenset()
 
     def after_step(
         self, experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.core.cell import arun_replicate, run_replicate
 from crystallize_dist.core.execution import ReplicateResult
+from crystallize_dist.core.pipeline import PlannedStep
 from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.core.plugins import StepHooks
 from crystallize_dist.errors import InvalidOptionError
@@ -55,14 +57,26 @@ class RunSpec:
     loaded: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     #: filled by ``ready``: what every cell of the run would otherwise look up again
     verbose: bool = False
-    step_hashes: list[str] | None = None
+    planned: list[PlannedStep] = field(default_factory=list)
+    treatment_of: dict[str, Treatment | None] = field(default_factory=dict)
     hooks: StepHooks | None = None
 
     def ready(self, experiment: Experiment) -> RunSpec:
-        """Compute, once per run, what every cell would otherwise look up again: the step
-        hashes and verbosity. (Which plugins have hooks to call is worked out by the first
-        cell - after ``before_run``, where a plugin may still set its hooks up.)"""
+        """Look up, once per run, what every cell would otherwise look up again: the steps
+        with their hashes, the treatment of each condition and the verbosity. (Which plugins
+        have hooks to call is worked out by the first cell - after ``before_run``, where a
+        plugin may still set its hooks up.)"""
         self.verbose = experiment._verbose()
-        self.step_hashes = experiment._step_hashes()
+        self.planned = experiment._step_plan()
+        self.treatment_of = {BASELINE_CONDITION: self.baseline_treatment}
+        self.treatment_of.update((t.name, t) for t in self.treatments)
         self.hooks = None
         return self
+
+    def treatment(self, condition: str) -> Treatment | None:
+        """The treatment a cell of ``condition`` applies (None for a plain baseline)."""
+        try:
+            return self.treatment_of[condition]
+        except KeyError:
+            known = [t.name for t in self.treatments]
+            raise InvalidOptionError(f"unknown treatment '{condition}'; known: {known}") from None

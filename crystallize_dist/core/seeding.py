@@ -18,8 +18,9 @@ import numpy as np
 from crystallize_dist.constants import SEED_MODULUS, SEED_STRIDE
 from crystallize_dist.errors import InvalidOptionError
 
-#: Libraries seeded in the cell running in this context (None outside a cell).
-_seeded: ContextVar[list[str] | None] = ContextVar("crystallize_dist_seeded", default=None)
+#: The libraries seeded in the cell running in this context (None outside a cell): the cell
+#: path sets it to the cell's list, and seed functions note what they seeded in it.
+CELL_SEEDED: ContextVar[list[str] | None] = ContextVar("crystallize_dist_seeded", default=None)
 
 
 def derive_seed(master: int, replicate: int, auto_seed: bool = True) -> int:
@@ -44,7 +45,7 @@ def draw_master_seed() -> int:
 
 
 def _note(*libs: str) -> None:
-    seen = _seeded.get()
+    seen = CELL_SEEDED.get()
     if seen is not None:
         seen.extend(lib for lib in libs if lib not in seen)
 
@@ -98,14 +99,3 @@ def seed_everything(seed: int, deterministic: bool = False) -> list[str]:
         seeded.append("tensorflow")
     _note(*seeded)
     return seeded
-
-
-def cell_seeding(seeded: list[str]) -> Any:
-    """Collect the names of the libraries seeded from here on into ``seeded`` (one cell's
-    list); returns a token for ``end_cell_seeding``."""
-    return _seeded.set(seeded)
-
-
-def end_cell_seeding(token: Any) -> None:
-    """Stop collecting (``seeded`` keeps what was noted)."""
-    _seeded.reset(token)
