@@ -30,7 +30,7 @@ from crystallize_dist.core.canonical import dumps
 from crystallize_dist.dist.artifacts import ship
 from crystallize_dist.dist.deadline import cell_deadline
 from crystallize_dist.dist.messages import check_cells
-from crystallize_dist.dist.store.base import Encoded, RunStore, cell_key, encode
+from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, cell_key, encode
 from crystallize_dist.errors import CodeMismatchError
 
 _log = logging.getLogger("crystallize_dist.worker")
@@ -275,11 +275,14 @@ class CellRunner:
 
         One round trip per cell: each cell's record is written together with the start of
         the next (``RunStore.advance``); a cell that already has a record, or belongs to a
-        cancelled run, does not start. With ``speculative`` (a first delivery, never a
-        redelivered message: a cell that kills its process must not run before its attempt
-        is counted) the first cell runs while its start is on its way, and its record is
-        dropped if the start says it must not run - only once this process has seen the
-        run's cells take under QUICK_CELL_SECONDS, so a cancel never waits for a slow one.
+        cancelled run, does not start. ``speculative`` (a first delivery, never a
+        redelivered or resent message: a cell that kills its process must have its attempt
+        counted before it runs again) lets a quick cell run before its start is counted -
+        only once this process has seen the run's cells take under QUICK_CELL_SECONDS, so a
+        cancel never waits for a slow one. A one-cell message then starts and records its
+        cell together after it ran (``RunStore.start_and_put``: the record is dropped if the
+        start says the cell must not run); a batch sends its first start before running
+        that cell and reads the answer after it.
         """
         manifest = self.manifest(run_id)
         cells = check_cells(raw_cells, self.plan(run_id), run_id)
@@ -290,7 +293,15 @@ class CellRunner:
         if self.requeue and ready.experiment is None:
             return self._hand_back(run_id, manifest, cells, counts)
         record: dict[str, Any] | None = None
-        if speculative and ready.quick:  # a slow cell waits for its start: a cancel stops it
+        quick = speculative and ready.quick  # a slow cell waits for its start: cancel stops it
+        if quick and len(cells) == 1:
+            record = self._cell_record(run_id, manifest, cells[0], None)
+            ready.quick = _quick(record)
+            _, start = self.store.start_and_put(
+                run_id, self._encode(record, cells[0]), record["timing"]["started"])
+            self._tally(counts, start, record)
+            return counts
+        if quick:
             answer = self.store.start_cell_soon(run_id, keys[0])
             record = self._cell_record(run_id, manifest, cells[0], None)
             ready.quick = _quick(record)
@@ -298,20 +309,12 @@ class CellRunner:
         else:
             start = self.store.start_cell(run_id, keys[0])
         for i, cell in enumerate(cells):
-            if start.recorded:
-                counts["duplicates"] += 1
+            if start.recorded or start.cancelled:
                 record = None
-            elif start.cancelled:  # no new cell starts once a run is cancelled
-                counts["cancelled"] += 1
-                record = None
-            else:
-                if record is None:
-                    record = self._cell_record(run_id, manifest, cell, start.attempt)
-                    ready.quick = _quick(record)
-                record["attempt"] = start.attempt
-                kind = "lost" if record["error"] and \
-                    record["error"]["type"] == "WorkerLostError" else "ran"
-                counts[kind] += 1
+            elif record is None:
+                record = self._cell_record(run_id, manifest, cell, start.attempt)
+                ready.quick = _quick(record)
+            self._tally(counts, start, record)
             following = keys[i + 1] if i + 1 < len(keys) else None
             if record is None and following is None:
                 break
@@ -320,6 +323,18 @@ class CellRunner:
             start = next_start or start
             record = None
         return counts
+
+    @staticmethod
+    def _tally(counts: dict[str, Any], start: CellStart, record: Mapping[str, Any] | None
+               ) -> None:
+        """Count what became of a started cell: a duplicate, cancelled, run or lost."""
+        if start.recorded:
+            counts["duplicates"] += 1
+        elif start.cancelled:  # no new cell starts once a run is cancelled
+            counts["cancelled"] += 1
+        elif record is not None:
+            lost = record["error"] and record["error"]["type"] == "WorkerLostError"
+            counts["lost" if lost else "ran"] += 1
 
     def _hand_back(self, run_id: str, manifest: Mapping[str, Any], cells: list[Cell],
                    counts: dict[str, Any]) -> dict[str, Any]:
@@ -336,7 +351,6 @@ class CellRunner:
                 counts["requeue"].append(cell)
             else:
                 record = self._cell_record(run_id, manifest, cell, None)
-                record["attempt"] = start.attempt
                 self.store.put_record(run_id, self._encode(record, cell))
                 counts["lost"] += 1
         return counts
@@ -356,8 +370,8 @@ class CellRunner:
         if attempt is not None and attempt > limit:
             record = error_record(
                 cell, "WorkerLostError",
-                f"worker lost: cell {cell.key} was started {attempt - 1} times and never "
-                f"finished - its process died or was killed at the hard time limit "
+                f"worker lost: cell {cell.key} was started {attempt - 1} counted times and "
+                f"never finished - its process died or was killed at the hard time limit "
                 f"({self.settings.task_limits()[1]:g}s) each time (limit {limit}); "
                 "recorded as failed")
         elif prepared.experiment is None:

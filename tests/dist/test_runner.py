@@ -86,3 +86,56 @@ def test_a_worker_with_different_code_records_a_mismatch_and_retry_fixes_it(
     assert len(todo) == 8
     CellRunner(store, settings).run(sub.run_id, [cell_message(c) for c in todo])
     assert all(r["status"] == "ok" for r in store.iter_records(sub.run_id))
+
+
+QUICKSTART = str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.py")
+
+
+def _quick_run(tmp_path: Path) -> tuple[SQLiteStore, str, list[list[object]], CellRunner]:
+    """A quickstart run and a runner whose process has already seen its (quick) cells."""
+    store = SQLiteStore(tmp_path / "runs.sqlite3")
+    settings = Settings(home=tmp_path)
+    sub = submit(QUICKSTART, settings=settings, store=store, local=True, replicates=4)
+    messages = [cell_message(c) for c in RunPlan.from_dict(sub.manifest["plan"]).cells()]
+    runner = CellRunner(store, settings)
+    assert runner.run(sub.run_id, [messages[0]], speculative=True)["ran"] == 1  # now quick
+    return store, sub.run_id, messages, runner
+
+
+def test_a_quick_cells_first_delivery_starts_and_records_it_together(tmp_path: Path) -> None:
+    store, run_id, messages, runner = _quick_run(tmp_path)
+    calls: list[str] = []
+    for name in ("start_cell", "start_cell_soon", "advance", "start_and_put"):
+        real = getattr(store, name)
+        setattr(store, name, lambda *a, _n=name, _f=real, **k: calls.append(_n) or _f(*a, **k))
+    for message in messages[1:]:
+        assert runner.run(run_id, [message], speculative=True)["ran"] == 1
+    assert calls == ["start_and_put"] * (len(messages) - 1)  # one store call a cell
+    assert store.counters(run_id)["ok"] == len(messages)
+    assert set(store.attempts(run_id).values()) == {1}
+    # a redelivered message is never speculative: its start is counted before it runs
+    assert runner.run(run_id, [messages[1]])["duplicates"] == 1
+    assert calls[len(messages) - 1] == "start_cell"
+
+
+def test_a_quick_cell_of_a_cancelled_run_or_with_a_record_is_dropped(tmp_path: Path) -> None:
+    store, run_id, messages, runner = _quick_run(tmp_path)
+    before = store.get_record(run_id, "baseline", 0)
+    counts = runner.run(run_id, [messages[0]], speculative=True)  # delivered twice
+    assert counts["duplicates"] == 1 and counts["ran"] == 0
+    assert store.get_record(run_id, "baseline", 0) == before  # the first record stays
+    store.update_state(run_id, cancelled=True)
+    for message in messages[1:3]:
+        counts = runner.run(run_id, [message], speculative=True)
+        assert counts["cancelled"] == 1 and counts["ran"] == 0
+    assert store.counters(run_id)["ok"] == 1  # nothing started after the cancel
+    assert len(store.take_skipped(run_id)) == 2  # resume sends them again
+
+
+def test_a_speculative_batch_runs_its_first_cell_while_its_start_is_sent(
+        tmp_path: Path) -> None:
+    store, run_id, messages, runner = _quick_run(tmp_path)
+    counts = runner.run(run_id, messages[1:4], speculative=True)
+    assert counts["ran"] == 3
+    assert store.counters(run_id)["ok"] == 4
+    assert set(store.attempts(run_id).values()) == {1}

@@ -150,6 +150,40 @@ def test_advance_writes_a_record_and_starts_the_next_cell_together(store: RunSto
     assert (c["ok"], c["attempts"], c["duplicates"]) == (2, 2, 1)
 
 
+def test_start_and_put_starts_a_cell_that_ran_and_writes_its_record(store: RunStore) -> None:
+    """A quick cell's first delivery: its start is counted and its record written together,
+    after it ran; a start counted before (a delivery that died) makes this attempt 2."""
+    store.create_run("r1", MANIFEST)
+    assert store.start_and_put("r1", record("baseline", 0), 100.0) == (True, CellStart(1))
+    assert store.start_cell("r1", "baseline:1") == CellStart(1)  # then its process died
+    assert store.start_and_put("r1", record("baseline", 1), 101.0) == (True, CellStart(2))
+    c = store.counters("r1")
+    assert (c["ok"], c["ok:baseline"], c["attempts"], c["first_at"]) == (2, 2, 3, 100.0)
+    assert c["last_at"] > 101.0  # when it was written, not when it started
+    assert store.attempts("r1") == {"baseline:0": 1, "baseline:1": 2}
+    rec = store.get_record("r1", "baseline", 1)
+    assert rec is not None and rec["metrics"] == {"x": [1.0]}
+
+
+def test_start_and_put_drops_the_record_of_a_recorded_or_cancelled_cell(
+    store: RunStore,
+) -> None:
+    store.create_run("r1", MANIFEST)
+    store.put_record("r1", record("baseline", 0, value=1.0))
+    written, start = store.start_and_put("r1", record("baseline", 0, value=2.0), 1.0)
+    assert written is None and start == CellStart(recorded=True)
+    rec = store.get_record("r1", "baseline", 0)
+    assert rec is not None and rec["metrics"] == {"x": [1.0]}  # first write still wins
+    assert store.counters("r1")["duplicates"] == 1
+    store.update_state("r1", cancelled=True)
+    written, start = store.start_and_put("r1", record("baseline", 1), 1.0)
+    assert written is None and start == CellStart(cancelled=True)
+    assert store.get_record("r1", "baseline", 1) is None  # no cell starts after a cancel
+    assert store.take_skipped("r1") == {"baseline:1"}  # resume sends it again
+    c = store.counters("r1")
+    assert (c["ok"], c.get("attempts", 0), c["duplicates"]) == (1, 0, 1)
+
+
 def test_iter_records_pages_through_everything(store: RunStore) -> None:
     store.create_run("r1", MANIFEST)
     store.put_records("r1", [record("baseline", r) for r in range(257)])
@@ -231,8 +265,8 @@ def test_corrupted_record_is_a_clear_error(store: RunStore) -> None:
 
 def test_redis_store_survives_a_flushed_script_cache(redis_url: str) -> None:
     """After a Redis restart the server has forgotten our Lua script: the hot paths (a
-    start sent before the cell runs, and the record written with the next start) load it
-    again instead of failing."""
+    start sent before the cell runs, the record written with the next start, and a quick
+    cell's start and record together) load it again instead of failing."""
     import redis
 
     s = RedisStore(redis_url)
@@ -244,6 +278,8 @@ def test_redis_store_survives_a_flushed_script_cache(redis_url: str) -> None:
         assert written is True and start == CellStart(1, False, False)
         redis.Redis.from_url(redis_url).script_flush()
         assert s.start_cell_soon("r1", "baseline:2")() == CellStart(1, False, False)
-        assert s.counters("r1")["ok"] == 1
+        redis.Redis.from_url(redis_url).script_flush()
+        assert s.start_and_put("r1", record("baseline", 3), 1.0) == (True, CellStart(1))
+        assert s.counters("r1")["ok"] == 2
     finally:
         s.close()

@@ -5,6 +5,7 @@ Behaviour is switched by environment variables read when a step runs, so the sam
 
 - CDT_SLEEP: seconds each cell sleeps (default 0);
 - CDT_PIDDIR: a folder where each cell writes ``<condition>:<replicate>`` -> its pid on start;
+- CDT_STARTS: a file each cell appends ``<condition>:<replicate>`` to when it starts;
 - CDT_POISON: ``cond:rep`` of a cell whose step always raises;
 - CDT_CRASH: ``cond:rep`` of a cell whose step kills its process (os._exit);
 - CDT_HANG: ``cond:rep`` of a cell that sleeps 60 s; CDT_STUBBORN=1 makes it ignore the
@@ -39,6 +40,10 @@ class Work(PipelineStep):
         piddir = os.environ.get("CDT_PIDDIR")
         if piddir:
             (Path(piddir) / cell).write_text(str(os.getpid()))
+        starts = os.environ.get("CDT_STARTS")
+        if starts:
+            with open(starts, "a") as fh:
+                fh.write(cell + "\n")
         if os.environ.get("CDT_POISON") == cell:
             raise RuntimeError(f"poisoned cell {cell}")
         if os.environ.get("CDT_CRASH") == cell:

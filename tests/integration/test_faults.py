@@ -322,6 +322,37 @@ def test_a_cell_that_kills_its_worker_every_time_stops_after_bounded_attempts(
     figure("worker-killing cell", attempts=4, finished_in_s=round(time.time() - started, 1))
 
 
+def test_a_quick_cell_that_kills_its_worker_on_a_first_delivery_is_still_bounded(
+        redis_url: str, env: dict[str, str], tmp_path: Path) -> None:
+    """One pool process, quick cells: the killing cell's first delivery runs before its
+    start is counted (its start and record would be written together), so that delivery is
+    not counted; every redelivery is counted before it runs. It runs max_attempts + 1 times
+    in all, then is recorded as lost; every other cell is recorded once."""
+    starts = tmp_path / "starts.log"
+    crash = {**env, "CDT_CRASH": "shift:5", "CDT_STARTS": str(starts),
+             "CRYSTALLIZE_DIST_MAX_ATTEMPTS": "3"}
+    run_id = submit(redis_url, crash, tmp_path)
+    worker = Worker(redis_url, tmp_path, name="w1", concurrency=1, cwd=tmp_path, env=crash)
+    try:
+        worker.wait_ready()
+        store = open_store(redis_url)
+        wait_for(store, run_id, timeout=90)
+    finally:
+        worker.stop()
+    ran = starts.read_text().split()
+    assert ran.count("shift:5") == 4  # one uncounted first delivery, three counted ones
+    assert {c: ran.count(c) for c in set(ran) - {"shift:5"}} == dict.fromkeys(
+        set(ran) - {"shift:5"}, 1)
+    assert len(set(ran)) == CELLS
+    rec = store.get_record(run_id, "shift", 5)
+    assert rec is not None and rec["error"]["type"] == "WorkerLostError"
+    assert store.attempts(run_id)["shift:5"] == 4  # the counted deliveries, the last refused
+    counters = store.counters(run_id)
+    assert counters["ok"] == CELLS - 1 and counters.get("duplicates", 0) == 0
+    figure("worker-killing quick cell", runs=ran.count("shift:5"),
+           counted=store.attempts(run_id)["shift:5"])
+
+
 @pytest.mark.parametrize("stubborn", [False, True], ids=["deadline", "hard-kill"])
 def test_a_cell_over_its_time_limit_is_a_timeout_error_and_others_are_unaffected(
         stubborn: bool, redis_url: str, env: dict[str, str], tmp_path: Path) -> None:

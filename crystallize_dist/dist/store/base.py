@@ -191,6 +191,17 @@ class RunStore(ABC):
         assert start is not None
         return start
 
+    def start_and_put(
+        self, run_id: str, record: Mapping[str, Any] | Encoded, started: float
+    ) -> tuple[bool | None, CellStart]:
+        """Start a cell that already ran (at ``started``) and write its record, in one round
+        trip: the record is written only if the start allows it (no record yet, run not
+        cancelled - see ``advance``). For a quick cell's first delivery: if its process dies
+        while it runs, that delivery is not counted (its redelivery is, before it runs)."""
+        enc = encode(record)
+        start = self.start_cell(run_id, f"{enc.record['condition']}:{enc.record['replicate']}")
+        return (self.put_record(run_id, enc) if start.attempt else None), start
+
     def start_cell_soon(self, run_id: str, key: str) -> Callable[[], CellStart]:
         """Send the start of cell ``key`` now and return a function that reads its answer
         later, so a cell can run while the start is on its way (one round trip saved per

@@ -7,6 +7,8 @@ and its count can never disagree, whatever dies when.
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,43 +27,55 @@ from crystallize_dist.errors import BrokerError, RunNotFoundError, StoreError
 T = TypeVar("T")
 
 # KEYS: records, counters, duplicates, attempts, state, skipped
-# ARGV: put field ('' for none), record, status, condition, now, ttl, start field ('' for none)
-# -> {written (-1 no record given, 0 duplicate, 1 written), attempt, cancelled, recorded}
+# ARGV: put field ('' for none), record, status, condition, now, ttl, start field ('' for
+#       none), mode ('' or 'ran': start the put's own cell first - it already ran - and put
+#       its record only if the start allows it; ARGV[5] is then when it started, ARGV[9] now)
+# -> {written (-1 no record written, 0 duplicate, 1 written), attempt, cancelled, recorded}
 _ADVANCE = """
-local written = -1
-if ARGV[1] ~= '' then
-  if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-    redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-    redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. ARGV[4], 1)
-    redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
-    redis.call('HSET', KEYS[2], 'last_at', ARGV[5])
-    redis.call('EXPIRE', KEYS[1], ARGV[6])
-    redis.call('EXPIRE', KEYS[2], ARGV[6])
-    written = 1
-  else
-    redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
-    redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-    redis.call('EXPIRE', KEYS[3], ARGV[6])
-    written = 0
-  end
-end
-if ARGV[7] == '' then return {written, 0, 0, 0} end
-if redis.call('HEXISTS', KEYS[1], ARGV[7]) == 1 then
+local function duplicate(field)
   redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
-  redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
+  redis.call('HINCRBY', KEYS[3], field, 1)
   redis.call('EXPIRE', KEYS[3], ARGV[6])
-  return {written, 0, 0, 1}
 end
-if redis.call('HGET', KEYS[5], 'cancelled') == 'true' then
-  redis.call('SADD', KEYS[6], ARGV[7])
-  redis.call('EXPIRE', KEYS[6], ARGV[6])
-  return {written, 0, 1, 0}
+local function put(field, last_at)
+  if redis.call('HSETNX', KEYS[1], field, ARGV[2]) == 0 then
+    duplicate(field)
+    return 0
+  end
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. ARGV[4], 1)
+  redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
+  redis.call('HSET', KEYS[2], 'last_at', last_at)
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+  return 1
 end
-local n = redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
-redis.call('HINCRBY', KEYS[2], 'attempts', 1)
-redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
-redis.call('EXPIRE', KEYS[4], ARGV[6])
-return {written, n, 0, 0}
+local function start(field)
+  if redis.call('HEXISTS', KEYS[1], field) == 1 then
+    duplicate(field)
+    return {0, 0, 1}
+  end
+  if redis.call('HGET', KEYS[5], 'cancelled') == 'true' then
+    redis.call('SADD', KEYS[6], field)
+    redis.call('EXPIRE', KEYS[6], ARGV[6])
+    return {0, 1, 0}
+  end
+  local n = redis.call('HINCRBY', KEYS[4], field, 1)
+  redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+  redis.call('HSETNX', KEYS[2], 'first_at', ARGV[5])
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+  return {n, 0, 0}
+end
+if ARGV[8] == 'ran' then
+  local s = start(ARGV[1])
+  if s[1] == 0 then return {-1, 0, s[2], s[3]} end
+  return {put(ARGV[1], ARGV[9]), s[1], 0, 0}
+end
+local written = -1
+if ARGV[1] ~= '' then written = put(ARGV[1], ARGV[5]) end
+if ARGV[7] == '' then return {written, 0, 0, 0} end
+local s = start(ARGV[7])
+return {written, s[1], s[2], s[3]}
 """
 
 # KEYS: records, counters, attempts; ARGV: field, condition, status of the stored record
@@ -91,6 +105,7 @@ class RedisStore(RunStore):
     ) -> None:
         self.url = url
         self.ttl = int(ttl)
+        self._own_client = client is None
         if client is None:
             client = redis.Redis.from_url(
                 url,
@@ -105,6 +120,22 @@ class RedisStore(RunStore):
         self._script_loaded = False  # redis-py's stubs type replies as bytes | str
         self._advance = self.r.register_script(_ADVANCE)
         self._delete = self.r.register_script(_DELETE)
+        self._held = threading.local()
+
+    def _cell_client(self) -> Any:
+        """The client of the calls made for every cell: it holds one of the pool's
+        connections for this process and thread (taking a connection from the pool and
+        giving it back costs about a quarter of such a call). A client given from outside
+        (fakeredis in tests) is used as it is."""
+        if not self._own_client:
+            return self.r
+        held = self._held
+        if getattr(held, "pid", None) != os.getpid():  # new thread, or a forked child
+            held.client = redis.Redis(
+                connection_pool=self.r.connection_pool, single_connection_client=True
+            )
+            held.pid = os.getpid()
+        return held.client
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -167,7 +198,8 @@ class RedisStore(RunStore):
 
     # -- records -------------------------------------------------------------------------------
     def _advance_call(
-        self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
+        self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None,
+        *, ran: float | None = None,
     ) -> tuple[list[str], list[Any]]:
         keys = self._run_keys.get(run_id)
         if keys is None:
@@ -181,7 +213,10 @@ class RedisStore(RunStore):
             rec = enc.record
             field = f"{rec['condition']}:{rec['replicate']}"
             put = [field, enc.text, rec["status"], rec["condition"]]
-        return keys, [*put, repr(time.time()), self.ttl, next_key or ""]
+        now = repr(time.time())
+        if ran is None:
+            return keys, [*put, now, self.ttl, next_key or ""]
+        return keys, [*put, repr(ran), self.ttl, "", "ran", now]
 
     @staticmethod
     def _decode(reply: list[Any]) -> tuple[bool | None, CellStart]:
@@ -201,9 +236,15 @@ class RedisStore(RunStore):
         when Redis lost it, e.g. after a restart) only on that rare miss - its own checks
         cost about a third of the call on the hot path."""
         try:
-            return self.r.evalsha(self._advance.sha, len(keys), *keys, *args)
+            return self._cell_client().evalsha(self._advance.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             return self._advance(keys=keys, args=args)
+
+    def start_and_put(
+        self, run_id: str, record: Mapping[str, Any] | Encoded, started: float
+    ) -> tuple[bool | None, CellStart]:
+        keys, args = self._advance_call(run_id, record, None, ran=started)
+        return self._decode(self._call(lambda: self._run_advance(keys, args)))
 
     def start_cell_soon(self, run_id: str, key: str) -> Callable[[], CellStart]:
         keys, args = self._advance_call(run_id, None, key)

@@ -217,6 +217,16 @@ class SQLiteStore(RunStore):
             start = None if next_key is None else self._start(db, run_id, next_key, now)
         return written, start
 
+    def start_and_put(
+        self, run_id: str, record: Mapping[str, Any] | Encoded, started: float
+    ) -> tuple[bool | None, CellStart]:
+        enc = encode(record)
+        key = f"{enc.record['condition']}:{enc.record['replicate']}"
+        with self._tx() as db:
+            start = self._start(db, run_id, key, started)
+            written = self._put(db, run_id, enc, time.time()) if start.attempt else None
+        return written, start
+
     def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
         now = time.time()
         with self._tx() as db:
