@@ -126,14 +126,6 @@ class FrozenContext:
         """Alias of ``metrics.add``."""
         self.metrics.add(name, value, tags)
 
-    def _replace(self, key: str, value: Any) -> None:
-        """Overwrite a key: only the pipeline does this, for ``step_name``."""
-        self._data.pop(key, None)
-        self._data[key] = value
-
-    def _keys(self) -> list[str]:
-        return list(self._data)
-
     # -- per-cell generators ------------------------------------------------------------
     def _set_seed(self, seed: int | None) -> None:
         self._seed = seed
