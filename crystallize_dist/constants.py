@@ -125,5 +125,8 @@ DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 STEP_PROVENANCE_LIMIT = 10_000
 #: records fetched per round trip when streaming a run's records.
 DEFAULT_PAGE_SIZE = 2000
+#: seconds: how long a command waits for Redis to answer its first ping (a port that accepts
+#: connections but never answers is an error after this, not a hang).
+PING_TIMEOUT = 5.0
 #: bytes: largest code bundle ``submit`` will pack.
 DEFAULT_BUNDLE_LIMIT = 20 * 1024 * 1024

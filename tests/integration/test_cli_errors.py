@@ -73,6 +73,54 @@ def test_unreachable_broker_is_named_with_its_password_redacted(
     assert out.stdout == ""
 
 
+@pytest.fixture
+def not_redis() -> Iterator[dict[str, int]]:
+    """Two loopback ports that accept connections but are not Redis: one answers in
+    another protocol (HTTP), one never answers at all."""
+    import socket
+    import threading
+
+    def serve(sock: socket.socket, reply: bytes | None) -> None:
+        held = []
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # closed: the test is over
+                break
+            held.append(conn)
+            if reply is not None:
+                conn.recv(1024)
+                conn.sendall(reply)
+        for conn in held:
+            conn.close()
+
+    socks, ports = [], {}
+    for name, reply in (("http", b"<html>hello</html>\r\n"), ("silent", None)):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        threading.Thread(target=serve, args=(sock, reply), daemon=True).start()
+        socks.append(sock)
+        ports[name] = sock.getsockname()[1]
+    yield ports
+    for sock in socks:
+        sock.close()
+
+
+@pytest.mark.parametrize("args", [["submit", QUICKSTART, "--no-progress"], ["list"],
+                                  ["status", "some-run"], ["worker"]], ids=lambda a: a[0])
+@pytest.mark.parametrize(("server", "needle"), [("http", "does not answer in the Redis protocol"),
+                                                ("silent", "did not answer in time")])
+def test_a_server_that_is_not_redis_is_one_line_and_no_hang(
+    args: list[str], server: str, needle: str, not_redis: dict[str, int], tmp_path: Path,
+    env: dict[str, str],
+) -> None:
+    url = f"redis://:{SECRET}@127.0.0.1:{not_redis[server]}/0"
+    out = run_cli(*args, "--broker", url, cwd=tmp_path, env=env, timeout=60)
+    one_line_error(out, needle, "is it a Redis server", f"127.0.0.1:{not_redis[server]}")
+    assert SECRET not in out.stdout + out.stderr
+
+
 def test_broker_url_from_the_environment_is_redacted_too(tmp_path: Path) -> None:
     out = run_cli("list", broker_url=f"redis://:{SECRET}@127.0.0.1:1/0", cwd=tmp_path)
     one_line_error(out, "cannot reach Redis", "127.0.0.1:1")

@@ -151,15 +151,35 @@ class RedisStore(RunStore):
                     f"Redis at {redact(self.url)} refused the credentials: {exc}"
                 ) from None
             raise StoreError(f"Redis at {redact(self.url)}: {exc}") from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except redis.TimeoutError as exc:
+            raise BrokerError(
+                f"Redis at {redact(self.url)} did not answer in time ({exc}); is it a Redis "
+                "server, and is it up?") from None
+        except (redis.ConnectionError, OSError) as exc:
             raise BrokerError(f"cannot reach Redis at {redact(self.url)}: {exc}") from None
+        except redis.InvalidResponse as exc:
+            raise BrokerError(
+                f"{redact(self.url)} does not answer in the Redis protocol ({exc}); is it a "
+                "Redis server?") from None
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis at {redact(self.url)}: {exc}") from None
 
     def _call(self, fn: Callable[[], T]) -> T:
         with self._errors():
             return fn()
 
     def ping(self) -> None:
-        self._call(self.r.ping)
+        """Check Redis answers, within PING_TIMEOUT (the store's own calls wait longer)."""
+        if not self._own_client:
+            self._call(self.r.ping)
+            return
+        probe = redis.Redis.from_url(
+            self.url, socket_connect_timeout=C.PING_TIMEOUT, socket_timeout=C.PING_TIMEOUT,
+            retry=Retry(ExponentialBackoff(), 0))
+        try:
+            self._call(probe.ping)
+        finally:
+            probe.close()
 
     def close(self) -> None:
         self.r.close()
