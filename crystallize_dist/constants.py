@@ -103,6 +103,10 @@ TABLE_WORKERS = "workers"
 #: blobs(key PK, data BLOB): content-addressed code bundles
 TABLE_BLOBS = "blobs"
 
+#: set (to "1") in every process that runs cells for crystallize-dist workers or the
+#: ``--local`` pool: an experiment run from inside one must not submit runs of its own
+ENV_IN_WORKER = "CRYSTALLIZE_DIST_IN_WORKER"
+
 # --- Celery ----------------------------------------------------------------------------------
 TASK_RUN_CELLS = "crystallize_dist.run_cells"
 DEFAULT_QUEUE = "crystallize"

@@ -19,6 +19,7 @@
     ├── ReplayMismatchError             replayed cells differ from their stored records
     ├── BrokerError                     the broker cannot be reached or refused us
     ├── RunTimeoutError                 a run did not finish within the time waited for it
+    ├── NestedRunError                  a distributed run was started from inside a worker
     ├── StoreError                      the run store cannot be used
     │   ├── RunNotFoundError            no run with that id
     │   └── CorruptRecordError          a stored record is not valid JSON of the right shape
@@ -173,6 +174,10 @@ class BrokerError(CrystallizeError, ConnectionError):
 
 class RunTimeoutError(CrystallizeError, TimeoutError):
     """Raised when a run does not finish within the time a caller waits for it."""
+
+
+class NestedRunError(CrystallizeError, RuntimeError):
+    """Raised when code running inside a worker tries to submit a distributed run."""
 
 
 class StoreError(CrystallizeError):

@@ -121,24 +121,76 @@ def load_experiment(text: str, base: Path | None = None) -> tuple[Experiment, Ex
 
 
 def find_ref(experiment: Experiment) -> ExperimentRef | None:
-    """A reference that loads ``experiment``: a module-level attribute that *is* it, found in
-    the modules defining its steps and datasource, or ``__main__``."""
+    """A reference that loads ``experiment``: a module-level attribute that *is* it, looked
+    for in the modules defining its datasource and steps first, then in ``__main__``. A
+    script is used only when the attribute is set at its top level: a worker imports the
+    script, so an attribute set under ``if __name__ == "__main__":`` would not be there."""
     import sys
 
-    names = {type(experiment.datasource).__module__, "__main__"}
-    names.update(type(s).__module__ for s in experiment.pipeline.steps)
-    for name in names:
+    names = [type(experiment.datasource).__module__]
+    names += [type(s).__module__ for s in experiment.pipeline.steps]
+    for name in [*dict.fromkeys(names), "__main__"]:
         module = sys.modules.get(name)
         if module is None:
             continue
         for attr, value in vars(module).items():
-            if value is experiment:
-                path = getattr(module, "__cdist_path__", None)
-                if name == "__main__":
-                    path = getattr(module, "__file__", None)
-                    if not path:
-                        continue
-                if path:
-                    return ExperimentRef("file", str(Path(path).resolve()), attr)
-                return ExperimentRef("module", name, attr)
+            if value is not experiment:
+                continue
+            path = getattr(module, "__cdist_path__", None)
+            if name == "__main__":
+                path = getattr(module, "__file__", None)
+                if not path or attr not in top_level_names(Path(path)):
+                    continue
+            if path:
+                return ExperimentRef("file", str(Path(path).resolve()), attr)
+            return ExperimentRef("module", name, attr)
     return None
+
+
+def top_level_names(path: Path) -> set[str]:
+    """Names a Python file binds when it is imported (not run as a script): its top-level
+    assignments, definitions and imports, also inside top-level ``if`` / ``try`` / ``with``
+    blocks, but not under ``if __name__ == "__main__":``."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return set()
+    names: set[str] = set()
+
+    def main_guard(node: ast.stmt) -> str | None:
+        """'==' / '!=' for ``if __name__ == / != "__main__":``, else None."""
+        test = getattr(node, "test", None)
+        if not (isinstance(node, ast.If) and isinstance(test, ast.Compare)):
+            return None
+        if not (isinstance(test.left, ast.Name) and test.left.id == "__name__"):
+            return None
+        if len(test.ops) != 1 or not isinstance(test.comparators[0], ast.Constant):
+            return None
+        if test.comparators[0].value != "__main__":
+            return None
+        return {ast.Eq: "==", ast.NotEq: "!="}.get(type(test.ops[0]))
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            guard = main_guard(node)
+            if guard is not None:  # only the branch that runs on import
+                visit(node.orelse if guard == "==" else node.body)  # type: ignore[attr-defined]
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            for field in ("body", "orelse", "finalbody"):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    visit(getattr(node, field, []) or [])
+            for handler in getattr(node, "handlers", []) or []:
+                visit(handler.body)
+
+    visit(tree.body)
+    return names

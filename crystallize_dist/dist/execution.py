@@ -8,15 +8,17 @@ reference: the module attribute that holds it (found automatically) or ``experim
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.core.loading import ExperimentRef, find_ref, parse_ref
 from crystallize_dist.core.plugins import BasePlugin
 from crystallize_dist.core.progress import progress_bar
-from crystallize_dist.errors import ExperimentLoadError
+from crystallize_dist.errors import ExperimentLoadError, NestedRunError
 
 if TYPE_CHECKING:
     from crystallize_dist.core.experiment import Experiment
@@ -78,6 +80,12 @@ class CeleryExecution(BasePlugin):
         from crystallize_dist.dist.results import wait_for
         from crystallize_dist.dist.store import store_for
 
+        if os.environ.get(C.ENV_IN_WORKER):
+            raise NestedRunError(
+                "CeleryExecution cannot submit a run from inside a crystallize-dist worker "
+                "(it would wait for cells that need the very workers it occupies); if the "
+                "experiment's module runs it when imported, put that under "
+                "`if __name__ == \"__main__\":`")
         settings = Settings.from_env(broker_url=self.broker_url)
         spec = experiment._active
         if spec is None:

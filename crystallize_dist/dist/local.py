@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.core.plan import Cell
 from crystallize_dist.dist.coordinator import batches
@@ -22,6 +23,7 @@ _runner: CellRunner | None = None
 
 def _init(path: str, settings: Settings) -> None:
     global _runner
+    os.environ[C.ENV_IN_WORKER] = "1"
     _runner = CellRunner(SQLiteStore(Path(path)), settings)
 
 

@@ -118,15 +118,23 @@ def local_tree(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDL
     return tree_digest((rel, _read(path)) for rel, path, _ in files)
 
 
+def _shared_folders() -> set[Path]:
+    """Folders never shipped whole: home, ``/`` and the system's shared temporary folders."""
+    shared = [Path.home(), Path("/"), Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"),
+              Path("/dev/shm")]
+    return {p.resolve() for p in shared}
+
+
 def pack(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDLE_LIMIT) -> Packed:
     """A deterministic zip of ``root`` (see module doc); BundleError when the files add up
     to more than ``limit`` bytes."""
     if not root.is_dir():
         raise BundleError(f"cannot bundle {root}: not a folder")
-    if root.resolve() in (Path.home().resolve(), Path("/")):
+    if root.resolve() in _shared_folders():
         raise BundleError(
-            f"refusing to ship {root} as the experiment's code bundle (it is your home or the "
-            "root folder); put the experiment in a folder of its own")
+            f"refusing to ship {root} as the experiment's code bundle (it is your home, the "
+            "root folder or a temporary folder other programs share); put the experiment in "
+            "a folder of its own")
     listed = collect(root, only)
     total = sum(size for _, _, size in listed)
     if total > limit:

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 
 #: The hash seed workers run with when none is set: str/bytes hashing (set iteration order)
@@ -38,6 +39,7 @@ def start_worker(
     from crystallize_dist.dist.store import store_for
 
     store_for(settings, retries=1).ping()  # a clear one-line error before Celery starts
+    os.environ[C.ENV_IN_WORKER] = "1"  # inherited by the pool's processes
     app = create_app(settings)
     argv = [
         "worker",

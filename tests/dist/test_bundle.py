@@ -9,6 +9,7 @@ import os
 import sqlite3
 import stat
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,6 +151,9 @@ def test_links_out_of_the_folder_and_the_home_folder_are_never_shipped(tmp_path:
     assert [rel for rel, _, _ in collect(root)] == ["alias.txt", "exp.py", "inside.txt"]
     with pytest.raises(BundleError, match="home"):
         pack(Path.home())
+    for shared in ("/tmp", tempfile.gettempdir(), "/"):  # a script kept right in /tmp
+        with pytest.raises(BundleError, match="temporary folder"):
+            pack(Path(shared))
 
 
 def test_too_big_names_the_size_the_limit_and_the_biggest_files(tmp_path: Path) -> None:

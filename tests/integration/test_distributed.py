@@ -137,6 +137,48 @@ def test_celery_execution_from_python_matches_serial(
     assert result.provenance["executor"] == "celery"
 
 
+UNGUARDED_DRIVER = """
+import os
+from crystallize_dist import CeleryExecution, DataSource, Experiment, Pipeline, PipelineStep
+
+class Zero(DataSource):
+    def fetch(self, ctx):
+        return 0.0
+
+class Keep(PipelineStep):
+    def __call__(self, data, ctx):
+        return data, {"x": data}
+
+experiment = Experiment(Zero(), Pipeline([Keep()]), replicates=3, plugins=[
+    CeleryExecution(broker_url=os.environ["CRYSTALLIZE_DIST_BROKER_URL"], timeout=90)])
+result = experiment.run()  # no main guard: a worker importing this file runs it too
+print(sorted({e.error_type for e in result.errors.values()}), len(result.errors))
+print(next(iter(result.errors.values())))
+"""
+
+
+def test_an_unguarded_driver_script_fails_its_cells_instead_of_submitting_from_workers(
+    broker: str, workers2: Worker, tmp_path: Path
+) -> None:
+    """A script that runs its experiment with CeleryExecution at import: the workers that
+    import it must not submit runs of their own (they would wait on themselves)."""
+    import subprocess
+    import sys
+
+    from workers import cli_env
+
+    (tmp_path / "unguarded.py").write_text(UNGUARDED_DRIVER)
+    store = open_store(broker)
+    before = set(store.run_ids(limit=1000))
+    out = subprocess.run([sys.executable, "unguarded.py"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env=cli_env(broker))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "['ExperimentLoadError'] 3"
+    assert "cannot submit a run from inside a crystallize-dist worker" in out.stdout
+    assert 'if __name__ == "__main__"' in out.stdout
+    assert len(set(store.run_ids(limit=1000)) - before) == 1  # no run from a worker
+
+
 def test_local_matches_serial(tmp_path: Path) -> None:
     ref = str(EXAMPLES / "quickstart.py")
     out = run_cli(
