@@ -212,12 +212,14 @@ def _aggregate(
 
     for r in range(plan.replicates):
         # a failed or unfinished baseline drops its replicate's treatments (Crystallize's
-        # rule); the cells still get their summaries
-        usable = True
+        # rule); the cells still get their summaries. After a failed baseline the treatment
+        # cells are not needed, so they are not missing either (in-process runs skip them)
+        usable, dropped = True, False
         for cond, target, cond_seeds, cond_steps in targets:
             rec = index.get((cond, r))
             if rec is None:
-                missing.append(f"{cond}:{r}")
+                if not dropped:
+                    missing.append(f"{cond}:{r}")
                 if cond == BASELINE_CONDITION:
                     usable = False
                 continue
@@ -227,7 +229,7 @@ def _aggregate(
             if rec.get("status") != STATUS_OK:
                 errors[f"{cond}_rep_{r}"] = _cell_error(rec, cond, r)
                 if cond == BASELINE_CONDITION:
-                    usable = False
+                    usable, dropped = False, True
                 continue
             for key, values in rec.get("metrics", {}).items():
                 if key in target:
