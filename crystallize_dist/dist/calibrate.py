@@ -41,27 +41,35 @@ def cells_for(cell_seconds: float) -> int:
 def auto_cells_per_task(
     ref_text: str, *, replicates: int | None = None, treatments: int | None = None
 ) -> int:
-    """Time a few baseline cells of the experiment here and size tasks from that.
+    """Time a few cells of the experiment here and size tasks from that.
 
-    Calibration runs the experiment's code on the submitting machine, briefly: a cell that
-    fails, or takes longer than ``SLOW_CELL_SECONDS`` (it is stopped at
-    ``CALIBRATION_LIMIT`` seconds), means one cell per task. The run (``replicates`` and
-    ``treatments`` count, default the experiment's) is kept to at least ``MIN_TASKS`` tasks.
+    Calibration runs the experiment's code on the submitting machine, briefly, on cells of
+    the run itself (its first replicates; their records and any artifacts its steps log
+    are thrown away): a cell that fails, or takes longer than ``SLOW_CELL_SECONDS`` (it is
+    stopped at ``CALIBRATION_LIMIT`` seconds), means one cell per task. The run
+    (``replicates`` and ``treatments`` count, default the experiment's) is kept to at least
+    ``MIN_TASKS`` tasks, so a run too small to batch runs nothing here.
     """
     experiment, _ = load_experiment(ref_text)
-    n_cells = (replicates if replicates is not None else experiment.replicates) * (
-        1 + (treatments if treatments is not None else len(experiment.treatments))
-    )
-    return min(_calibrated(experiment), max(1, n_cells // MIN_TASKS))
+    reps = replicates if replicates is not None else experiment.replicates
+    n_cells = reps * (1 + (treatments if treatments is not None else len(experiment.treatments)))
+    most = max(1, n_cells // MIN_TASKS)
+    return 1 if most == 1 else min(_calibrated(experiment, reps), most)
 
 
-def _calibrated(experiment: Experiment) -> int:
-    """Cells per task from timing the experiment's first baseline cells."""
+def _calibrated(experiment: Experiment, replicates: int) -> int:
+    """Cells per task from timing the experiment's first cells (of at most 64 replicates)."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+    from crystallize_dist.core.plugins import StepHooks
     from crystallize_dist.dist.deadline import cell_deadline
 
-    spec = experiment.resolve(hypotheses=[], replicates=64, strategy="rerun")
+    spec = experiment.resolve(hypotheses=[], replicates=min(replicates, 64), strategy="rerun")
     cells = list(spec.plan.cells())
     with experiment._running(spec):
+        # no artifact files from calibration cells: the run writes its own
+        spec.hooks = StepHooks.of(
+            [p for p in experiment.plugins if not isinstance(p, ArtifactPlugin)]
+        )
         with cell_deadline(CALIBRATION_LIMIT, "calibration cell"):
             first = run_cell(experiment, cells[0])  # also warms caches (hashes, imports)
         if first["status"] != "ok" or first["timing"]["duration"] >= SLOW_CELL_SECONDS:

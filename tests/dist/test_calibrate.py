@@ -58,3 +58,41 @@ def test_parse_cells_per_task() -> None:
     for bad in ("0", "-2", "many"):
         with pytest.raises(InvalidOptionError, match="--cells-per-task"):
             parse_cells_per_task(bad)
+
+
+ARTIFACTS = """
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep
+
+RAN = []
+
+
+class Zero(DataSource):
+    def fetch(self, ctx):
+        return 0.0
+
+
+class Note(PipelineStep):
+    def __call__(self, data, ctx):
+        RAN.append(ctx["replicate"])
+        ctx.artifacts.add("note.txt", b"hi")
+        return data, {"x": data}
+
+
+experiment = Experiment(Zero(), Pipeline([Note()]), replicates=6, name="notes")
+"""
+
+
+def test_calibration_writes_no_artifacts_and_runs_only_cells_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "notes_exp.py"
+    src.write_text(ARTIFACTS)
+    assert auto_cells_per_task(str(src)) == 1  # 6 cells: too few to batch, nothing runs
+    assert auto_cells_per_task(str(src), replicates=40 * MIN_TASKS) > 1
+    import sys
+
+    ran = sys.modules["notes_exp"].RAN
+    assert ran and set(ran) <= set(range(40 * MIN_TASKS))
+    assert len(ran) <= 64  # at most 64 replicates of the run, never more
+    assert not (tmp_path / "data").exists()  # calibration cells leave no files
