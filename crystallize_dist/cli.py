@@ -17,6 +17,7 @@ from rich.console import Console
 from crystallize_dist.config import Settings
 from crystallize_dist.dist.calibrate import parse_cells_per_task
 from crystallize_dist.dist.report import CellProgress, write_result
+from crystallize_dist.dist.worker import reexec_with_hashseed
 from crystallize_dist.errors import CrystallizeError, InvalidOptionError
 
 ENV = "CRYSTALLIZE_DIST_"
@@ -149,6 +150,8 @@ def submit(
     from crystallize_dist.dist import coordinator
     from crystallize_dist.dist.results import load_result, wait_for
 
+    if local:  # the cells run here: with the hash seed the workers use
+        reexec_with_hashseed()
     settings = _settings(broker, drift_policy=drift_policy)
     per_task = parse_cells_per_task(cells_per_task)
     if workers is not None and workers < 1:
@@ -352,6 +355,8 @@ def resume(
     from crystallize_dist.dist import coordinator
     from crystallize_dist.dist.results import wait_for
 
+    if local:  # the cells run here: with the hash seed the workers use
+        reexec_with_hashseed()
     settings = _settings(broker)
     store = _store(settings, local)
     todo = coordinator.resume(
@@ -387,6 +392,7 @@ def replay(run_id: str, broker: str | None, local: bool, count: int | None, ever
 
     if every and count is not None:
         raise InvalidOptionError("--cells and --all exclude each other")
+    reexec_with_hashseed()  # cells run here as they ran on the workers
     settings = _settings(broker)
     report = replay_run(run_id, store=_store(settings, local), settings=settings, cells=count)
     for line in report.lines():

@@ -14,8 +14,10 @@ from crystallize_dist.config import Settings
 DEFAULT_HASHSEED = "0"
 
 
-def _reexec_with_hashseed() -> None:
-    """PYTHONHASHSEED cannot change inside a running interpreter: start again with it set."""
+def reexec_with_hashseed() -> None:
+    """Run this ``crystallize-dist`` command again with PYTHONHASHSEED set (to
+    DEFAULT_HASHSEED) when it is not: it cannot change inside a running interpreter, and
+    processes that run cells (workers, the ``--local`` pool, ``replay``) must agree on it."""
     if os.environ.get("PYTHONHASHSEED") is not None:
         return
     argv0 = Path(sys.argv[0]).name if sys.argv else ""
@@ -34,7 +36,7 @@ def start_worker(
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker in this process until it is stopped."""
-    _reexec_with_hashseed()
+    reexec_with_hashseed()
     from crystallize_dist.dist.app import create_app
     from crystallize_dist.dist.store import store_for
 

@@ -179,6 +179,35 @@ def test_an_unguarded_driver_script_fails_its_cells_instead_of_submitting_from_w
     assert len(set(store.run_ids(limit=1000)) - before) == 1  # no run from a worker
 
 
+SET_ORDER = """
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep
+
+class Words(DataSource):
+    def fetch(self, ctx):
+        return {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}
+
+class FirstWord(PipelineStep):
+    def __call__(self, data, ctx):  # depends on set order, so on PYTHONHASHSEED
+        return data, {"first": sorted(data).index(next(iter(data)))}
+
+experiment = Experiment(Words(), Pipeline([FirstWord()]), replicates=2)
+"""
+
+
+def test_local_runs_agree_whatever_the_hash_seed_of_the_shell(tmp_path: Path) -> None:
+    """Set iteration order depends on PYTHONHASHSEED: ``--local`` runs its cells with the
+    workers' hash seed, so two runs from a shell without one give the same digest."""
+    src = tmp_path / "set_order.py"
+    src.write_text(SET_ORDER)
+    digests = set()
+    for _ in range(3):
+        out = run_cli("submit", str(src), "--local", "--format", "json", "--seed", "1",
+                      "--no-progress", cwd=tmp_path)  # run_cli drops PYTHONHASHSEED
+        assert out.returncode == 0, out.stderr
+        digests.add(json.loads(out.stdout.partition("\n")[2])["digest"])
+    assert len(digests) == 1
+
+
 def test_local_matches_serial(tmp_path: Path) -> None:
     ref = str(EXAMPLES / "quickstart.py")
     out = run_cli(
