@@ -33,6 +33,7 @@ from crystallize_dist.core.decorators import (
 )
 from crystallize_dist.core.execution import AsyncExecution, ParallelExecution, SerialExecution
 from crystallize_dist.core.experiment import Experiment
+from crystallize_dist.core.graph import ExperimentGraph
 from crystallize_dist.core.hypothesis import Hypothesis
 from crystallize_dist.core.loading import ExperimentRef, load_experiment
 from crystallize_dist.core.pipeline import Pipeline
@@ -72,6 +73,7 @@ __all__ = [
     "DataSource",
     "Experiment",
     "ExperimentBuilder",
+    "ExperimentGraph",
     "ExperimentInput",
     "FrozenContext",
     "Hypothesis",
