@@ -195,7 +195,11 @@ def submit(
         with CellProgress(sub.manifest["n_cells"], progress) as bar:
             wait_for(store, sub.run_id, timeout=timeout, on_progress=bar.update)
     if local or wait:
-        write_result(load_result(store, sub.run_id, settings=settings), fmt)
+        from crystallize_dist.dist.artifacts import write_run_files
+
+        finished = load_result(store, sub.run_id, settings=settings)
+        write_run_files(sub.manifest, finished)  # as an in-process run leaves them
+        write_result(finished, fmt)
 
 
 @main.command()

@@ -17,10 +17,11 @@ crystallize_dist/dist/artifacts.py.)
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,11 +136,21 @@ class ArtifactPlugin(BasePlugin):
         return Path(self.root_dir) / (experiment.name or experiment.id or "experiment")
 
     def before_run(self, experiment: Experiment) -> None:
-        self.experiment_id = experiment.name or experiment.id or "experiment"
-        exp_dir = self.exp_dir(experiment)
-        exp_dir.mkdir(parents=True, exist_ok=True)
+        self.exp_dir(experiment).mkdir(parents=True, exist_ok=True)
+        self._choose_version(experiment)
+
+    def claim_version(self, experiment: Experiment) -> None:
+        """Pick the version folder of a run whose cells run elsewhere (``submit``): the
+        next free one when versioned, made now so that runs submitted one after another
+        each get their own (nothing is written when not versioned)."""
+        self._choose_version(experiment)
         if self.versioned:
-            existing = _versions(exp_dir)
+            self._vdir().mkdir(parents=True, exist_ok=True)
+
+    def _choose_version(self, experiment: Experiment) -> None:
+        self.experiment_id = experiment.name or experiment.id or "experiment"
+        if self.versioned:
+            existing = _versions(self.exp_dir(experiment))
             self.version = existing[-1] + 1 if existing else 0
         else:
             self.version = 0
@@ -175,16 +186,17 @@ class ArtifactPlugin(BasePlugin):
         ctx.artifacts.clear()
 
     def after_run(self, experiment: Experiment, result: Result) -> None:
+        self.write_results(experiment.replicates, experiment.id, experiment.name, result)
+
+    def write_results(
+        self, replicates: int, experiment_id: str | None, name: str | None, result: Result
+    ) -> None:
+        """The run's files in its version folder: metadata, each condition's results and
+        completion marker, the artifact manifest (then old versions are pruned)."""
         vdir = self._vdir()
         vdir.mkdir(parents=True, exist_ok=True)
         (vdir / METADATA_FILENAME).write_text(
-            json.dumps(
-                {
-                    "replicates": experiment.replicates,
-                    "id": experiment.id,
-                    "name": experiment.name,
-                }
-            )
+            json.dumps({"replicates": replicates, "id": experiment_id, "name": name})
         )
         conditions = {BASELINE_CONDITION: result.metrics.baseline, **result.metrics.treatments}
         for cond, tm in conditions.items():
@@ -195,6 +207,41 @@ class ArtifactPlugin(BasePlugin):
         (vdir / MANIFEST_FILE).write_text(json.dumps(dict(result.artifact_steps)))
         if self.versioned:
             self._prune(vdir.parent)
+
+    # -- a run whose cells run elsewhere (workers, the --local pool) ---------------------------
+    def run_info(self, experiment: Experiment) -> dict[str, Any]:
+        """Where a run writes its files, as ``before_run`` chose: kept in a distributed
+        run's manifest, for the workers (which never run ``before_run``) and the readers
+        of its result."""
+        return {
+            "root_dir": str(self.root_dir),
+            "folder": self.experiment_id or experiment.name or experiment.id or "experiment",
+            "version": self.version,
+            "versioned": self.versioned,
+            "artifact_retention": self.artifact_retention,
+            "big_file_threshold_mb": self.big_file_threshold_mb,
+            "id": experiment.id,
+            "name": experiment.name,
+        }
+
+    @classmethod
+    def from_run_info(
+        cls, info: Mapping[str, Any], base: ArtifactPlugin | None = None
+    ) -> ArtifactPlugin:
+        """A plugin writing where ``run_info`` says (a copy of ``base`` when given)."""
+        plugin = (
+            copy.copy(base)
+            if base is not None
+            else cls(
+                root_dir=str(info.get("root_dir", "./data")),
+                versioned=bool(info.get("versioned", False)),
+                artifact_retention=int(info.get("artifact_retention", 3)),
+                big_file_threshold_mb=int(info.get("big_file_threshold_mb", 10)),
+            )
+        )
+        plugin.experiment_id = str(info.get("folder") or "experiment")
+        plugin.version = int(info.get("version", 0))
+        return plugin
 
     def _prune(self, exp_dir: Path) -> None:
         if self.artifact_retention <= 0:
@@ -221,14 +268,7 @@ class ArtifactPlugin(BasePlugin):
         self, experiment: Experiment, conditions: Sequence[str]
     ) -> dict[str, dict[str, list[Any]]]:
         """Metrics of the conditions the latest version already finished (for resume)."""
-        experiment_id = experiment.name or experiment.id
-        if experiment_id is None:
-            import hashlib
-            import pickle
-
-            experiment_id = hashlib.sha256(
-                pickle.dumps(experiment.pipeline.signature())
-            ).hexdigest()
+        experiment_id = experiment.name or experiment.id or experiment._assign_id()
         exp_dir = Path(self.root_dir) / experiment_id
         versions = _versions(exp_dir)
         if not versions:

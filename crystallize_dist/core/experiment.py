@@ -167,6 +167,12 @@ class Experiment:
             self._planned = (key, self.pipeline.plan())
         return self._planned[1]
 
+    def _assign_id(self) -> str:
+        """Set and return ``id`` as Crystallize does: the sha256 of the pickled pipeline
+        signature (the artifact folder of an experiment without a name)."""
+        self.id = hashlib.sha256(pickle.dumps(self.pipeline.signature())).hexdigest()
+        return self.id
+
     def _cell_spec(self) -> RunSpec:
         """The run a cell belongs to: the active one, or - for a cell run outside ``run``
         (``run_cell`` called directly) - one resolved from the experiment as it is."""
@@ -279,7 +285,7 @@ class Experiment:
             seed=seed,
             strategy=strategy,
         )
-        self.id = hashlib.sha256(pickle.dumps(self.pipeline.signature())).hexdigest()
+        self._assign_id()
         if spec.plan.n_cells == 0:  # resume found every condition done
             return self._result_from_loaded(spec)
         with self._running(spec):

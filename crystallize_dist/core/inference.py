@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
@@ -41,7 +39,7 @@ def apply_once(
     else:
         condition = BASELINE_CONDITION
     cell_seed = check_seed(seed, "seed") if seed is not None else spec.plan.seed(0)
-    experiment.id = hashlib.sha256(pickle.dumps(experiment.pipeline.signature())).hexdigest()
+    experiment._assign_id()
     holder: dict[str, Any] = {}
     with experiment._running(spec):
         try:

@@ -85,3 +85,50 @@ def artifact_root(experiment: Any) -> str:
 
     plugin = experiment.get_plugin(ArtifactPlugin) if experiment is not None else None
     return str(plugin.root_dir) if plugin is not None else ArtifactPlugin().root_dir
+
+
+def artifact_info(experiment: Any) -> dict[str, Any] | None:
+    """Where the run's ArtifactPlugin writes (see ``ArtifactPlugin.run_info``), or None."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    plugin = experiment.get_plugin(ArtifactPlugin)
+    return plugin.run_info(experiment) if plugin is not None else None
+
+
+def choose_version(experiment: Any) -> None:
+    """Before a run is submitted: its ArtifactPlugin picks the version folder the run writes
+    into (the next one when ``versioned``), as ``before_run`` does in-process - its workers
+    never run ``before_run``."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    plugin = experiment.get_plugin(ArtifactPlugin)
+    if plugin is not None:
+        experiment._assign_id()
+        plugin.claim_version(experiment)
+
+
+def for_run(experiment: Any, info: Mapping[str, Any] | None) -> None:
+    """A worker's copy of an experiment for one run writes where the run's manifest says
+    (its own copy of the ArtifactPlugin: runs never share one)."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    if not info:
+        return
+    experiment.plugins = [
+        ArtifactPlugin.from_run_info(info, p) if isinstance(p, ArtifactPlugin) else p
+        for p in experiment.plugins
+    ]
+
+
+def write_run_files(manifest: Mapping[str, Any], result: Any) -> None:
+    """A finished run's metadata, results and markers under this machine's artifact root,
+    as the ArtifactPlugin writes them after an in-process run (so ``strategy="resume"``,
+    ``load_metrics`` and Artifact datasources work on it too). ``submit`` writes them when
+    it waits for its run (``--wait``, ``--local``)."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    info = manifest["experiment"].get("artifacts")
+    if info and not result.missing:
+        plugin = ArtifactPlugin.from_run_info(info)
+        replicates = int(manifest["plan"]["replicates"])
+        plugin.write_results(replicates, info.get("id"), info.get("name"), result)

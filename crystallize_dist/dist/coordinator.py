@@ -138,7 +138,10 @@ def submit(
     experiment, ref = load_experiment(ref_text, base)
     spec = plan_run(experiment, treatments=treatments, replicates=replicates, seed=seed)
     options = run_options(settings, cells_per_task=cells_per_task, local=local, workers=workers)
+    from crystallize_dist.dist.artifacts import choose_version
     from crystallize_dist.dist.bundle import attach_bundle
+
+    choose_version(experiment)
 
     manifest = create_run(
         store,

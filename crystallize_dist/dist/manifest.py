@@ -15,7 +15,7 @@ from crystallize_dist.core.environment import git_state, host_environment, packa
 from crystallize_dist.core.experiment import Experiment
 from crystallize_dist.core.runspec import RunSpec
 from crystallize_dist.core.loading import ExperimentRef
-from crystallize_dist.dist.artifacts import artifact_root
+from crystallize_dist.dist.artifacts import artifact_info, artifact_root
 
 MANIFEST_VERSION = 1
 
@@ -82,6 +82,7 @@ def build_manifest(
             "pipeline_signature": experiment.pipeline.signature(),
             "hypotheses": [h.name for h in spec.hypotheses],
             "artifact_root": artifact_root(experiment),
+            "artifacts": artifact_info(experiment),
         },
         "plan": plan.to_dict(),
         "conditions": [BASELINE_CONDITION, *plan.treatments],

@@ -74,7 +74,7 @@ def load_result(
             f"{plan.n_cells} cells: per-step provenance is in each cell's record only")
     # artifacts that Celery workers wrote come here, under the experiment's artifact root
     root = manifest["experiment"].get("artifact_root") or artifact_root(experiment)
-    return aggregate(
+    result = aggregate(
         plan,
         fetch(store, store.iter_records(run_id, steps=keep_steps), root),
         hypotheses=hyps,
@@ -82,6 +82,7 @@ def load_result(
         keep_steps=keep_steps,
         hypothesis_errors="record",
     )
+    return result
 
 
 @dataclass

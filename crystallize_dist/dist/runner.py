@@ -27,7 +27,7 @@ from crystallize_dist.core.experiment import Experiment
 from crystallize_dist.core.loading import ExperimentRef, load_ref
 from crystallize_dist.core.plan import Cell, RunPlan
 from crystallize_dist.core.canonical import dumps
-from crystallize_dist.dist.artifacts import ship
+from crystallize_dist.dist.artifacts import for_run, ship
 from crystallize_dist.dist.deadline import cell_deadline
 from crystallize_dist.dist.messages import check_cells
 from crystallize_dist.dist.store.base import CellStart, Encoded, RunStore, cell_key, encode
@@ -211,8 +211,9 @@ class CellRunner:
             strategy="rerun",
         )
         spec.plan = plan  # the manifest's plan is the truth: seeds are never re-derived
+        for_run(exp, manifest["experiment"].get("artifacts"))
         exp._active = spec.ready(exp)
-        exp.id = hashlib.sha256(pickle.dumps(exp.pipeline.signature())).hexdigest()
+        exp._assign_id()
         for step in exp.pipeline.steps:
             step.setup(exp._setup_ctx)
             if id(step) not in self._torn_down:  # steps are shared by a base's run copies

@@ -20,8 +20,11 @@ def reexec_with_hashseed() -> None:
     processes that run cells (workers, the ``--local`` pool, ``replay``) must agree on it."""
     if os.environ.get("PYTHONHASHSEED") is not None:
         return
-    argv0 = Path(sys.argv[0]).name if sys.argv else ""
-    if argv0 not in ("crystallize-dist", "__main__.py"):
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    ours = argv0.name == "crystallize-dist" or (
+        argv0.name == "__main__.py" and argv0.parent.name == "crystallize_dist"
+    )
+    if not ours:
         return  # embedded (tests with CliRunner, or a caller's own process): do not exec
     env = dict(os.environ, PYTHONHASHSEED=DEFAULT_HASHSEED)
     os.execve(sys.executable, [sys.executable, "-m", "crystallize_dist", *sys.argv[1:]], env)

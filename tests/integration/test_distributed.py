@@ -417,3 +417,24 @@ def test_artifacts_that_workers_write_come_back_to_the_submitter(
     out = run_cli("result", run_id, "--format", "json", broker_url=broker, cwd=reader)
     assert out.returncode == 0, out.stderr
     assert (reader / "data/shipped/v0/replicate_3/other/Trace/trace.txt").is_file()
+
+
+def test_submitted_runs_of_a_versioned_artifact_plugin_each_get_a_version(
+    broker: str, workers2: Worker, tmp_path: Path
+) -> None:
+    """The submitter picks each run's version folder; the workers write there, and the
+    run's files (metadata, results, markers) follow with the result."""
+    exp_file = tmp_path / "versioned_exp.py"
+    exp_file.write_text(ARTIFACTS.replace(
+        "from crystallize_dist import ", "from crystallize_dist import ArtifactPlugin, ").replace(
+        'name="shipped",', 'name="shipped", plugins=[ArtifactPlugin(versioned=True)],'))
+    here = tmp_path / "submitter"
+    here.mkdir()
+    digests = {submit_json(str(exp_file), broker, here)[1]["digest"] for _ in range(2)}
+    assert digests == {serial_digest(str(exp_file))}
+    root = here / "data" / "shipped"
+    assert sorted(p.name for p in root.iterdir()) == ["v0", "v1"]
+    for v in ("v0", "v1"):
+        assert (root / v / "replicate_3" / "other" / "Trace" / "trace.txt").is_file()
+        assert (root / v / "other" / ".crystallize_complete").is_file()
+        assert json.loads((root / v / "metadata.json").read_text())["name"] == "shipped"
