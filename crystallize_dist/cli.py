@@ -15,10 +15,11 @@ import click
 from rich.console import Console
 
 from crystallize_dist.config import Settings
+from crystallize_dist.constants import DEFAULT_BROKER_URL
 from crystallize_dist.dist.calibrate import parse_cells_per_task
 from crystallize_dist.dist.report import CellProgress, write_result
 from crystallize_dist.dist.worker import reexec_with_hashseed
-from crystallize_dist.errors import CrystallizeError, InvalidOptionError
+from crystallize_dist.errors import BrokerError, CrystallizeError, InvalidOptionError
 
 ENV = "CRYSTALLIZE_DIST_"
 
@@ -47,7 +48,19 @@ def _store(settings: Settings, local: bool, *, check: bool = True) -> Any:
 
     store = store_for(settings, local=local, retries=1)
     if check:
-        store.ping()
+        try:
+            store.ping()
+        except BrokerError as exc:
+            if (
+                local
+                or os.environ.get(ENV + "BROKER_URL")
+                or settings.broker_url != DEFAULT_BROKER_URL
+            ):
+                raise
+            raise BrokerError(  # the default broker: say how to choose
+                f"{str(exc).rstrip('.')}; pass --broker URL (or set {ENV}BROKER_URL), or use "
+                "--local to run on this machine without a server"
+            ) from None
     return store
 
 

@@ -154,10 +154,14 @@ def run_status(store: RunStore, run_id: str, now: float | None = None) -> RunSta
     last = counters.get("last_at")
     total = plan.n_cells
     finished_cells = sum(c["ok"] + c["error"] for c in per.values())
-    end = last if finished_cells >= total and last else now
-    elapsed = max(0.0, end - first) if first else 0.0
+    cancelled = bool(state.get("cancelled"))
+    # a finished or cancelled run stopped at its last record; one with no cell started yet
+    # has been waiting since it was submitted
+    end = last if (finished_cells >= total or cancelled) and last else now
+    start = first or float(manifest.get("created", 0)) or end
+    elapsed = max(0.0, end - start)
     eta = None
-    if first and 0 < finished_cells < total:
+    if first and 0 < finished_cells < total and not cancelled:
         eta = elapsed / finished_cells * (total - finished_cells)
     workers = store.workers(run_id)
     extra: dict[str, Any] = {}
@@ -174,7 +178,7 @@ def run_status(store: RunStore, run_id: str, now: float | None = None) -> RunSta
         workers=sorted(workers),
         elapsed=elapsed,
         eta=eta,
-        cancelled=bool(state.get("cancelled")),
+        cancelled=cancelled,
         created=float(manifest.get("created", 0)),
         extra=extra,
     )

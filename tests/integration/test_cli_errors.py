@@ -121,6 +121,18 @@ def test_a_server_that_is_not_redis_is_one_line_and_no_hang(
     assert SECRET not in out.stdout + out.stderr
 
 
+def test_no_broker_given_and_none_on_localhost_says_how_to_choose(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CRYSTALLIZE_DIST_BROKER_URL"}
+    env["CRYSTALLIZE_DIST_HOME"] = str(tmp_path / "home")
+    out = subprocess.run([sys.executable, "-m", "crystallize_dist", "list"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0 or "localhost:6379" in out.stderr:  # else a Redis runs there
+        one_line_error(out, "localhost:6379", "--broker URL", "--local")
+
+
 def test_broker_url_from_the_environment_is_redacted_too(tmp_path: Path) -> None:
     out = run_cli("list", broker_url=f"redis://:{SECRET}@127.0.0.1:1/0", cwd=tmp_path)
     one_line_error(out, "cannot reach Redis", "127.0.0.1:1")
