@@ -19,7 +19,12 @@ from crystallize_dist.constants import DEFAULT_BROKER_URL
 from crystallize_dist.dist.calibrate import parse_cells_per_task
 from crystallize_dist.dist.report import CellProgress, write_result
 from crystallize_dist.dist.worker import reexec_with_hashseed
-from crystallize_dist.errors import BrokerError, CrystallizeError, InvalidOptionError
+from crystallize_dist.errors import (
+    BrokerError,
+    CrystallizeError,
+    InvalidOptionError,
+    RunNotFoundError,
+)
 
 ENV = "CRYSTALLIZE_DIST_"
 
@@ -43,8 +48,16 @@ def _settings(broker: str | None = None, **overrides: Any) -> Settings:
     return Settings.from_env(broker_url=broker, **overrides)
 
 
-def _store(settings: Settings, local: bool, *, check: bool = True) -> Any:
+def _store(settings: Settings, local: bool, *, check: bool = True, read: bool = False) -> Any:
+    """The command's store; ``read`` (a command that only reads runs) never makes a new
+    ``--local`` store where there is none."""
     from crystallize_dist.dist.store import store_for
+
+    if read and local and not settings.sqlite_path.exists():
+        raise RunNotFoundError(
+            f"no --local runs in {settings.sqlite_path.parent.resolve()} yet (they are kept under "
+            f"{ENV}HOME, by default ./.crystallize-dist of the folder you submit from)"
+        )
 
     store = store_for(settings, local=local, retries=1)
     if check:
@@ -283,7 +296,7 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
     from crystallize_dist.dist.results import lost_cells, run_status
 
     settings = _settings(broker)
-    store = _store(settings, local)
+    store = _store(settings, local, read=True)
     st = run_status(store, run_id)
     if (
         not local
@@ -320,7 +333,9 @@ def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str |
     from crystallize_dist.dist.results import load_result
 
     settings = _settings(broker)
-    write_result(load_result(_store(settings, local), run_id, settings=settings), fmt, output)
+    write_result(
+        load_result(_store(settings, local, read=True), run_id, settings=settings), fmt, output
+    )
 
 
 @main.command(name="list")
@@ -330,7 +345,9 @@ def list_runs(broker: str | None, local: bool, limit: int) -> None:
     """Recent runs, newest first."""
     from crystallize_dist.dist.report import runs_table
 
-    runs_table(_store(_settings(broker), local), limit, _out())
+    settings = _settings(broker)
+    nothing_here = local and not settings.sqlite_path.exists()  # and nothing is made
+    runs_table(None if nothing_here else _store(settings, local), limit, _out())
 
 
 @main.command()
@@ -340,7 +357,7 @@ def cancel(run_id: str, broker: str | None, local: bool) -> None:
     """Cancel a run: no new cell starts; recorded cells stay."""
     from crystallize_dist.dist.coordinator import cancel as do_cancel
 
-    do_cancel(run_id, store=_store(_settings(broker), local))
+    do_cancel(run_id, store=_store(_settings(broker), local, read=True))
     click.echo(f"cancelled {run_id}")
 
 
@@ -411,7 +428,9 @@ def replay(run_id: str, broker: str | None, local: bool, count: int | None, ever
         raise InvalidOptionError("--cells and --all exclude each other")
     reexec_with_hashseed()  # cells run here as they ran on the workers
     settings = _settings(broker)
-    report = replay_run(run_id, store=_store(settings, local), settings=settings, cells=count)
+    report = replay_run(
+        run_id, store=_store(settings, local, read=True), settings=settings, cells=count
+    )
     for line in report.lines():
         click.echo(line)
     report.check()

@@ -223,12 +223,13 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
         sys.stderr.write(f"note: {note}\n")
 
 
-def runs_table(store: RunStore, limit: int, console: Console) -> None:
-    """Recent runs of ``store``, newest first (runs whose keys expired are left out)."""
+def runs_table(store: RunStore | None, limit: int, console: Console) -> None:
+    """Recent runs of ``store`` (None: no store, no runs), newest first (runs whose keys
+    expired are left out)."""
     table = Table(title="Runs")
     for col in ("run id", "experiment", "done", "failed", "total", "state"):
         table.add_column(col)
-    for run_id in store.run_ids(limit):
+    for run_id in store.run_ids(limit) if store is not None else []:
         try:
             st = run_status(store, run_id)
         except RunNotFoundError:  # expired: its keys outlived by the runs index

@@ -447,3 +447,11 @@ def test_result_says_why_hypotheses_are_missing(home: Path, tmp_path: Path) -> N
     res = cli("result", run_id, "--local", "--format", "json")
     assert json.loads(res.stdout)["hypotheses"] == []
     assert res.stderr.startswith("note: hypotheses not verified"), res.stderr
+
+
+def test_reading_local_runs_where_there_are_none_makes_nothing(home: Path) -> None:
+    assert "Runs" in cli("list", "--local").stdout  # an empty table
+    for args in (["status", "r1"], ["result", "r1"], ["cancel", "r1"]):
+        err = cli(*args, "--local", code=1).stderr
+        assert err.startswith("error: no --local runs in ") and str(home) in err
+    assert not home.exists()  # no store was made just to read it
