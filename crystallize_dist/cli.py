@@ -48,17 +48,19 @@ def _settings(broker: str | None = None, **overrides: Any) -> Settings:
     return Settings.from_env(broker_url=broker, **overrides)
 
 
-def _store(settings: Settings, local: bool, *, check: bool = True, read: bool = False) -> Any:
-    """The command's store; ``read`` (a command that only reads runs) never makes a new
-    ``--local`` store where there is none."""
+def _store(
+    settings: Settings, local: bool, *, check: bool = True, reading: str | None = None
+) -> Any:
+    """The command's store. A command ``reading`` a run never makes a new ``--local``
+    store where there is none."""
     from crystallize_dist.dist.store import store_for
 
-    if read and local and not settings.sqlite_path.exists():
+    if reading is not None and local and not settings.sqlite_path.exists():
         raise RunNotFoundError(
-            f"no --local runs in {settings.sqlite_path.parent.resolve()} yet (they are kept under "
-            f"{ENV}HOME, by default ./.crystallize-dist of the folder you submit from)"
+            f"no run '{reading}' in {settings.sqlite_path.resolve()} (no --local runs here "
+            f"yet; they are kept under {ENV}HOME, by default ./.crystallize-dist of the "
+            "folder you submit from)"
         )
-
     store = store_for(settings, local=local, retries=1)
     if check:
         try:
@@ -296,7 +298,7 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
     from crystallize_dist.dist.results import lost_cells, run_status
 
     settings = _settings(broker)
-    store = _store(settings, local, read=True)
+    store = _store(settings, local, reading=run_id)
     st = run_status(store, run_id)
     if (
         not local
@@ -334,7 +336,7 @@ def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str |
 
     settings = _settings(broker)
     write_result(
-        load_result(_store(settings, local, read=True), run_id, settings=settings), fmt, output
+        load_result(_store(settings, local, reading=run_id), run_id, settings=settings), fmt, output
     )
 
 
@@ -357,7 +359,7 @@ def cancel(run_id: str, broker: str | None, local: bool) -> None:
     """Cancel a run: no new cell starts; recorded cells stay."""
     from crystallize_dist.dist.coordinator import cancel as do_cancel
 
-    do_cancel(run_id, store=_store(_settings(broker), local, read=True))
+    do_cancel(run_id, store=_store(_settings(broker), local, reading=run_id))
     click.echo(f"cancelled {run_id}")
 
 
@@ -429,7 +431,7 @@ def replay(run_id: str, broker: str | None, local: bool, count: int | None, ever
     reexec_with_hashseed()  # cells run here as they ran on the workers
     settings = _settings(broker)
     report = replay_run(
-        run_id, store=_store(settings, local, read=True), settings=settings, cells=count
+        run_id, store=_store(settings, local, reading=run_id), settings=settings, cells=count
     )
     for line in report.lines():
         click.echo(line)

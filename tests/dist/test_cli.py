@@ -453,5 +453,6 @@ def test_reading_local_runs_where_there_are_none_makes_nothing(home: Path) -> No
     assert "Runs" in cli("list", "--local").stdout  # an empty table
     for args in (["status", "r1"], ["result", "r1"], ["cancel", "r1"]):
         err = cli(*args, "--local", code=1).stderr
-        assert err.startswith("error: no --local runs in ") and str(home) in err
+        assert err.startswith("error: no run 'r1' in ") and str(home) in err
+        assert "no --local runs here yet" in err
     assert not home.exists()  # no store was made just to read it
