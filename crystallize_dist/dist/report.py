@@ -229,7 +229,10 @@ def runs_table(store: RunStore | None, limit: int, console: Console) -> None:
     table = Table(title="Runs")
     for col in ("run id", "experiment", "done", "failed", "total", "state"):
         table.add_column(col)
-    for run_id in store.run_ids(limit) if store is not None else []:
+    if store is None:
+        console.print(table)
+        return
+    for run_id in store.run_ids(limit):
         try:
             st = run_status(store, run_id)
         except RunNotFoundError:  # expired: its keys outlived by the runs index
