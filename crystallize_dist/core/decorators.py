@@ -134,16 +134,23 @@ class _FunctionStep(PipelineStep):
         return self._fn
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # via the class: on an instance the factory would be a bound method (recursion)
-        return (_rebuild_step, (type(self)._factory, self._params))
+        # via the factory (the made class is not importable); the params travel as state,
+        # set once the step exists, so a param that leads back to the step (an output
+        # Artifact whose producer's pipeline holds this step) unpickles whole
+        return (_bare, (type(self)._factory,), {"_params": self._params})
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._params!r})"
 
 
-def _rebuild_step(factory: Callable[..., Any], params: Mapping[str, Any]) -> PipelineStep:
-    step: PipelineStep = factory(**params)
-    return step
+def _rebuild_step(factory: Callable[..., Any], params: Mapping[str, Any]) -> Any:
+    return factory(**params)
+
+
+def _bare(factory: Callable[..., Any]) -> Any:
+    """An instance of the class ``factory`` makes, before pickle sets its state."""
+    cls = factory.step_class
+    return cls.__new__(cls)
 
 
 def pipeline_step(
@@ -216,7 +223,11 @@ class _FunctionSource(DataSource):
         return dict(self._params)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_step, (type(self)._factory, self._overrides))
+        return (
+            _bare,
+            (type(self)._factory,),
+            {"_params": self._params, "_overrides": self._overrides},
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._params!r})"
@@ -260,6 +271,7 @@ def data_source(fn_or_name: Any = None, *, register: bool = False) -> Any:
             return source
 
         cls._factory = factory  # type: ignore[attr-defined]
+        factory.step_class = cls  # type: ignore[attr-defined]
         if register and not required:
             register_datasource(name or fn.__name__, factory())
         return factory

@@ -238,3 +238,32 @@ def test_versioned_pruning_keeps_results(tmp_path: Path, retention: int) -> None
         assert (vdir / "baseline" / "results.json").exists()
         art = vdir / "replicate_0" / "baseline" / "WriteArtifactStep" / "out.txt"
         assert art.exists() == (v >= 3 - retention)
+
+
+@pipeline_step()
+def scaled_note(data: int, ctx: FrozenContext, k: int = 1, out: Artifact = OUT) -> Any:
+    out.write(str(data * k))
+    return data, {"v": (data + 1) * k}
+
+
+def test_process_workers_keep_a_steps_params_that_lead_back_to_the_experiment(
+    tmp_path: Path,
+) -> None:
+    """An explicit param holding an output Artifact leads back (through the Artifact's
+    producer) to the experiment and its pipeline: unpickled in a worker, the step still has
+    every param."""
+
+    def build(*plugins: Any) -> Experiment:
+        return Experiment(
+            datasource=ConstantSource(1),
+            pipeline=Pipeline([scaled_note(k=10, out=OUT)]),
+            plugins=[SeedPlugin(seed=0), ArtifactPlugin(root_dir=str(tmp_path)), *plugins],
+            name="noted",
+            outputs=[OUT],
+            replicates=2,
+        )
+
+    serial = build().run()
+    assert serial.metrics.baseline.metrics["v"] == [20, 20]
+    process = build(ParallelExecution(executor_type="process", max_workers=2)).run()
+    assert process.errors == {} and process.digest == serial.digest
