@@ -149,7 +149,7 @@ def _rebuild_step(factory: Callable[..., Any], params: Mapping[str, Any]) -> Any
 
 def _bare(factory: Callable[..., Any]) -> Any:
     """An instance of the class ``factory`` makes, before pickle sets its state."""
-    cls = factory.step_class
+    cls = factory.step_class  # type: ignore[attr-defined]
     return cls.__new__(cls)
 
 
