@@ -68,6 +68,7 @@ class Experiment:
         self._validated = False
         self._planned: tuple[tuple[Any, ...], list[PlannedStep]] | None = None
         self._active: RunSpec | None = None
+        self._defined_treatments: list[Treatment] | None = None  # set during a run
         self.set_default_plugins()
         for plugin in self.plugins:
             plugin.init_hook(self)
@@ -148,8 +149,9 @@ class Experiment:
             raise
 
     def fingerprint(self) -> str:
-        """Hash of the experiment's code and parameters (see core/fingerprint.py)."""
-        return fingerprint(self)
+        """Hash of the experiment's code and parameters (see core/fingerprint.py): the
+        experiment as defined, also while a run of a few of its treatments is going on."""
+        return fingerprint(self, self._defined_treatments)
 
     # -- internals used by run_cell ---------------------------------------------------------
     def _verbose(self) -> bool:
@@ -239,6 +241,9 @@ class Experiment:
     @contextmanager
     def _running(self, spec: RunSpec) -> Any:
         saved = (self._treatments, self._hypotheses, self._replicates, self._active)
+        defined = self._defined_treatments
+        if defined is None:  # the treatments the experiment has, whatever a run picks
+            self._defined_treatments = self._treatments
         self._treatments = spec.treatments
         self._hypotheses = spec.hypotheses
         self._replicates = spec.plan.replicates
@@ -247,6 +252,7 @@ class Experiment:
             yield
         finally:
             self._treatments, self._hypotheses, self._replicates, self._active = saved
+            self._defined_treatments = defined
 
     @contextmanager
     def _set_up(self) -> Any:

@@ -170,7 +170,8 @@ def _describe(obj: Any) -> dict[str, Any]:
     }
 
 
-def _treatment_parts(treatments: Iterable[Any]) -> list[Any]:
+def treatment_parts(treatments: Iterable[Any]) -> list[Any]:
+    """What the fingerprint takes of each treatment: its name and its map or code."""
     parts = []
     for t in treatments:
         apply_map = t.apply_map
@@ -186,12 +187,13 @@ def _treatment_parts(treatments: Iterable[Any]) -> list[Any]:
     return parts
 
 
-def fingerprint(experiment: Experiment) -> str:
-    """sha256 over the experiment's datasource, steps and treatments (see module doc)."""
+def fingerprint(experiment: Experiment, treatments: Iterable[Any] | None = None) -> str:
+    """sha256 over the experiment's datasource, steps and treatments (``treatments``, by
+    default the experiment's) - see module doc."""
     parts: dict[str, Any] = {
         "datasource": _describe(experiment.datasource),
         "steps": [_describe(s) for s in experiment.pipeline.steps],
-        "treatments": _treatment_parts(experiment.treatments),
+        "treatments": treatment_parts(experiment.treatments if treatments is None else treatments),
         "signature": experiment.pipeline.signature(),
     }
     owners = [experiment.datasource, *experiment.pipeline.steps]

@@ -18,10 +18,11 @@ from crystallize_dist.config import Settings
 from crystallize_dist.core.loading import ExperimentRef, find_ref, parse_ref
 from crystallize_dist.core.plugins import BasePlugin
 from crystallize_dist.core.progress import progress_bar
-from crystallize_dist.errors import ExperimentLoadError, NestedRunError
+from crystallize_dist.errors import ExperimentLoadError, InvalidOptionError, NestedRunError
 
 if TYPE_CHECKING:
     from crystallize_dist.core.experiment import Experiment
+    from crystallize_dist.core.runspec import RunSpec
 
 
 def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
@@ -42,6 +43,22 @@ def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
                 if probe is not None:
                     return ExperimentRef(probe.kind, probe.target, attr)
     return None
+
+
+def _check_treatments(experiment: Experiment, spec: RunSpec) -> None:
+    """Workers load the experiment by reference and look its treatments up by name: a run
+    can pick some of them (``run(treatments=[...])``), not bring treatments of its own."""
+    from crystallize_dist.core.fingerprint import treatment_parts
+
+    defined = {t.name: t for t in experiment._defined_treatments or experiment.treatments}
+    chosen = [*spec.treatments, *([spec.baseline_treatment] if spec.baseline_treatment else [])]
+    for t in chosen:
+        own = defined.get(t.name)
+        if own is not t and (own is None or treatment_parts([own]) != treatment_parts([t])):
+            raise InvalidOptionError(
+                f"CeleryExecution can run only the experiment's own treatments (workers "
+                f"load it by reference): treatment '{t.name}' is not one of "
+                f"{sorted(defined)}; add it to the experiment's treatments")
 
 
 @dataclass
@@ -90,6 +107,7 @@ class CeleryExecution(BasePlugin):
         spec = experiment._active
         if spec is None:
             raise RuntimeError("CeleryExecution.run_experiment_loop runs inside Experiment.run")
+        _check_treatments(experiment, spec)
         ref, text = self._ref(experiment)
         store = store_for(settings)
         try:

@@ -6,6 +6,7 @@ Every run's digest is compared with a SerialExecution run of the same experiment
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,6 +136,29 @@ def test_celery_execution_from_python_matches_serial(
     assert result.digest == serial_digest(ref)
     assert result.provenance["run_id"] == plugin.run_id
     assert result.provenance["executor"] == "celery"
+
+
+def test_celery_execution_runs_a_few_of_the_experiments_treatments(
+    broker: str, workers2: Worker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``run(treatments=[...])`` picking some of the experiment's own treatments, on a copy
+    the module's factory built (found by its fingerprint); a treatment of the run's own is
+    refused, since workers load the experiment by reference."""
+    from crystallize_dist import CeleryExecution, Treatment
+    from crystallize_dist.errors import InvalidOptionError
+
+    monkeypatch.chdir(tmp_path)
+    ref = str(EXAMPLES / "quickstart.py")
+    module_exp, _ = load_experiment(ref)
+    build = sys.modules[type(module_exp.datasource).__module__].build
+    serial = build().run(treatments=[], seed=SEED)
+    assert list(serial.metrics.treatments) == []
+    exp = build(CeleryExecution(broker_url=broker, timeout=120))
+    assert exp.run(treatments=[], seed=SEED).digest == serial.digest
+    picked = exp.run(treatments=list(exp.treatments), seed=SEED)
+    assert picked.digest == build().run(seed=SEED).digest
+    with pytest.raises(InvalidOptionError, match=r"own treatments.*'louder'"):
+        exp.run(treatments=[Treatment("louder", {"shift": 9.0})], seed=SEED)
 
 
 UNGUARDED_DRIVER = """
