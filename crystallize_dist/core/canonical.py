@@ -73,11 +73,15 @@ def _traced(value: Any, strict: bool, path: str) -> Any:
     if type(value) in _ATOM_TYPES:  # fast path for the common case
         return value
     if isinstance(value, np.generic):  # before the atoms: np.float64 subclasses float
-        return (
-            value.item()
-            if not isinstance(value, np.void)
-            else _traced(value.tolist(), strict, path)
-        )
+        if isinstance(value, (np.bool_, np.integer, np.floating)):
+            return value.item()
+        # complex, datetime64, void, ...: what .item() gives must be JSON in its turn
+        plain = value.tolist() if isinstance(value, np.void) else value.item()
+        if type(plain) is type(value):  # no plainer form
+            if strict:
+                raise NotJSONable(value, path)
+            return str(value)
+        return _traced(plain, strict, path)
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "biuf":
             return value.tolist()
@@ -123,13 +127,19 @@ def _lenient(value: Any) -> Any:
     return to_jsonable(value, strict=False)
 
 
+def json_text(value: Any, **options: Any) -> str:
+    """``json.dumps(value, **options)``, converting values that are not JSON types
+    leniently on the way (e.g. objects a step wrote to the context, kept raw in step
+    provenance); mapping keys json cannot write (tuples, ...) become strings too."""
+    try:
+        return json.dumps(value, default=_lenient, **options)
+    except TypeError:  # a key json refuses: convert the whole value first
+        return json.dumps(to_jsonable(value, strict=False), **options)
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON of a record or manifest (not sorted); values that are not JSON types
-    (e.g. objects a step wrote to the context, kept raw in step provenance) are converted
-    leniently on the way."""
-    return json.dumps(
-        value, separators=(",", ":"), ensure_ascii=False, allow_nan=True, default=_lenient
-    )
+    """Compact JSON of a record or manifest (not sorted); see ``json_text``."""
+    return json_text(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
 
 
 def metrics_digest(baseline: Mapping[str, Any], treatments: Mapping[str, Mapping[str, Any]]) -> str:

@@ -276,6 +276,12 @@ class AsyncExecution(BasePlugin):
     progress: bool = False
 
     async def _gather(self, experiment: Experiment, replicate_fn: Any) -> list[Any]:
+        if experiment.get_plugin(SeedPlugin) is not None:
+            _log.warning(
+                "AsyncExecution runs cells concurrently on one event loop, so steps that "
+                "draw from the global random / numpy generators after an await are not "
+                "reproducible; draw from ctx.rng or ctx.random, which are seeded per cell"
+            )
         acall = getattr(replicate_fn, "acall", None)
 
         async def one(rep: int) -> Any:

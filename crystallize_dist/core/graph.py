@@ -79,6 +79,8 @@ class ExperimentGraph:
     def add_experiment(self, experiment: Experiment) -> None:
         """Add an experiment (a node); it needs a name."""
         name = _name(experiment)
+        if self._experiments.get(name, experiment) is not experiment:
+            raise ValidationError(f"two experiments of the graph are named '{name}'")
         self._experiments[name] = experiment
         self._upstream.setdefault(name, set())
 

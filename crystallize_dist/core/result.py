@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crystallize_dist.core.canonical import metrics_digest, to_jsonable
+from crystallize_dist.core.canonical import json_text, metrics_digest, to_jsonable
 from crystallize_dist.errors import CellError, StepCellError
 
 
@@ -178,12 +178,7 @@ class Result:
         from crystallize_dist.core.aggregate import paused_gc
 
         with paused_gc():
-            text = json.dumps(
-                self._dict(),
-                indent=indent,
-                ensure_ascii=False,
-                default=lambda v: to_jsonable(v, strict=False),
-            )
+            text = json_text(self._dict(), indent=indent, ensure_ascii=False)
         if path is None:
             return text
         Path(path).write_text(text)

@@ -64,9 +64,17 @@ def t_critical(df: int) -> float:
     return 1.96 + 2.4 / df  # within 0.002 of the exact value for df > 30
 
 
+def _as_float(value: float) -> float:
+    """A metric value as a float; an int too big for one counts as infinite."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def summarize(values: Sequence[Any]) -> dict[str, Any]:
     """n, mean, sample std and a 95% t-interval of the numeric values."""
-    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    nums = [_as_float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     n = len(nums)
     if n == 0:
         return {"n": len(values), "mean": None, "std": None, "ci_low": None, "ci_high": None}
@@ -227,12 +235,15 @@ def runs_table(store: RunStore | None, limit: int, console: Console) -> None:
     """Recent runs of ``store`` (None: no store, no runs), newest first (runs whose keys
     expired are left out)."""
     table = Table(title="Runs")
-    for col in ("run id", "experiment", "done", "failed", "total", "state"):
+    ids = store.run_ids(limit) if store is not None else []
+    # run ids are never cut short, even on a narrow or no terminal (``list | awk``)
+    table.add_column("run id", no_wrap=True, min_width=max(map(len, ids), default=6))
+    for col in ("experiment", "done", "failed", "total", "state"):
         table.add_column(col)
     if store is None:
         console.print(table)
         return
-    for run_id in store.run_ids(limit):
+    for run_id in ids:
         try:
             st = run_status(store, run_id)
         except RunNotFoundError:  # expired: its keys outlived by the runs index

@@ -20,7 +20,8 @@ from crystallize_dist import (
     Treatment,
     load_experiment,
 )
-from crystallize_dist.errors import ConfigError, ExperimentLoadError
+from crystallize_dist.core.cell import convert_metrics
+from crystallize_dist.errors import ConfigError, ExperimentLoadError, MetricValueError
 
 
 class OneSource(DataSource):
@@ -250,3 +251,17 @@ def test_an_import_error_names_the_users_line(
     with pytest.raises(ExperimentLoadError) as exc:
         load_experiment(str(path))
     assert str(exc.value).startswith(f"{path}:{line}: cannot import raising.py: {needle}")
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [(np.complex128(1 + 2j), "complex"), (np.datetime64("2020-01-01"), "date"),
+     (complex(1, 2), "complex")],
+    ids=["np.complex128", "np.datetime64", "complex"],
+)
+def test_numpy_scalars_without_a_json_form_are_metric_errors(value: Any, kind: str) -> None:
+    """A numpy scalar counts as the Python value it stands for: complex or date has no JSON
+    form, wherever it comes from."""
+    with pytest.raises(MetricValueError, match=kind):
+        convert_metrics({"m": [value]})
+    assert convert_metrics({"m": [np.float32(0.5), np.int64(3)]}) == {"m": [0.5, 3]}

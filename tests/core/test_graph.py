@@ -87,6 +87,9 @@ def test_graph_errors_name_the_experiment_or_artifact(tmp_path: Path) -> None:
     twin = _exp("twin", ConstantSource(0), write_number(), tmp_path, [NUMBERS])
     with pytest.raises(ValidationError, match="produced by both"):
         ExperimentGraph.from_experiments([first, twin, second])
+    namesake = _exp("first", ConstantSource(1), write_number(), tmp_path, [])
+    with pytest.raises(ValidationError, match="two experiments of the graph are named 'first'"):
+        ExperimentGraph.from_experiments([first, second, namesake])
     unnamed = Experiment(ConstantSource(0), Pipeline([write_number()]))
     with pytest.raises(ValidationError, match="must have a name"):
         ExperimentGraph().add_experiment(unnamed)

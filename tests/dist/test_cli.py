@@ -158,6 +158,8 @@ def test_list_local_newest_first(home: Path) -> None:
         assert "quickstart" in row and "finished" in row and "4" in row, row
     newest = cli("list", "--local", "--limit", "1").stdout
     assert second in newest and first not in newest, newest
+    narrow = cli("list", "--local", COLUMNS="40").stdout  # e.g. piped: ids stay whole
+    assert first in narrow and second in narrow, narrow
 
 
 def test_cancel_local_then_resume_runs_every_cell(home: Path) -> None:
@@ -456,3 +458,33 @@ def test_reading_local_runs_where_there_are_none_makes_nothing(home: Path) -> No
         assert err.startswith("error: no run 'r1' in ") and str(home) in err
         assert "no --local runs here yet" in err
     assert not home.exists()  # no store was made just to read it
+
+
+ODD_KEYS = """
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep
+
+
+class Zero(DataSource):
+    def fetch(self, ctx):
+        return 0
+
+
+class Pairs(PipelineStep):
+    def __call__(self, data, ctx):
+        return data, {"m": {(1, ctx["replicate"]): 3}}  # a key JSON cannot write as it is
+
+
+experiment = Experiment(Zero(), Pipeline([Pairs()]), replicates=2, name="odd_keys")
+"""
+
+
+def test_a_metric_with_non_string_keys_gives_the_same_result_everywhere(home: Path) -> None:
+    src = home.parent / "odd_keys_exp.py"
+    src.write_text(ODD_KEYS)
+    exp, _ = load_experiment(str(src))
+    serial = exp.run(seed=3)
+    assert serial.metrics.baseline.metrics["m"] == [{"(1, 0)": 3}, {"(1, 1)": 3}]
+    assert json.loads(serial.to_json() or "")["digest"] == serial.digest  # provenance too
+    out = cli("submit", str(src), "--local", "--seed", "3", "--format", "json", "--no-progress")
+    local = json.loads(out.stdout.partition("\n")[2])
+    assert local["digest"] == serial.digest and local["errors"] == {}
