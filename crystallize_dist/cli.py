@@ -15,15 +15,12 @@ import click
 from rich.console import Console
 
 from crystallize_dist.config import Settings
-from crystallize_dist.constants import DEFAULT_BROKER_URL
 from crystallize_dist.dist.calibrate import parse_cells_per_task
-from crystallize_dist.dist.report import CellProgress, write_result
+from crystallize_dist.dist.report import write_result
 from crystallize_dist.dist.worker import reexec_with_hashseed
 from crystallize_dist.errors import (
-    BrokerError,
     CrystallizeError,
     InvalidOptionError,
-    RunNotFoundError,
 )
 
 ENV = "CRYSTALLIZE_DIST_"
@@ -51,32 +48,9 @@ def _settings(broker: str | None = None, **overrides: Any) -> Settings:
 def _store(
     settings: Settings, local: bool, *, check: bool = True, reading: str | None = None
 ) -> Any:
-    """The command's store. A command ``reading`` a run never makes a new ``--local``
-    store where there is none."""
-    from crystallize_dist.dist.store import store_for
+    from crystallize_dist.dist.store import command_store
 
-    if reading is not None and local and not settings.sqlite_path.exists():
-        raise RunNotFoundError(
-            f"no run '{reading}' in {settings.sqlite_path.resolve()} (no --local runs here "
-            f"yet; they are kept under {ENV}HOME, by default ./.crystallize-dist of the "
-            "folder you submit from)"
-        )
-    store = store_for(settings, local=local, retries=1)
-    if check:
-        try:
-            store.ping()
-        except BrokerError as exc:
-            if (
-                local
-                or os.environ.get(ENV + "BROKER_URL")
-                or settings.broker_url != DEFAULT_BROKER_URL
-            ):
-                raise
-            raise BrokerError(  # the default broker: say how to choose
-                f"{str(exc).rstrip('.')}; pass --broker URL (or set {ENV}BROKER_URL), or use "
-                "--local to run on this machine without a server"
-            ) from None
-    return store
+    return command_store(settings, local, ping=check, reading=reading)
 
 
 def _out() -> Console:
@@ -176,7 +150,6 @@ def submit(
     Prints the run id on the first line of stdout.
     """
     from crystallize_dist.dist import coordinator
-    from crystallize_dist.dist.results import load_result, wait_for
 
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
@@ -204,30 +177,22 @@ def submit(
     )
     click.echo(sub.run_id)
     sys.stdout.flush()
-    if local:
-        from crystallize_dist.core.plan import RunPlan
-        from crystallize_dist.dist.local import run_local
-
-        plan = RunPlan.from_dict(sub.manifest["plan"])
-        with CellProgress(plan.n_cells, progress) as bar:
-            run_local(
-                sub.run_id,
-                list(plan.cells()),
-                store=store,
-                settings=settings,
-                workers=workers,
-                cells_per_task=None if int(per_task) == 1 else int(per_task),
-                on_progress=bar.update,
-            )
-    elif wait:
-        with CellProgress(sub.manifest["n_cells"], progress) as bar:
-            wait_for(store, sub.run_id, timeout=timeout, on_progress=bar.update)
     if local or wait:
-        from crystallize_dist.dist.artifacts import write_run_files
+        from crystallize_dist.dist.local import finished_result
 
-        finished = load_result(store, sub.run_id, settings=settings)
-        write_run_files(sub.manifest, finished)  # as an in-process run leaves them
-        write_result(finished, fmt)
+        write_result(
+            finished_result(
+                sub,
+                store,
+                settings,
+                local=local,
+                workers=workers,
+                cells_per_task=int(per_task),
+                timeout=timeout,
+                progress=progress,
+            ),
+            fmt,
+        )
 
 
 @main.command()
@@ -292,27 +257,12 @@ def worker(
 )
 def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bool | None) -> None:
     """Cells done / failed / pending per condition, attempts, workers, elapsed and ETA."""
-    from crystallize_dist.dist.broker import SCAN_LIMIT, queue_size
-    from crystallize_dist.dist.manifest import run_settings
     from crystallize_dist.dist.report import status_table
-    from crystallize_dist.dist.results import lost_cells, run_status
+    from crystallize_dist.dist.results import run_status_with_lost
 
     settings = _settings(broker)
     store = _store(settings, local, reading=run_id)
-    st = run_status(store, run_id)
-    if (
-        not local
-        and st.pending > 0
-        and not st.cancelled
-        and (
-            lost
-            or (
-                lost is None
-                and queue_size(run_settings(settings, store.manifest(run_id))) <= SCAN_LIMIT
-            )
-        )
-    ):
-        st.extra["lost"] = lost_cells(store, settings, run_id)
+    st = run_status_with_lost(store, settings, run_id, lost=lost, local=local)
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2))
     else:

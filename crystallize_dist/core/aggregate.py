@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.core.cell import STATUS_OK
@@ -26,6 +26,9 @@ from crystallize_dist.core.result import (
     TreatmentMetrics,
     error_from_dict,
 )
+
+if TYPE_CHECKING:
+    from crystallize_dist.core.runspec import RunSpec
 
 
 @contextmanager
@@ -282,3 +285,19 @@ def _aggregate(
     )
     result.artifact_steps = artifact_steps
     return result
+
+
+def loaded_result(spec: RunSpec, signature: str) -> Result:
+    """The Result of a resumed run that found every condition done: the stored metrics,
+    hypotheses verified on them, no seeds (nothing ran)."""
+    baseline = spec.loaded.get(BASELINE_CONDITION, {})
+    treatments = {t.name: TreatmentMetrics(spec.loaded.get(t.name, {})) for t in spec.treatments}
+    hyps = verify_hypotheses(spec.hypotheses, baseline, treatments)
+    return Result(
+        ExperimentMetrics(TreatmentMetrics(baseline), treatments, hyps),
+        provenance={
+            "replicates": spec.plan.replicates,
+            "seeds": {},
+            "pipeline_signature": signature,
+        },
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crystallize_dist.constants import BASELINE_CONDITION, SEED_MODULUS
-from crystallize_dist.core.aggregate import aggregate, verify_hypotheses
+from crystallize_dist.core.aggregate import aggregate, loaded_result
 from crystallize_dist.core.artifacts import ArtifactPlugin
 from crystallize_dist.core.context import FrozenContext
 from crystallize_dist.core.datasource import Artifact, DataSource
@@ -24,7 +24,7 @@ from crystallize_dist.core.hypothesis import Hypothesis
 from crystallize_dist.core.pipeline import Drive, Pipeline, PlannedStep, drive_async, drive_sync
 from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin, overrides_loop
-from crystallize_dist.core.result import ExperimentMetrics, Result, TreatmentMetrics
+from crystallize_dist.core.result import Result
 from crystallize_dist.core.runspec import ReplicateRunner, RunSpec, check_replicates
 from crystallize_dist.core.seeding import check_seed, default_seed_function
 from crystallize_dist.core.treatment import Treatment
@@ -293,7 +293,7 @@ class Experiment:
         )
         self._assign_id()
         if spec.plan.n_cells == 0:  # resume found every condition done
-            return self._result_from_loaded(spec)
+            return loaded_result(spec, self.pipeline.signature())
         with self._running(spec):
             with self._set_up():
                 executor = self._executor()
@@ -316,21 +316,6 @@ class Experiment:
             for plugin in self.plugins:
                 plugin.after_run(self, result)
         return result
-
-    def _result_from_loaded(self, spec: RunSpec) -> Result:
-        baseline = spec.loaded.get(BASELINE_CONDITION, {})
-        treatments = {
-            t.name: TreatmentMetrics(spec.loaded.get(t.name, {})) for t in spec.treatments
-        }
-        hyps = verify_hypotheses(spec.hypotheses, baseline, treatments)
-        return Result(
-            ExperimentMetrics(TreatmentMetrics(baseline), treatments, hyps),
-            provenance={
-                "replicates": spec.plan.replicates,
-                "seeds": {},
-                "pipeline_signature": self.pipeline.signature(),
-            },
-        )
 
     def run(
         self,

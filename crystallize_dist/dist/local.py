@@ -11,11 +11,12 @@ from pathlib import Path
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.core.plan import Cell
-from crystallize_dist.dist.coordinator import batches
+from crystallize_dist.core.plan import Cell, RunPlan
+from crystallize_dist.core.result import Result
+from crystallize_dist.dist.coordinator import Submission, batches
 from crystallize_dist.dist.messages import cell_message
 from crystallize_dist.dist.runner import CellRunner
-from crystallize_dist.dist.store import SQLiteStore
+from crystallize_dist.dist.store import RunStore, SQLiteStore
 from crystallize_dist.errors import CrystallizeError
 
 _runner: CellRunner | None = None
@@ -91,3 +92,35 @@ def _run_pool(run_id: str, groups: list[list[list[object]]], store: SQLiteStore,
             if on_progress:
                 on_progress(done)
     return left
+
+
+def finished_result(
+    sub: Submission,
+    store: RunStore,
+    settings: Settings,
+    *,
+    local: bool,
+    workers: int | None = None,
+    cells_per_task: int = 1,
+    timeout: float | None = None,
+    progress: bool = False,
+) -> Result:
+    """A submitted run's Result once it is finished: ``local`` runs its cells on this
+    machine's pool, otherwise the workers' records are waited for. The run's files are
+    left under the artifact root as an in-process run leaves them."""
+    from crystallize_dist.dist.artifacts import write_run_files
+    from crystallize_dist.dist.report import CellProgress
+    from crystallize_dist.dist.results import load_result, wait_for
+
+    plan = RunPlan.from_dict(sub.manifest["plan"])
+    with CellProgress(plan.n_cells, progress) as bar:
+        if local:
+            assert isinstance(store, SQLiteStore)
+            run_local(sub.run_id, list(plan.cells()), store=store, settings=settings,
+                      workers=workers, cells_per_task=None if cells_per_task == 1
+                      else cells_per_task, on_progress=bar.update)
+        else:
+            wait_for(store, sub.run_id, timeout=timeout, on_progress=bar.update)
+    result = load_result(store, sub.run_id, settings=settings)
+    write_run_files(sub.manifest, result)
+    return result

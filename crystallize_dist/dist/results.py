@@ -233,3 +233,21 @@ def lost_cells(store: RunStore, settings: Settings, run_id: str) -> list[str]:
     again = store.has_records(run_id, [k for k in pending if k not in queued])
     return [k for k, done in zip([k for k in pending if k not in queued], again, strict=True)
             if not done]
+
+
+def run_status_with_lost(
+    store: RunStore, settings: Settings, run_id: str, *, lost: bool | None = None,
+    local: bool = False,
+) -> RunStatus:
+    """``run_status``, with ``extra["lost"]`` (see ``lost_cells``) for a broker run that has
+    pending cells and is not cancelled - when ``lost`` asks, or by default when the run's
+    queue is small enough to scan (at most ``SCAN_LIMIT`` messages)."""
+    from crystallize_dist.dist.broker import SCAN_LIMIT, queue_size
+    from crystallize_dist.dist.manifest import run_settings
+
+    st = run_status(store, run_id)
+    if local or st.pending <= 0 or st.cancelled or lost is False:
+        return st
+    if lost or queue_size(run_settings(settings, store.manifest(run_id))) <= SCAN_LIMIT:
+        st.extra["lost"] = lost_cells(store, settings, run_id)
+    return st

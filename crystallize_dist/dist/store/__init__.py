@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from crystallize_dist import constants as C
 from crystallize_dist.config import Settings, check_url
 from crystallize_dist.dist.store.base import RunStore, cell_key, split_key
 from crystallize_dist.dist.store.sqlite_store import SQLiteStore
+from crystallize_dist.errors import BrokerError, RunNotFoundError
 
 
 def open_store(url: str, *, ttl: int | None = None, retries: int = 3) -> RunStore:
@@ -35,4 +38,38 @@ def store_for(settings: Settings, *, local: bool = False, retries: int = 3) -> R
     return open_store(settings.effective_store_url, ttl=settings.result_ttl, retries=retries)
 
 
-__all__ = ["RunStore", "SQLiteStore", "cell_key", "open_store", "split_key", "store_for"]
+def command_store(
+    settings: Settings, local: bool, *, ping: bool = True, reading: str | None = None
+) -> RunStore:
+    """The store a CLI command uses, checked: Redis must answer (with no broker chosen,
+    the error says how to choose one). A command ``reading`` a run never makes a new
+    ``--local`` store where there is none."""
+    if reading is not None and local and not settings.sqlite_path.exists():
+        raise RunNotFoundError(
+            f"no run '{reading}' in {settings.sqlite_path.resolve()} (no --local runs here "
+            f"yet; they are kept under {C.ENV_PREFIX}HOME, by default ./.crystallize-dist of "
+            "the folder you submit from)")
+    store = store_for(settings, local=local, retries=1)
+    if not ping:
+        return store
+    try:
+        store.ping()
+    except BrokerError as exc:
+        chosen = os.environ.get(C.ENV_PREFIX + "BROKER_URL")
+        if local or chosen or settings.broker_url != C.DEFAULT_BROKER_URL:
+            raise
+        raise BrokerError(  # the default broker: say how to choose
+            f"{str(exc).rstrip('.')}; pass --broker URL (or set {C.ENV_PREFIX}BROKER_URL), "
+            "or use --local to run on this machine without a server") from None
+    return store
+
+
+__all__ = [
+    "RunStore",
+    "SQLiteStore",
+    "cell_key",
+    "command_store",
+    "open_store",
+    "split_key",
+    "store_for",
+]
