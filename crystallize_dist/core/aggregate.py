@@ -65,6 +65,7 @@ _SUMMARY_DROPS = frozenset(
     {"condition", "replicate", "metrics", "error", "steps", "artifacts", "attempt", "tries"}
 )
 _WORKER_KEYS = ("host", "node", "pid")
+_NONE: Mapping[str, Any] = {}
 #: the keys of a record as run_cell makes it (a record from a store has a few more)
 _CELL_RECORD = frozenset(
     {
@@ -97,18 +98,10 @@ class _Summaries:
 
     def __call__(self, rec: Mapping[str, Any]) -> dict[str, Any]:
         if rec.keys() == _CELL_RECORD:  # as run_cell made it: the summary's keys are known
-            timing = rec["timing"]
-            out = {
-                "seed": rec["seed"],
-                "status": rec["status"],
-                "seeded": rec["seeded"],
-                "timing": timing,
-            }
-            worker = rec["worker"]
-        else:
-            out = {k: v for k, v in rec.items() if k not in _SUMMARY_DROPS}
-            worker = out.pop("worker", None)
-            timing = out.get("timing")
+            return self.fresh(rec)
+        out = {k: v for k, v in rec.items() if k not in _SUMMARY_DROPS}
+        worker = out.pop("worker", None)
+        timing = out.get("timing")
         if timing:
             try:
                 end = float(timing["started"]) + float(timing["duration"])
@@ -117,11 +110,31 @@ class _Summaries:
             if end > self.last_end:
                 self.last_end = end
         if worker:
-            if worker is not self._stamp_in and worker != self._stamp_in:
-                self._stamp_in = worker
-                self._stamp_out = {k: worker[k] for k in _WORKER_KEYS if k in worker}
-            out["worker"] = dict(self._stamp_out)  # each cell its own (they may be edited)
+            out["worker"] = self._stamp(worker)
         return out
+
+    def fresh(self, rec: Mapping[str, Any]) -> dict[str, Any]:
+        """The summary of a record just made by run_cell in this process."""
+        timing = rec["timing"]
+        end = timing["started"] + timing["duration"]
+        if end > self.last_end:
+            self.last_end = end
+        worker = rec["worker"]
+        return {
+            "seed": rec["seed"],
+            "status": rec["status"],
+            "seeded": rec["seeded"],
+            "timing": timing,
+            "worker": self._stamp(worker),
+        }
+
+    def _stamp(self, worker: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a cell ran: host, node and pid of its worker stamp, a copy for each cell
+        (they may be edited)."""
+        if worker is not self._stamp_in and worker != self._stamp_in:
+            self._stamp_in = worker
+            self._stamp_out = {k: worker[k] for k in _WORKER_KEYS if k in worker}
+        return self._stamp_out.copy()
 
 
 def _extend(target: dict[str, list[Any]], metrics: Mapping[str, Sequence[Any]]) -> None:
@@ -151,6 +164,141 @@ def verify_hypotheses(
     return out
 
 
+class Aggregator:
+    """Folds a run's cell records into its Result, one replicate at a time in canonical
+    order (conditions in plan order, replicates ascending) - whatever order they arrived in.
+
+    ``fold(r, records)`` takes replicate r's records aligned with the conditions the plan
+    runs (``plan.runs``): ``records[j]`` is the record of the j-th condition, or None (or
+    past the end) where there is none. ``aggregate`` folds stored or returned records this
+    way; SerialExecution folds each replicate as soon as it ran, so its records are freed
+    right away instead of being kept until the end of the run.
+    """
+
+    def __init__(self, plan: RunPlan) -> None:
+        self.plan = plan
+        self.baseline: dict[str, list[Any]] = {}
+        self.treat: dict[str, dict[str, list[Any]]] = {t: {} for t in plan.treatments}
+        self.seeds: dict[str, list[int]] = {cond: [] for cond in plan.conditions}
+        self.errors: dict[str, BaseException] = {}
+        self.ctx_changes: dict[str, dict[int, Any]] = {cond: {} for cond in plan.conditions}
+        self.cells: dict[str, dict[str, Any]] = {}
+        self.artifacts: dict[str, dict[str, Path]] = {}
+        self.artifact_steps: dict[str, str] = {}
+        self.missing: list[str] = []
+        self.summarize = _Summaries()
+        #: each condition the plan runs, in plan order, with where its metrics, seeds and
+        #: step provenance go
+        self.targets = [
+            (
+                cond,
+                self.baseline if cond == BASELINE_CONDITION else self.treat[cond],
+                self.seeds[cond],
+                self.ctx_changes[cond],
+            )
+            for cond in plan.runs
+        ]
+
+    def fold(
+        self, r: int, records: Sequence[Mapping[str, Any] | None], *, fresh: bool = False
+    ) -> None:
+        """Fold replicate ``r`` (see the class docstring); ``fresh`` records were just made
+        by run_cell in this process (their summaries skip the checks stored ones need)."""
+        # a failed or unfinished baseline drops its replicate's treatments (Crystallize's
+        # rule); the cells still get their summaries. After a failed baseline the treatment
+        # cells are not needed, so they are not missing either (in-process runs skip them)
+        usable = True
+        dropped = False
+        n = len(records)
+        summary = self.summarize.fresh if fresh else self.summarize
+        for j, (cond, target, cond_seeds, cond_steps) in enumerate(self.targets):
+            rec = records[j] if j < n else None
+            if rec is None:
+                if not dropped:
+                    self.missing.append(f"{cond}:{r}")
+                if cond == BASELINE_CONDITION:
+                    usable = False
+                continue
+            self.cells[f"{cond}:{r}"] = summary(rec)
+            if not usable:
+                continue
+            if rec.get("status") != STATUS_OK:
+                self.errors[f"{cond}_rep_{r}"] = _cell_error(rec, cond, r)
+                if cond == BASELINE_CONDITION:
+                    usable, dropped = False, True
+                continue
+            for key, values in rec.get("metrics", _NONE).items():
+                if key in target:
+                    target[key].extend(values)
+                else:
+                    target[key] = list(values)
+            seed = rec["seed"]
+            cond_seeds.append(seed if type(seed) is int else int(seed))
+            if "steps" in rec:
+                cond_steps[r] = rec["steps"]
+            if rec.get("artifacts"):
+                for art in rec["artifacts"]:
+                    self.artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
+                    self.artifact_steps.setdefault(art["name"], art.get("step", ""))
+
+    def result(
+        self,
+        *,
+        hypotheses: Sequence[Hypothesis] = (),
+        meta: Mapping[str, Any] | None = None,
+        loaded: Mapping[str, Mapping[str, list[Any]]] | None = None,
+        hypothesis_errors: str = "raise",
+    ) -> Result:
+        """The Result of everything folded (see ``aggregate`` for the arguments)."""
+        with paused_gc():
+            return self._result(hypotheses, meta, loaded, hypothesis_errors)
+
+    def _result(
+        self,
+        hypotheses: Sequence[Hypothesis],
+        meta: Mapping[str, Any] | None,
+        loaded: Mapping[str, Mapping[str, list[Any]]] | None,
+        hypothesis_errors: str,
+    ) -> Result:
+        plan, baseline, treat = self.plan, self.baseline, self.treat
+        # conditions without any seed (or step provenance) are left out, as before
+        seeds = {cond: values for cond, values in self.seeds.items() if values}
+        ctx_changes = {cond: steps for cond, steps in self.ctx_changes.items() if steps}
+        for cond, values in (loaded or {}).items():
+            _extend(baseline if cond == BASELINE_CONDITION else treat.setdefault(cond, {}), values)
+        treatments = {name: TreatmentMetrics(m) for name, m in treat.items()}
+        provenance: dict[str, Any] = {
+            "replicates": plan.replicates,
+            "master_seed": plan.master_seed,
+            "auto_seed": plan.auto_seed,
+            "seeds": seeds,
+            "plan_seeds": plan.seeds,
+            "ctx_changes": ctx_changes,
+            "cells": self.cells,
+        }
+        if self.missing:
+            provenance["missing"] = self.missing
+        provenance.update(meta or {})
+        try:
+            hyps = verify_hypotheses(hypotheses, baseline, treatments)
+        except Exception as exc:
+            if hypothesis_errors == "raise":
+                raise
+            hyps = []
+            provenance["hypothesis_error"] = f"{type(exc).__name__}: {exc}"
+        last_end = self.summarize.last_end
+        stamp = datetime.fromtimestamp(last_end, tz=timezone.utc).isoformat() if last_end else None
+        result = Result(
+            ExperimentMetrics(TreatmentMetrics(baseline), treatments, hyps),
+            artifacts=self.artifacts,
+            errors=self.errors,
+            provenance=provenance,
+            timestamp=stamp,
+        )
+        result.artifact_steps = self.artifact_steps
+        return result
+
+
 def aggregate(
     plan: RunPlan,
     records: Iterable[Mapping[str, Any]],
@@ -168,123 +316,24 @@ def aggregate(
     ``hypothesis_errors="record"`` stores a failing verifier in provenance instead of raising.
     """
     with paused_gc():
-        return _aggregate(
-            plan,
-            records,
-            hypotheses=hypotheses,
-            meta=meta,
-            loaded=loaded,
-            keep_steps=keep_steps,
-            hypothesis_errors=hypothesis_errors,
+        folder = aggregate_into(plan, records, keep_steps=keep_steps)
+        return folder._result(hypotheses, meta, loaded, hypothesis_errors)
+
+
+def aggregate_into(
+    plan: RunPlan, records: Iterable[Mapping[str, Any]], *, keep_steps: bool = True
+) -> Aggregator:
+    """An Aggregator with ``records`` folded in canonical order (the first record of a cell
+    wins; see ``aggregate``)."""
+    with paused_gc():
+        index = (
+            records if isinstance(records, dict) else index_records(records, keep_steps=keep_steps)
         )
-
-
-def _aggregate(
-    plan: RunPlan,
-    records: Iterable[Mapping[str, Any]],
-    *,
-    hypotheses: Sequence[Hypothesis],
-    meta: Mapping[str, Any] | None,
-    loaded: Mapping[str, Mapping[str, list[Any]]] | None,
-    keep_steps: bool,
-    hypothesis_errors: str,
-) -> Result:
-    index = records if isinstance(records, dict) else index_records(records, keep_steps=keep_steps)
-    baseline: dict[str, list[Any]] = {}
-    treat: dict[str, dict[str, list[Any]]] = {t: {} for t in plan.treatments}
-    seeds: dict[str, list[int]] = {cond: [] for cond in plan.conditions}
-    errors: dict[str, BaseException] = {}
-    ctx_changes: dict[str, dict[int, Any]] = {cond: {} for cond in plan.conditions}
-    cells: dict[str, dict[str, Any]] = {}
-    artifacts: dict[str, dict[str, Path]] = {}
-    artifact_steps: dict[str, str] = {}
-    missing: list[str] = []
-    summarize = _Summaries()
-    #: each condition in plan order (without resumed ones), with where its metrics, seeds
-    #: and step provenance go
-    targets = [
-        (
-            cond,
-            baseline if cond == BASELINE_CONDITION else treat[cond],
-            seeds[cond],
-            ctx_changes[cond],
-        )
-        for cond in plan.conditions
-        if cond not in plan.skip
-    ]
-
-    for r in range(plan.replicates):
-        # a failed or unfinished baseline drops its replicate's treatments (Crystallize's
-        # rule); the cells still get their summaries. After a failed baseline the treatment
-        # cells are not needed, so they are not missing either (in-process runs skip them)
-        usable, dropped = True, False
-        for cond, target, cond_seeds, cond_steps in targets:
-            rec = index.get((cond, r))
-            if rec is None:
-                if not dropped:
-                    missing.append(f"{cond}:{r}")
-                if cond == BASELINE_CONDITION:
-                    usable = False
-                continue
-            cells[f"{cond}:{r}"] = summarize(rec)
-            if not usable:
-                continue
-            if rec.get("status") != STATUS_OK:
-                errors[f"{cond}_rep_{r}"] = _cell_error(rec, cond, r)
-                if cond == BASELINE_CONDITION:
-                    usable, dropped = False, True
-                continue
-            for key, values in rec.get("metrics", {}).items():
-                if key in target:
-                    target[key].extend(values)
-                else:
-                    target[key] = list(values)
-            seed = rec["seed"]
-            cond_seeds.append(seed if type(seed) is int else int(seed))
-            if "steps" in rec:
-                cond_steps[r] = rec["steps"]
-            if rec.get("artifacts"):
-                for art in rec["artifacts"]:
-                    artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
-                    artifact_steps.setdefault(art["name"], art.get("step", ""))
-
-    # conditions without any seed (or step provenance) are left out, as before
-    seeds = {cond: values for cond, values in seeds.items() if values}
-    ctx_changes = {cond: steps for cond, steps in ctx_changes.items() if steps}
-    for cond, values in (loaded or {}).items():
-        _extend(baseline if cond == BASELINE_CONDITION else treat.setdefault(cond, {}), values)
-
-    treatments = {name: TreatmentMetrics(m) for name, m in treat.items()}
-    provenance: dict[str, Any] = {
-        "replicates": plan.replicates,
-        "master_seed": plan.master_seed,
-        "auto_seed": plan.auto_seed,
-        "seeds": seeds,
-        "plan_seeds": plan.seeds,
-        "ctx_changes": ctx_changes,
-        "cells": cells,
-    }
-    if missing:
-        provenance["missing"] = missing
-    provenance.update(meta or {})
-    try:
-        hyps = verify_hypotheses(hypotheses, baseline, treatments)
-    except Exception as exc:
-        if hypothesis_errors == "raise":
-            raise
-        hyps = []
-        provenance["hypothesis_error"] = f"{type(exc).__name__}: {exc}"
-    last_end = summarize.last_end
-    stamp = datetime.fromtimestamp(last_end, tz=timezone.utc).isoformat() if last_end else None
-    result = Result(
-        ExperimentMetrics(TreatmentMetrics(baseline), treatments, hyps),
-        artifacts=artifacts,
-        errors=errors,
-        provenance=provenance,
-        timestamp=stamp,
-    )
-    result.artifact_steps = artifact_steps
-    return result
+        folder = Aggregator(plan)
+        runs = plan.runs
+        for r in range(plan.replicates):
+            folder.fold(r, [index.get((cond, r)) for cond in runs])
+        return folder
 
 
 def loaded_result(spec: RunSpec, signature: str) -> Result:

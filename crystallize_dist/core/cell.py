@@ -28,17 +28,18 @@ from typing import TYPE_CHECKING, Any
 from crystallize_dist.constants import BASELINE_CONDITION, CONDITION_KEY, REPLICATE_KEY
 from crystallize_dist.core.canonical import NotJSONable, to_jsonable
 from crystallize_dist.core.context import FrozenContext
-from crystallize_dist.core.pipeline import Drive, drive_async, drive_sync
 from crystallize_dist.core.plan import Cell
-from crystallize_dist.core.plugins import StepHooks
 from crystallize_dist.core.seeding import CELL_SEEDED as _SEEDED
 from crystallize_dist.errors import MetricValueError, PipelineExecutionError
 
 if TYPE_CHECKING:
     from crystallize_dist.core.experiment import Experiment
+    from crystallize_dist.core.plugins import StepHooks
+    from crystallize_dist.core.runspec import RunSpec
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+_UNKNOWN: Any = object()  # a condition the run has no treatment for
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
@@ -99,74 +100,53 @@ os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _MAX_INT_BITS = 14_000
 
 
-def new_cell_context(experiment: Experiment, cell: Cell) -> FrozenContext:
+def new_cell_context(
+    experiment: Experiment, condition: str, replicate: int, seed: int
+) -> FrozenContext:
     """The context a cell starts from: the setup context plus replicate and condition."""
     ctx = FrozenContext(experiment._initial_ctx)
     data = ctx._data
-    data[REPLICATE_KEY] = cell.replicate
-    data[CONDITION_KEY] = cell.condition
-    ctx._seed = cell.seed
-    ctx._cell_seed = cell.seed
+    data[REPLICATE_KEY] = replicate
+    data[CONDITION_KEY] = condition
+    ctx._seed = ctx._cell_seed = seed
     ctx._cell_artifacts = []
     return ctx
 
 
-def _cell_steps(
-    experiment: Experiment,
-    cell: Cell,
-    *,
-    data: Any = None,
-    use_data: bool = False,
-    raise_errors: bool = False,
-    holder: dict[str, Any] | None = None,
-) -> Drive:
-    """The cell as a driver generator (yields only for async steps)."""
-    started = _now()
-    t0 = _perf()
-    seeded: list[str] = []
-    token = _SEEDED.set(seeded)
-    ctx = new_cell_context(experiment, cell)
-    steps: list[dict[str, Any]] = []
-    status, error = STATUS_OK, None
-    metrics: dict[str, list[Any]] = {}
-    try:
-        spec = experiment._cell_spec()
-        # which plugins have hooks: worked out by the run's first cell (set up by then)
-        hooks = spec.hooks
-        if hooks is None:
-            hooks = spec.hooks = StepHooks.of(experiment.plugins)
-        treatment = spec.treatment(cell.condition)
-        if treatment is not None:
-            treatment.apply(ctx)
-        for plugin in hooks.before_replicate:
-            plugin.before_replicate(experiment, ctx)
-        if not use_data:
-            data = experiment.datasource.fetch(ctx)
-        out = yield from experiment.pipeline._execute(
-            data,
-            ctx,
-            verbose=spec.verbose,
-            experiment=experiment,
-            planned=spec.planned,
-            records=steps,
-            hooks=hooks,
-        )
-        if holder is not None:
-            holder["data"] = out
-        metrics = convert_metrics(ctx.metrics._values)
-    except Exception as exc:
-        if raise_errors:
-            raise
-        status, error, metrics, steps = STATUS_ERROR, describe_error(exc), {}, []
-    finally:
-        _SEEDED.reset(token)
+def _enter(experiment: Experiment, spec: RunSpec, ctx: FrozenContext, condition: str) -> StepHooks:
+    """A cell's start: its treatment applied, then the ``before_replicate`` hooks; returns
+    the plugins with per-cell hooks (worked out by the run's first cell, set up by then)."""
+    hooks = spec.hooks or spec.find_hooks(experiment)
+    treatment = spec.treatment_of.get(condition, _UNKNOWN)
+    if treatment is not None:
+        if treatment is _UNKNOWN:
+            treatment = spec.treatment(condition)  # raises: the run has no such condition
+        treatment.apply(ctx)
+    for plugin in hooks.before_replicate:
+        plugin.before_replicate(experiment, ctx)
+    return hooks
+
+
+def _record(
+    condition: str,
+    replicate: int,
+    seed: int,
+    status: str,
+    metrics: dict[str, list[Any]],
+    error: dict[str, Any] | None,
+    seeded: list[str],
+    steps: list[dict[str, Any]],
+    ctx: FrozenContext,
+    started: float,
+    t0: float,
+) -> dict[str, Any]:
     # step provenance stays as recorded (it may hold objects a step wrote to the context);
     # records that leave the process are converted on the way (canonical.dumps, or
     # portable() for the process pool)
     return {
-        "condition": cell.condition,
-        "replicate": cell.replicate,
-        "seed": cell.seed,
+        "condition": condition,
+        "replicate": replicate,
+        "seed": seed,
         "status": status,
         "metrics": metrics,
         "error": error,
@@ -176,6 +156,73 @@ def _cell_steps(
         "timing": {"started": started, "duration": _perf() - t0},
         "worker": {"host": _HOST, "pid": _PID[0]},
     }
+
+
+def _run(
+    experiment: Experiment,
+    spec: RunSpec,
+    condition: str,
+    replicate: int,
+    seed: int,
+    *,
+    data: Any = None,
+    use_data: bool = False,
+    raise_errors: bool = False,
+    holder: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one cell of ``spec``'s run (see ``RunSpec.ready``: what every cell would
+    otherwise look up again) and return its record; ``_arun`` is its async twin."""
+    started = _now()
+    t0 = _perf()
+    seeded: list[str] = []
+    token = _SEEDED.set(seeded)
+    ctx = new_cell_context(experiment, condition, replicate, seed)
+    steps: list[dict[str, Any]] = []
+    try:
+        hooks = _enter(experiment, spec, ctx, condition)
+        if not use_data:
+            data = experiment.datasource.fetch(ctx)
+        out = experiment.pipeline._run_steps(
+            data, ctx, spec.verbose, experiment, spec.planned, steps, hooks
+        )
+        if holder is not None:
+            holder["data"] = out
+        status, error, metrics = STATUS_OK, None, convert_metrics(ctx.metrics._values)
+    except Exception as exc:
+        if raise_errors:
+            raise
+        status, error, metrics, steps = STATUS_ERROR, describe_error(exc), {}, []
+    finally:
+        _SEEDED.reset(token)
+    return _record(
+        condition, replicate, seed, status, metrics, error, seeded, steps, ctx, started, t0
+    )
+
+
+async def _arun(
+    experiment: Experiment, spec: RunSpec, condition: str, replicate: int, seed: int
+) -> dict[str, Any]:
+    """Async twin of ``_run``: async steps are awaited on the running loop."""
+    started = _now()
+    t0 = _perf()
+    seeded: list[str] = []
+    token = _SEEDED.set(seeded)
+    ctx = new_cell_context(experiment, condition, replicate, seed)
+    steps: list[dict[str, Any]] = []
+    try:
+        hooks = _enter(experiment, spec, ctx, condition)
+        data = experiment.datasource.fetch(ctx)
+        await experiment.pipeline._arun_steps(
+            data, ctx, spec.verbose, experiment, spec.planned, steps, hooks
+        )
+        status, error, metrics = STATUS_OK, None, convert_metrics(ctx.metrics._values)
+    except Exception as exc:
+        status, error, metrics, steps = STATUS_ERROR, describe_error(exc), {}, []
+    finally:
+        _SEEDED.reset(token)
+    return _record(
+        condition, replicate, seed, status, metrics, error, seeded, steps, ctx, started, t0
+    )
 
 
 def portable(record: dict[str, Any]) -> dict[str, Any]:
@@ -188,32 +235,49 @@ def portable(record: dict[str, Any]) -> dict[str, Any]:
 def run_cell(experiment: Experiment, cell: Cell) -> dict[str, Any]:
     """Run one cell synchronously (async steps run on a private loop); never raises for
     experiment code - failures become ``status: "error"`` records."""
-    record: dict[str, Any] = drive_sync(_cell_steps(experiment, cell))
-    return record
+    return _run(experiment, experiment._cell_spec(), cell.condition, cell.replicate, cell.seed)
 
 
 async def arun_cell(experiment: Experiment, cell: Cell) -> dict[str, Any]:
     """Async twin of :func:`run_cell`: async steps are awaited on the running loop."""
-    record: dict[str, Any] = await drive_async(_cell_steps(experiment, cell))
-    return record
+    spec = experiment._cell_spec()
+    return await _arun(experiment, spec, cell.condition, cell.replicate, cell.seed)
 
 
-def run_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict[str, Any]]:
-    """Run one replicate's cells in order (baseline first); a failed baseline skips the rest,
-    as in Crystallize."""
+def replicate_records(
+    experiment: Experiment, spec: RunSpec, replicate: int, seed: int
+) -> list[dict[str, Any]]:
+    """Run the cells of one replicate of ``spec``'s plan in order (baseline first); a failed
+    baseline skips the rest, as in Crystallize."""
     records = []
-    for cell in cells:
-        rec = run_cell(experiment, cell)
+    for condition in spec.runs:
+        rec = _run(experiment, spec, condition, replicate, seed)
         records.append(rec)
-        if cell.condition == BASELINE_CONDITION and rec["status"] != STATUS_OK:
+        if rec["status"] != STATUS_OK and condition == BASELINE_CONDITION:
             break
     return records
 
 
-async def arun_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict[str, Any]]:
+async def areplicate_records(
+    experiment: Experiment, spec: RunSpec, replicate: int, seed: int
+) -> list[dict[str, Any]]:
+    """Async twin of :func:`replicate_records`."""
     records = []
+    for condition in spec.runs:
+        rec = await _arun(experiment, spec, condition, replicate, seed)
+        records.append(rec)
+        if rec["status"] != STATUS_OK and condition == BASELINE_CONDITION:
+            break
+    return records
+
+
+def run_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict[str, Any]]:
+    """Run the given cells of one replicate in order (baseline first); a failed baseline
+    skips the rest, as in Crystallize."""
+    records = []
+    spec = experiment._cell_spec()
     for cell in cells:
-        rec = await arun_cell(experiment, cell)
+        rec = _run(experiment, spec, cell.condition, cell.replicate, cell.seed)
         records.append(rec)
         if cell.condition == BASELINE_CONDITION and rec["status"] != STATUS_OK:
             break

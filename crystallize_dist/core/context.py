@@ -22,19 +22,29 @@ class FrozenMetrics:
 
     def __init__(self) -> None:
         self._values: dict[str, list[Any]] = {}
-        self._tags: dict[str, list[dict[str, Any]]] = {}
+        #: (index of the value, its tags) per key, for values added with tags only
+        self._tags: dict[str, list[tuple[int, dict[str, Any]]]] = {}
 
     def add(self, key: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
         """Append ``value`` (and its tags) under ``key``."""
-        self._values.setdefault(key, []).append(value)
-        self._tags.setdefault(key, []).append(dict(tags or {}))
+        values = self._values.get(key)
+        if values is None:
+            self._values[key] = [value]
+        else:
+            values.append(value)
+        if tags:
+            index = len(self._values[key]) - 1
+            self._tags.setdefault(key, []).append((index, dict(tags)))
 
     def __getitem__(self, key: str) -> tuple[Any, ...]:
         return tuple(self._values.setdefault(key, []))
 
     def get_tags(self, key: str) -> tuple[dict[str, Any], ...]:
         """The tag dict of every value under ``key`` (``{}`` where none was given)."""
-        return tuple(self._tags.get(key, []))
+        tags: list[dict[str, Any]] = [{} for _ in self._values.get(key, ())]
+        for index, given in self._tags.get(key, ()):
+            tags[index] = dict(given)
+        return tuple(tags)
 
     def as_dict(self) -> Mapping[str, tuple[Any, ...]]:
         """A read-only mapping of key to the tuple of its values."""

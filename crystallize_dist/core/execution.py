@@ -86,6 +86,8 @@ def flatten_results(out: Any) -> list[dict[str, Any]]:
             records.extend(item.records)
         elif type(item) is list:  # a replicate's records, e.g. from the process pool
             records.extend(r if type(r) is dict else dict(r) for r in item)
+        elif type(item) is dict:  # a record
+            records.append(item)
         elif isinstance(item, Mapping):
             records.append(dict(item))
         elif isinstance(item, Iterable):
@@ -113,14 +115,21 @@ class SerialExecution(BasePlugin):
 
     def run_experiment_loop(
         self, experiment: Experiment, replicate_fn: Callable[[int], Any]
-    ) -> list[Any]:
+    ) -> Any:
+        """Each replicate's output in order; for the run's own runner, its Aggregator with
+        every replicate folded as soon as it ran (its records are not kept until the end)."""
         bar = progress_bar(experiment.replicates, "Replicates", self.progress)
-        out = []
-        for rep in range(experiment.replicates):
-            out.append(_call(replicate_fn, rep))
-            bar.update(1)
-        bar.close()
-        return out
+        try:
+            fold_all = getattr(replicate_fn, "fold_all", None)
+            if fold_all is not None:  # the run's own runner: fold each replicate as it ends
+                return fold_all(bar)
+            out = []
+            for rep in range(experiment.replicates):
+                out.append(_call(replicate_fn, rep))
+                bar.update(1)
+            return out
+        finally:
+            bar.close()
 
 
 # --- process pool: experiment once per worker, replicate indices as messages ----------------

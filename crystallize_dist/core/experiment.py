@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crystallize_dist.constants import BASELINE_CONDITION, SEED_MODULUS
-from crystallize_dist.core.aggregate import aggregate, loaded_result
+from crystallize_dist.core.aggregate import Aggregator, aggregate_into, loaded_result
 from crystallize_dist.core.artifacts import ArtifactPlugin
 from crystallize_dist.core.context import FrozenContext
 from crystallize_dist.core.datasource import Artifact, DataSource
@@ -164,7 +164,7 @@ class Experiment:
         reads source, too slow to repeat per cell; a stale hash would hit the wrong cache
         entry after the pipeline or a step's params change)."""
         steps = self.pipeline.steps
-        key = tuple((id(s), type(s).__qualname__, repr(s.params)) for s in steps)
+        key = tuple((id(s), type(s).__qualname__, repr(s.params), s.cacheable) for s in steps)
         if self._planned is None or self._planned[0] != key:
             self._planned = (key, self.pipeline.plan())
         return self._planned[1]
@@ -297,22 +297,17 @@ class Experiment:
         with self._running(spec):
             with self._set_up():
                 executor = self._executor()
-                runner = ReplicateRunner(self, spec.plan)
+                runner = ReplicateRunner(self, spec)
                 out = executor.run_experiment_loop(self, runner)
                 if inspect.isawaitable(out):
                     out = yield out
-                records = flatten_results(out)
                 meta = self.provenance_meta()
                 run_meta = getattr(executor, "run_meta", None)
                 if callable(run_meta):  # e.g. CeleryExecution adds its run id
                     meta.update(run_meta())
-                result = aggregate(
-                    spec.plan,
-                    records,
-                    hypotheses=spec.hypotheses,
-                    meta=meta,
-                    loaded=spec.loaded,
-                )
+                if not isinstance(out, Aggregator):  # records (an executor's own loop)
+                    out = aggregate_into(spec.plan, flatten_results(out))
+                result = out.result(hypotheses=spec.hypotheses, meta=meta, loaded=spec.loaded)
             for plugin in self.plugins:
                 plugin.after_run(self, result)
         return result

@@ -6,9 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.core.aggregate import aggregate
-from crystallize_dist.core.cell import _cell_steps
-from crystallize_dist.core.pipeline import drive_sync
-from crystallize_dist.core.plan import Cell
+from crystallize_dist.core.cell import _run
 from crystallize_dist.core.seeding import check_seed
 from crystallize_dist.errors import InvalidOptionError
 
@@ -44,15 +42,16 @@ def apply_once(
     with experiment._running(spec):
         try:
             with experiment._set_up():
-                record = drive_sync(
-                    _cell_steps(
-                        experiment,
-                        Cell(condition, 0, cell_seed),
-                        data=data,
-                        use_data=data is not None,
-                        raise_errors=True,
-                        holder=holder,
-                    )
+                record = _run(
+                    experiment,
+                    spec,
+                    condition,
+                    0,
+                    cell_seed,
+                    data=data,
+                    use_data=data is not None,
+                    raise_errors=True,
+                    holder=holder,
                 )
         except Exception as exc:
             original = getattr(exc, "original_exception", None)

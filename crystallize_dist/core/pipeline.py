@@ -36,8 +36,8 @@ Drive = Generator[Awaitable[Any], Any, Any]
 
 
 #: A step as a run sees it, looked up once per run instead of once per cell:
-#: ``(step, class name, params, step_hash)``.
-PlannedStep = tuple[PipelineStep, str, Any, str]
+#: ``(step, class name, params, step_hash, cacheable)``.
+PlannedStep = tuple[PipelineStep, str, Any, str, bool]
 
 
 def data_hash(data: Any) -> str | None:
@@ -92,103 +92,159 @@ class Pipeline:
     def plan(self) -> list[PlannedStep]:
         """What running the steps needs from each of them, looked up once: the step, its
         class name, params and step hash."""
-        return [(s, type(s).__name__, s.params, s.step_hash) for s in self.steps]
+        return [(s, type(s).__name__, s.params, s.step_hash, bool(s.cacheable)) for s in self.steps]
 
-    # -- the one implementation, driven sync or async --------------------------------------
-    def _execute(
+    # -- running the steps: a sync and an async twin around shared bookkeeping ----------------
+    def _prepare(
+        self,
+        experiment: Experiment | None,
+        planned: list[PlannedStep] | None,
+        records: list[dict[str, Any]] | None,
+        hooks: StepHooks | None,
+    ) -> tuple[list[PlannedStep], list[dict[str, Any]], StepHooks]:
+        """What a call works out when its caller did not (a run works it out once)."""
+        if hooks is None:
+            hooks = StepHooks.of(experiment.plugins) if experiment is not None else _NO_HOOKS
+        return (
+            (self.plan() if planned is None else planned),
+            ([] if records is None else records),
+            hooks,
+        )
+
+    def _run_steps(
         self,
         data: Any,
         ctx: FrozenContext,
-        *,
         verbose: bool,
         experiment: Experiment | None,
         planned: list[PlannedStep] | None = None,
         records: list[dict[str, Any]] | None = None,
         hooks: StepHooks | None = None,
-    ) -> Drive:
-        """Run the steps; provenance goes to ``records`` (a private list per cell, so
-        concurrent cells never share it) and to ``get_provenance()``. ``planned`` (see
-        ``plan``) and ``hooks`` (the experiment's plugins with step hooks) are worked out
-        here when not given; a run works them out once for all its cells."""
-        if hooks is None:
-            hooks = StepHooks.of(experiment.plugins) if experiment is not None else _NO_HOOKS
-        if planned is None:
-            planned = self.plan()
-        records = [] if records is None else records
-        before_step, after_step = hooks.before_step, hooks.after_step
+    ) -> Any:
+        """Run the steps (an async step runs on this thread's private loop); provenance goes
+        to ``records`` (a private list per cell, so concurrent cells never share it) and to
+        ``get_provenance()``. ``planned`` (see ``plan``) and ``hooks`` (the experiment's
+        plugins with step hooks) are worked out here when not given; a run works them out
+        once for all its cells. ``_arun_steps`` is its async twin: keep them in step."""
+        if planned is None or records is None or hooks is None:
+            planned, records, hooks = self._prepare(experiment, planned, records, hooks)
+        before_step = hooks.before_step
         keys = ctx._data  # the context's own dict: steps only ever add keys to it
         values = ctx.metrics._values
         hits = 0
-        cacheable = False
+        caching = False
         last = len(planned) - 1
         input_hash = data_hash(data)
-        for i, (step, name, params, step_hash) in enumerate(planned):
-            keys.pop(STEP_NAME_KEY, None)  # step_name is reset, and moves to the end
+        for i, (step, name, params, step_hash, caches) in enumerate(planned):
+            if STEP_NAME_KEY in keys:
+                del keys[STEP_NAME_KEY]  # step_name is reset, and moves to the end
             keys[STEP_NAME_KEY] = name
             keys_before = len(keys)
             counts_before = {k: len(v) for k, v in values.items()} if values else _EMPTY
             for plugin in before_step:
                 plugin.before_step(experiment, step)  # type: ignore[arg-type]
             view: Any = LoggingContext(ctx) if verbose else ctx
-            cache_hit = False
             try:
-                result = _MISS
-                if step.cacheable:
-                    cacheable = True
+                if caches:
+                    caching = True
                     result = _cache_load(step_hash, input_hash)
                     cache_hit = result is not _MISS
-                if result is _MISS:
+                else:
+                    cache_hit = False
+                if not cache_hit:
                     result = step(data, view)
                     if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
-                        result = yield result
-                    if step.cacheable:
+                        result = _await_here(result)
+                    if caches:
                         _cache_store(step_hash, input_hash, result)
             except Exception as exc:
                 raise PipelineExecutionError(name, exc) from exc
-            metrics: Mapping[str, Any] | None = None
-            if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Mapping):
-                data, metrics = result
-                for key, value in metrics.items():
-                    ctx.metrics.add(key, value)
-            else:
-                data = result
-            for plugin in after_step:
-                plugin.after_step(experiment, step, data, ctx)  # type: ignore[arg-type]
-            if cache_hit:
-                hits += 1
-                if i == last and metrics is None and isinstance(data, Mapping):
-                    for key, value in data.items():
-                        ctx.metrics.add(key, value)
-            # keys are only ever added, so the new ones are the last len(keys) - keys_before
-            wrote = (
-                {k: {"before": None, "after": keys[k]} for k in list(keys)[keys_before:]}
-                if len(keys) != keys_before
-                else {}
+            hits += cache_hit
+            data, input_hash = _finish_step(
+                ctx,
+                result,
+                experiment,
+                step,
+                hooks,
+                cache_hit,
+                i == last,
+                keys_before,
+                counts_before,
+                view if verbose else None,
+                name,
+                params,
+                step_hash,
+                input_hash,
+                records,
             )
-            changed = {}
-            for key, vals in values.items():
-                n = counts_before.get(key, 0)
-                if len(vals) != n:
-                    changed[key] = {"before": tuple(vals[:n]), "after": tuple(vals)}
-            output_hash = data_hash(data)
-            records.append(
-                {
-                    "step": name,
-                    "params": params.copy() if type(params) is dict else params,
-                    "step_hash": step_hash,
-                    "input_hash": input_hash,
-                    "output_hash": output_hash,
-                    "cache_hit": cache_hit,
-                    "ctx_changes": {
-                        "reads": dict(view.reads) if verbose else {},
-                        "wrote": wrote,
-                        "metrics": changed,
-                    },
-                }
+        return self._finish(data, records, hits if caching else None)
+
+    async def _arun_steps(
+        self,
+        data: Any,
+        ctx: FrozenContext,
+        verbose: bool,
+        experiment: Experiment | None,
+        planned: list[PlannedStep] | None = None,
+        records: list[dict[str, Any]] | None = None,
+        hooks: StepHooks | None = None,
+    ) -> Any:
+        """Async twin of ``_run_steps``: awaits async steps on the running loop."""
+        planned, records, hooks = self._prepare(experiment, planned, records, hooks)
+        keys = ctx._data
+        values = ctx.metrics._values
+        hits = 0
+        caching = False
+        last = len(planned) - 1
+        input_hash = data_hash(data)
+        for i, (step, name, params, step_hash, caches) in enumerate(planned):
+            keys.pop(STEP_NAME_KEY, None)
+            keys[STEP_NAME_KEY] = name
+            keys_before = len(keys)
+            counts_before = {k: len(v) for k, v in values.items()}
+            for plugin in hooks.before_step:
+                plugin.before_step(experiment, step)  # type: ignore[arg-type]
+            view: Any = LoggingContext(ctx) if verbose else ctx
+            try:
+                if caches:
+                    caching = True
+                    result = _cache_load(step_hash, input_hash)
+                    cache_hit = result is not _MISS
+                else:
+                    cache_hit = False
+                if not cache_hit:
+                    result = step(data, view)
+                    if inspect.isawaitable(result):
+                        result = await result
+                    if caches:
+                        _cache_store(step_hash, input_hash, result)
+            except Exception as exc:
+                raise PipelineExecutionError(name, exc) from exc
+            hits += cache_hit
+            data, input_hash = _finish_step(
+                ctx,
+                result,
+                experiment,
+                step,
+                hooks,
+                cache_hit,
+                i == last,
+                keys_before,
+                counts_before,
+                view if verbose else None,
+                name,
+                params,
+                step_hash,
+                input_hash,
+                records,
             )
-            input_hash = output_hash  # the next step's input is this step's output
-        if cacheable:
-            _log.info("Cache hit rate: %d/%d", hits, len(planned))
+        return self._finish(data, records, hits if caching else None)
+
+    def _finish(self, data: Any, records: list[dict[str, Any]], hits: int | None) -> Any:
+        """After the last step: the cache hit rate (``hits`` is None when no step caches)
+        and the provenance ``get_provenance()`` returns."""
+        if hits is not None:
+            _log.info("Cache hit rate: %d/%d", hits, len(records))
         self._provenance = records
         return data
 
@@ -207,7 +263,7 @@ class Pipeline:
         experiment: Experiment | None = None,
     ) -> Any:
         """Run every step on ``data``; returns the final data (and provenance if asked)."""
-        out = drive_sync(self._execute(data, ctx, verbose=verbose, experiment=experiment))
+        out = self._run_steps(data, ctx, verbose, experiment)
         return (out, self.get_provenance()) if return_provenance else out
 
     async def arun(
@@ -224,8 +280,71 @@ class Pipeline:
         experiment: Experiment | None = None,
     ) -> Any:
         """Async twin of :meth:`run`: awaits async steps on the running loop."""
-        out = await drive_async(self._execute(data, ctx, verbose=verbose, experiment=experiment))
+        out = await self._arun_steps(data, ctx, verbose, experiment)
         return (out, self.get_provenance()) if return_provenance else out
+
+
+def _finish_step(
+    ctx: FrozenContext,
+    result: Any,
+    experiment: Experiment | None,
+    step: PipelineStep,
+    hooks: StepHooks,
+    cache_hit: bool,
+    is_last: bool,
+    keys_before: int,
+    counts_before: dict[str, int],
+    view: LoggingContext | None,
+    name: str,
+    params: Any,
+    step_hash: str,
+    input_hash: str | None,
+    records: list[dict[str, Any]],
+) -> tuple[Any, str | None]:
+    """A step's result taken in: metrics of a ``(data, {metric: value})`` result added, the
+    ``after_step`` hooks called, a cached last step's metrics replayed and the step's
+    provenance record appended. Returns the next step's data and its hash."""
+    metrics: Mapping[str, Any] | None = None
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Mapping):
+        data, metrics = result
+        for key, value in metrics.items():
+            ctx.metrics.add(key, value)
+    else:
+        data = result
+    for plugin in hooks.after_step:
+        plugin.after_step(experiment, step, data, ctx)  # type: ignore[arg-type]
+    if cache_hit and is_last and metrics is None and isinstance(data, Mapping):
+        for key, value in data.items():
+            ctx.metrics.add(key, value)
+    keys = ctx._data
+    # keys are only ever added, so the new ones are the last len(keys) - keys_before
+    wrote = (
+        {k: {"before": None, "after": keys[k]} for k in list(keys)[keys_before:]}
+        if len(keys) != keys_before
+        else {}
+    )
+    changed = {}
+    for key, vals in ctx.metrics._values.items():
+        n = counts_before.get(key, 0)
+        if len(vals) != n:
+            changed[key] = {"before": tuple(vals[:n]), "after": tuple(vals)}
+    output_hash = data_hash(data)
+    records.append(
+        {
+            "step": name,
+            "params": params.copy() if type(params) is dict else params,
+            "step_hash": step_hash,
+            "input_hash": input_hash,
+            "output_hash": output_hash,
+            "cache_hit": cache_hit,
+            "ctx_changes": {
+                "reads": dict(view.reads) if view is not None else {},
+                "wrote": wrote,
+                "metrics": changed,
+            },
+        }
+    )
+    return data, output_hash  # the next step's input is this step's output
 
 
 # --- drivers for generators that yield awaitables ------------------------------------------------

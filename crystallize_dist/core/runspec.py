@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
-from crystallize_dist.core.cell import arun_replicate, run_replicate
+from crystallize_dist.core.aggregate import Aggregator
+from crystallize_dist.core.cell import areplicate_records, replicate_records
 from crystallize_dist.core.execution import ReplicateResult
 from crystallize_dist.core.pipeline import PlannedStep
 from crystallize_dist.core.plan import RunPlan
@@ -35,15 +36,30 @@ class ReplicateRunner:
     executor can hand it to any pool.
     """
 
-    def __init__(self, experiment: Experiment, plan: RunPlan) -> None:
+    def __init__(self, experiment: Experiment, spec: RunSpec) -> None:
         self.experiment = experiment
-        self.plan = plan
+        self.spec = spec
+        self.plan = spec.plan
+        self._seeds = spec.plan.seeds
 
     def __call__(self, rep: int) -> ReplicateResult:
-        return ReplicateResult(run_replicate(self.experiment, self.plan.cells_of(rep)))
+        return ReplicateResult(replicate_records(self.experiment, self.spec, rep, self._seeds[rep]))
+
+    def fold_all(self, bar: Any) -> Aggregator:
+        """Run every replicate in order here, each folded into the run's aggregate as soon
+        as it ran (SerialExecution's path: no record outlives its replicate); ``bar`` is
+        told of each replicate done."""
+        experiment, spec, seeds = self.experiment, self.spec, self._seeds
+        folder = Aggregator(self.plan)
+        fold, update = folder.fold, bar.update
+        for rep in range(self.plan.replicates):
+            fold(rep, replicate_records(experiment, spec, rep, seeds[rep]), fresh=True)
+            update(1)
+        return folder
 
     async def acall(self, rep: int) -> ReplicateResult:
-        return ReplicateResult(await arun_replicate(self.experiment, self.plan.cells_of(rep)))
+        records = await areplicate_records(self.experiment, self.spec, rep, self._seeds[rep])
+        return ReplicateResult(records)
 
 
 @dataclass
@@ -60,6 +76,7 @@ class RunSpec:
     planned: list[PlannedStep] = field(default_factory=list)
     treatment_of: dict[str, Treatment | None] = field(default_factory=dict)
     hooks: StepHooks | None = None
+    runs: tuple[str, ...] = ()
 
     def ready(self, experiment: Experiment) -> RunSpec:
         """Look up, once per run, what every cell would otherwise look up again: the steps
@@ -71,7 +88,14 @@ class RunSpec:
         self.treatment_of = {BASELINE_CONDITION: self.baseline_treatment}
         self.treatment_of.update((t.name, t) for t in self.treatments)
         self.hooks = None
+        self.runs = self.plan.runs
         return self
+
+    def find_hooks(self, experiment: Experiment) -> StepHooks:
+        """The plugins whose per-cell hooks do something (see ``StepHooks``), worked out
+        once per run by its first cell."""
+        self.hooks = StepHooks.of(experiment.plugins)
+        return self.hooks
 
     def treatment(self, condition: str) -> Treatment | None:
         """The treatment a cell of ``condition`` applies (None for a plain baseline)."""
