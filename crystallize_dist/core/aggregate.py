@@ -114,18 +114,17 @@ class _Summaries:
         return out
 
     def fresh(self, rec: Mapping[str, Any]) -> dict[str, Any]:
-        """The summary of a record just made by run_cell in this process."""
+        """The summary of a record as run_cell makes it."""
         timing = rec["timing"]
         end = timing["started"] + timing["duration"]
         if end > self.last_end:
             self.last_end = end
-        worker = rec["worker"]
         return {
             "seed": rec["seed"],
             "status": rec["status"],
             "seeded": rec["seeded"],
             "timing": timing,
-            "worker": self._stamp(worker),
+            "worker": self._stamp(rec["worker"]),
         }
 
     def _stamp(self, worker: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,16 +209,32 @@ class Aggregator:
         usable = True
         dropped = False
         n = len(records)
-        summary = self.summarize.fresh if fresh else self.summarize
-        for j, (cond, target, cond_seeds, cond_steps) in enumerate(self.targets):
+        j = 0
+        cells = self.cells
+        summarize = self.summarize
+        for cond, target, cond_seeds, cond_steps in self.targets:
             rec = records[j] if j < n else None
+            j += 1
             if rec is None:
                 if not dropped:
                     self.missing.append(f"{cond}:{r}")
                 if cond == BASELINE_CONDITION:
                     usable = False
                 continue
-            self.cells[f"{cond}:{r}"] = summary(rec)
+            if fresh:  # its timing and worker stamp go into the summary as they are
+                timing = rec["timing"]
+                end = timing["started"] + timing["duration"]
+                if end > summarize.last_end:
+                    summarize.last_end = end
+                cells[f"{cond}:{r}"] = {
+                    "seed": rec["seed"],
+                    "status": rec["status"],
+                    "seeded": rec["seeded"],
+                    "timing": timing,
+                    "worker": rec["worker"],
+                }
+            else:
+                cells[f"{cond}:{r}"] = summarize(rec)
             if not usable:
                 continue
             if rec.get("status") != STATUS_OK:
@@ -234,12 +249,39 @@ class Aggregator:
                     target[key] = list(values)
             seed = rec["seed"]
             cond_seeds.append(seed if type(seed) is int else int(seed))
-            if "steps" in rec:
-                cond_steps[r] = rec["steps"]
+            steps = rec.get("steps")
+            if steps is not None:
+                cond_steps[r] = steps
             if rec.get("artifacts"):
                 for art in rec["artifacts"]:
                     self.artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
                     self.artifact_steps.setdefault(art["name"], art.get("step", ""))
+
+    def absorb(self, part: Aggregator) -> None:
+        """Take in ``part``: an Aggregator of the same plan that folded the replicates that
+        come next in canonical order (a process worker's chunk), as if they were folded
+        here. Per-cell entries move over in C (dict and list updates), not record by
+        record."""
+        for cond, target, cond_seeds, cond_steps in self.targets:
+            source = part.baseline if cond == BASELINE_CONDITION else part.treat[cond]
+            for key, values in source.items():
+                if key in target:
+                    target[key].extend(values)
+                else:
+                    target[key] = values
+            cond_seeds.extend(part.seeds[cond])
+            cond_steps.update(part.ctx_changes[cond])
+        self.cells.update(part.cells)
+        self.errors.update(part.errors)
+        self.missing.extend(part.missing)
+        for name, by_cond in part.artifacts.items():
+            mine = self.artifacts.setdefault(name, {})
+            for cond, path in by_cond.items():
+                mine.setdefault(cond, path)
+        for name, step in part.artifact_steps.items():
+            self.artifact_steps.setdefault(name, step)
+        if part.summarize.last_end > self.summarize.last_end:
+            self.summarize.last_end = part.summarize.last_end
 
     def result(
         self,

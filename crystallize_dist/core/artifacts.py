@@ -161,7 +161,7 @@ class ArtifactPlugin(BasePlugin):
     def after_step(
         self, experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext
     ) -> None:
-        if not len(ctx.artifacts):
+        if not ctx.artifacts._items:  # the common case first: no files this step
             return
         if not self.experiment_id:  # a worker that never saw before_run (e.g. Celery)
             self.experiment_id = experiment.name or experiment.id or "experiment"

@@ -104,12 +104,15 @@ class FrozenContext:
         self.metrics = FrozenMetrics()
         self.artifacts = ArtifactLog()
         self.logger = logger or _LOGGER
-        self._seed: int | None = None
-        self._rng: np.random.Generator | None = None
-        self._random: random.Random | None = None
-        #: set by the cell path: the cell's planned seed and the artifacts it writes
-        self._cell_seed: int | None = None
-        self._cell_artifacts: list[dict[str, Any]] | None = None
+
+    # per-cell generators, made on first use (see rng / random), and what the cell path sets:
+    # the cell's planned seed and the list of artifacts it writes. Class-level defaults, so a
+    # context costs only what it uses.
+    _seed: int | None = None
+    _rng: np.random.Generator | None = None
+    _random: random.Random | None = None
+    _cell_seed: int | None = None
+    _cell_artifacts: list[dict[str, Any]] | None = None
 
     # -- keys ----------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -126,7 +129,9 @@ class FrozenContext:
 
     def add(self, key: str, value: Any) -> None:
         """Insert a new key; an existing key raises ContextMutationError."""
-        self[key] = value
+        if key in self._data:
+            raise ContextMutationError(f"Cannot mutate existing key: '{key}'")
+        self._data[key] = value
 
     def as_dict(self) -> Mapping[str, Any]:
         """A read-only view over a deep copy of every key."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
-from crystallize_dist.core.cell import STATUS_OK, portable, run_replicate
+from crystallize_dist.core.aggregate import Aggregator, paused_gc
+from crystallize_dist.core.cell import STATUS_OK, portable, replicate_records
 from crystallize_dist.core.plugins import BasePlugin, SeedPlugin
 from crystallize_dist.core.progress import progress_bar
 from crystallize_dist.errors import InvalidOptionError, UnpicklableExperimentError
@@ -142,18 +143,22 @@ def _init_worker(blob: bytes) -> None:
 
 
 def _run_chunk(reps: list[int]) -> bytes:
-    """Run replicates in a worker; their records come back pickled once, here (with the
-    step provenance made plain only when it cannot be pickled as recorded)."""
+    """Run replicates in a worker and fold them here, each as soon as it ran; the chunk's
+    Aggregator comes back pickled (step provenance made plain only when it cannot be
+    pickled as recorded), for the driver to absorb."""
     exp = _WORKER_EXPERIMENT
     assert exp is not None and exp._active is not None, "worker not initialised"
-    plan = exp._active.plan
-    out = [run_replicate(exp, plan.cells_of(r)) for r in reps]
+    spec = exp._active
+    folder = Aggregator(spec.plan)
+    for r in reps:
+        folder.fold(r, replicate_records(exp, spec, r, spec.plan.seed(r)), fresh=True)
     try:
-        return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(folder, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
-        return pickle.dumps(
-            [[portable(rec) for rec in recs] for recs in out], protocol=pickle.HIGHEST_PROTOCOL
-        )
+        for by_replicate in folder.ctx_changes.values():
+            for r, steps in by_replicate.items():
+                by_replicate[r] = portable({"steps": steps})["steps"]
+        return pickle.dumps(folder, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _culprit(experiment: Experiment) -> str:
@@ -224,7 +229,9 @@ class ParallelExecution(BasePlugin):
 
     def run_experiment_loop(
         self, experiment: Experiment, replicate_fn: Callable[[int], Any]
-    ) -> list[Any]:
+    ) -> Any:
+        """Each replicate's output, in order (threads), or the run's Aggregator with every
+        replicate folded (processes)."""
         if inspect.iscoroutinefunction(replicate_fn):
             raise TypeError(
                 "ParallelExecution got an async replicate_fn; "
@@ -263,19 +270,25 @@ class ParallelExecution(BasePlugin):
                 bar.update(1)
         return out
 
-    def _processes(self, experiment: Experiment, workers: int, bar: Any) -> list[Any]:
+    def _processes(self, experiment: Experiment, workers: int, bar: Any) -> Aggregator:
+        """The run's Aggregator, each chunk of replicates folded in order as it comes back."""
+        spec = experiment._active
+        if spec is None:
+            raise RuntimeError("ParallelExecution runs processes inside Experiment.run")
         experiment._step_plan()  # hash the step sources once here, not in every worker
         blob = pickle_experiment(experiment)
         chunks = _chunks(experiment.replicates, workers)
-        results: list[list[list[dict[str, Any]]]] = []
+        folder = Aggregator(spec.plan)
         with ProcessPoolExecutor(
             max_workers=workers, initializer=_init_worker, initargs=(blob,)
         ) as pool:
             futures: list[Future[bytes]] = [pool.submit(_run_chunk, chunk) for chunk in chunks]
             for fut, chunk in zip(futures, chunks, strict=True):
-                results.append(pickle.loads(fut.result()))
+                blob = fut.result()
+                with paused_gc():  # plain data: no cycles to look for while it is read
+                    folder.absorb(pickle.loads(blob))
                 bar.update(len(chunk))
-        return [rep for chunk_out in results for rep in chunk_out]
+        return folder
 
 
 @dataclass

@@ -104,7 +104,7 @@ class SeedPlugin(BasePlugin):
             self.seed = draw_master_seed()
 
     def before_replicate(self, experiment: Experiment, ctx: FrozenContext) -> None:
-        seed = getattr(ctx, "_cell_seed", None)
+        seed = ctx._cell_seed
         if seed is None:  # a context built outside the cell path: derive as upstream does
             master = self.seed if self.seed is not None else 0
             seed = derive_seed(master, int(ctx.get(REPLICATE_KEY, 0)), self.auto_seed)
