@@ -201,14 +201,19 @@ def pickle_experiment(experiment: Experiment) -> bytes:
         ) from exc
 
 
-def _chunks(n: int, workers: int, *, factor: int = 2, largest: int = 512) -> list[list[int]]:
+def _chunks(
+    n: int, workers: int, *, factor: int = 2, largest: int = 512, tail: int = 32
+) -> list[list[int]]:
     """Replicate indices in guided (shrinking) chunks: each is ``remaining / (factor *
-    workers)`` long, at most ``largest``. Big early chunks keep per-message overhead low for
-    tiny cells; small late chunks keep the workers finishing together for slow cells."""
+    workers)`` long, at most ``largest`` and at least ``n / (tail * workers)``. Big early
+    chunks keep per-message overhead low for tiny cells; small late chunks keep the workers
+    finishing together for slow cells (the floor stops a tail of one-cell messages, each a
+    round trip, when there are thousands of cells)."""
     out: list[list[int]] = []
     start = 0
+    smallest = max(1, n // (tail * workers))
     while start < n:
-        size = max(1, min(largest, -(-(n - start) // (factor * workers))))
+        size = max(smallest, min(largest, -(-(n - start) // (factor * workers))))
         out.append(list(range(start, min(n, start + size))))
         start += size
     return out
@@ -279,15 +284,20 @@ class ParallelExecution(BasePlugin):
         blob = pickle_experiment(experiment)
         chunks = _chunks(experiment.replicates, workers)
         folder = Aggregator(spec.plan)
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_worker, initargs=(blob,)
-        ) as pool:
-            futures: list[Future[bytes]] = [pool.submit(_run_chunk, chunk) for chunk in chunks]
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(blob,))
+        try:
+            futures: list[Future[bytes]] = [pool.submit(_run_chunk, c) for c in chunks]
+            # no more work: each worker exits once the queue is done (its exit overlaps the
+            # last chunks being absorbed here; the pool's own thread reaps it)
+            pool.shutdown(wait=False)
             for fut, chunk in zip(futures, chunks, strict=True):
                 blob = fut.result()
                 with paused_gc():  # plain data: no cycles to look for while it is read
                     folder.absorb(pickle.loads(blob))
                 bar.update(len(chunk))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         return folder
 
 
