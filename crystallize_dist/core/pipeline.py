@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import inspect
 import logging
@@ -10,6 +11,7 @@ import os
 import pickle
 import tempfile
 import threading
+import weakref
 from collections.abc import Awaitable, Generator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -349,6 +351,16 @@ def _finish_step(
 
 # --- drivers for generators that yield awaitables ------------------------------------------------
 _loops = threading.local()
+#: every private loop made by ``_await_here`` (one per thread), closed at exit: a loop left to
+#: the interpreter's teardown can be collected after its own sockets and print a traceback
+_all_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_loops() -> None:
+    for loop in list(_all_loops):
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
 
 
 def _await_here(awaitable: Awaitable[Any]) -> Any:
@@ -366,6 +378,7 @@ def _await_here(awaitable: Awaitable[Any]) -> Any:
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
         _loops.loop = loop
+        _all_loops.add(loop)
 
     async def _wrap() -> Any:
         return await awaitable
