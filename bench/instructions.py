@@ -7,6 +7,8 @@ counts do not. This runs the doc-page-000 workload under valgrind's callgrind (w
 divided by the difference in cells is the per-cell count, free of start-up and imports:
 
 - ``loop``: bench/local.py's ``plain_loop`` (seed as Crystallize does, fetch, ``pipeline.run``);
+- ``keep``: bench/local.py's ``keeping_loop`` (the plain loop keeping each cell's step
+  provenance and summary, as a Result does);
 - ``serial``: ``experiment.run()`` with SerialExecution (cells, records, aggregation).
 
 Instructions are not time (cache misses and the garbage collector weigh more in time), so
@@ -27,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SIDES = ("loop", "serial")
+SIDES = ("loop", "keep", "serial")
 
 
 def _one(side: str, cells: int) -> None:
@@ -36,13 +38,16 @@ def _one(side: str, cells: int) -> None:
     import tempfile
 
     sys.path.insert(0, str(HERE))
-    from local import SerialExecution, plain_loop, tiny_experiment
+    from local import SerialExecution, keeping_loop, plain_loop, tiny_experiment
 
     os.chdir(tempfile.mkdtemp(prefix="cdist-instr-"))  # the default ArtifactPlugin writes ./data
     plain_loop(20)
+    keeping_loop(20)
     tiny_experiment(SerialExecution(), 20).run()
     if side == "loop":
         plain_loop(cells)
+    elif side == "keep":
+        keeping_loop(cells)
     else:
         tiny_experiment(SerialExecution(), cells).run()
 
@@ -93,11 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         }
     print(
         f"per cell (callgrind, {big} - {small} cells): plain loop {per['loop']:,.0f} "
-        f"instructions, SerialExecution {per['serial']:,.0f}"
+        f"instructions, keeping loop {per['keep']:,.0f}, SerialExecution {per['serial']:,.0f}"
     )
     print(
         f"serial/plain loop by instructions = {per['loop'] / per['serial']:.2f}x "
         "(bench/local.py's target, in time: >= 0.9x)"
+    )
+    print(
+        f"  for information: keeping loop/plain loop = {per['loop'] / per['keep']:.2f}x, "
+        f"serial/keeping loop = {per['keep'] / per['serial']:.2f}x"
     )
     return 0
 
