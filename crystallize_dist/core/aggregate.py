@@ -127,6 +127,21 @@ class _Summaries:
             "worker": self._stamp(rec["worker"]),
         }
 
+    def take(self, rec: Mapping[str, Any]) -> dict[str, Any]:
+        """``fresh`` for a record just made in this process and dropped once folded: its
+        timing and worker stamp (host and pid, its own) go into the summary as they are."""
+        timing = rec["timing"]
+        end = timing["started"] + timing["duration"]
+        if end > self.last_end:
+            self.last_end = end
+        return {
+            "seed": rec["seed"],
+            "status": rec["status"],
+            "seeded": rec["seeded"],
+            "timing": timing,
+            "worker": rec["worker"],
+        }
+
     def _stamp(self, worker: Mapping[str, Any]) -> dict[str, Any]:
         """Where a cell ran: host, node and pid of its worker stamp, a copy for each cell
         (they may be edited)."""
@@ -211,7 +226,7 @@ class Aggregator:
         n = len(records)
         j = 0
         cells = self.cells
-        summarize = self.summarize
+        summarize = self.summarize.take if fresh else self.summarize
         for cond, target, cond_seeds, cond_steps in self.targets:
             rec = records[j] if j < n else None
             j += 1
@@ -221,20 +236,7 @@ class Aggregator:
                 if cond == BASELINE_CONDITION:
                     usable = False
                 continue
-            if fresh:  # its timing and worker stamp go into the summary as they are
-                timing = rec["timing"]
-                end = timing["started"] + timing["duration"]
-                if end > summarize.last_end:
-                    summarize.last_end = end
-                cells[f"{cond}:{r}"] = {
-                    "seed": rec["seed"],
-                    "status": rec["status"],
-                    "seeded": rec["seeded"],
-                    "timing": timing,
-                    "worker": rec["worker"],
-                }
-            else:
-                cells[f"{cond}:{r}"] = summarize(rec)
+            cells[f"{cond}:{r}"] = summarize(rec)
             if not usable:
                 continue
             if rec.get("status") != STATUS_OK:
@@ -357,9 +359,9 @@ def aggregate(
     fresh ones); ``meta`` is merged into the provenance (fingerprint, environment, run id).
     ``hypothesis_errors="record"`` stores a failing verifier in provenance instead of raising.
     """
-    with paused_gc():
-        folder = aggregate_into(plan, records, keep_steps=keep_steps)
-        return folder._result(hypotheses, meta, loaded, hypothesis_errors)
+    return aggregate_into(plan, records, keep_steps=keep_steps).result(
+        hypotheses=hypotheses, meta=meta, loaded=loaded, hypothesis_errors=hypothesis_errors
+    )
 
 
 def aggregate_into(

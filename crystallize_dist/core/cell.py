@@ -142,7 +142,7 @@ def _record(
 ) -> dict[str, Any]:
     # step provenance stays as recorded (it may hold objects a step wrote to the context);
     # records that leave the process are converted on the way (canonical.dumps, or
-    # portable() for the process pool)
+    # portable_steps() for the process pool)
     return {
         "condition": condition,
         "replicate": replicate,
@@ -225,11 +225,9 @@ async def _arun(
     )
 
 
-def portable(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` with its step provenance in plain JSON types (safe to pickle or send)."""
-    if record.get("steps"):
-        record["steps"] = to_jsonable(record["steps"], strict=False)
-    return record
+def portable_steps(steps: list[dict[str, Any]]) -> list[Any]:
+    """A cell's step provenance in plain JSON types (safe to pickle or send)."""
+    return to_jsonable(steps, strict=False)
 
 
 def run_cell(experiment: Experiment, cell: Cell) -> dict[str, Any]:
@@ -267,18 +265,5 @@ async def areplicate_records(
         rec = await _arun(experiment, spec, condition, replicate, seed)
         records.append(rec)
         if rec["status"] != STATUS_OK and condition == BASELINE_CONDITION:
-            break
-    return records
-
-
-def run_replicate(experiment: Experiment, cells: list[Cell]) -> list[dict[str, Any]]:
-    """Run the given cells of one replicate in order (baseline first); a failed baseline
-    skips the rest, as in Crystallize."""
-    records = []
-    spec = experiment._cell_spec()
-    for cell in cells:
-        rec = _run(experiment, spec, cell.condition, cell.replicate, cell.seed)
-        records.append(rec)
-        if cell.condition == BASELINE_CONDITION and rec["status"] != STATUS_OK:
             break
     return records

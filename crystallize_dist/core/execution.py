@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.core.aggregate import Aggregator, paused_gc
-from crystallize_dist.core.cell import STATUS_OK, portable, replicate_records
+from crystallize_dist.core.cell import STATUS_OK, portable_steps, replicate_records
 from crystallize_dist.core.plugins import BasePlugin, SeedPlugin
 from crystallize_dist.core.progress import progress_bar
 from crystallize_dist.errors import InvalidOptionError, UnpicklableExperimentError
@@ -102,9 +102,9 @@ def _call(replicate_fn: Callable[[int], Any], rep: int) -> Any:
     out = replicate_fn(rep)
     # a custom async replicate_fn given to a sync executor
     if type(out) is not ReplicateResult and inspect.isawaitable(out):
-        from crystallize_dist.core.pipeline import _await_here
+        from crystallize_dist.core.loops import await_here
 
-        out = _await_here(out)
+        out = await_here(out)
     return out
 
 
@@ -157,7 +157,7 @@ def _run_chunk(reps: list[int]) -> bytes:
     except Exception:
         for by_replicate in folder.ctx_changes.values():
             for r, steps in by_replicate.items():
-                by_replicate[r] = portable({"steps": steps})["steps"]
+                by_replicate[r] = portable_steps(steps)
         return pickle.dumps(folder, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -291,9 +291,9 @@ class ParallelExecution(BasePlugin):
             # last chunks being absorbed here; the pool's own thread reaps it)
             pool.shutdown(wait=False)
             for fut, chunk in zip(futures, chunks, strict=True):
-                blob = fut.result()
+                part = fut.result()
                 with paused_gc():  # plain data: no cycles to look for while it is read
-                    folder.absorb(pickle.loads(blob))
+                    folder.absorb(pickle.loads(part))
                 bar.update(len(chunk))
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -21,7 +21,8 @@ from crystallize_dist.core.environment import host_environment
 from crystallize_dist.core.execution import SerialExecution, flatten_results
 from crystallize_dist.core.fingerprint import fingerprint
 from crystallize_dist.core.hypothesis import Hypothesis
-from crystallize_dist.core.pipeline import Drive, Pipeline, PlannedStep, drive_async, drive_sync
+from crystallize_dist.core.loops import Drive, drive_async, drive_sync
+from crystallize_dist.core.pipeline import Pipeline, PlannedStep
 from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin, overrides_loop
 from crystallize_dist.core.result import Result

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import hashlib
 import inspect
 import logging
 import os
 import pickle
 import tempfile
-import threading
-import weakref
-from collections.abc import Awaitable, Generator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import STEP_NAME_KEY
 from crystallize_dist.core.context import FrozenContext, LoggingContext
+from crystallize_dist.core.loops import await_here
 from crystallize_dist.core.plugins import StepHooks
 from crystallize_dist.core.step import PipelineStep
 from crystallize_dist.errors import PipelineExecutionError, ValidationError
@@ -32,10 +29,6 @@ _NO_HOOKS = StepHooks((), (), ())
 _EMPTY: dict[str, int] = {}
 #: what steps usually return: never awaitable, so no ABC check is needed
 _NEVER_AWAITABLE = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
-
-#: A coroutine-free driver protocol: the generator yields awaitables and is sent results.
-Drive = Generator[Awaitable[Any], Any, Any]
-
 
 #: A step as a run sees it, looked up once per run instead of once per cell:
 #: ``(step, class name, params, step_hash, cacheable)``.
@@ -156,7 +149,7 @@ class Pipeline:
                 if not cache_hit:
                     result = step(data, view)
                     if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
-                        result = _await_here(result)
+                        result = await_here(result)
                     if caches:
                         _cache_store(step_hash, input_hash, result)
             except Exception as exc:
@@ -192,7 +185,9 @@ class Pipeline:
         hooks: StepHooks | None = None,
     ) -> Any:
         """Async twin of ``_run_steps``: awaits async steps on the running loop."""
-        planned, records, hooks = self._prepare(experiment, planned, records, hooks)
+        if planned is None or records is None or hooks is None:
+            planned, records, hooks = self._prepare(experiment, planned, records, hooks)
+        before_step = hooks.before_step
         keys = ctx._data
         values = ctx.metrics._values
         hits = 0
@@ -200,11 +195,12 @@ class Pipeline:
         last = len(planned) - 1
         input_hash = data_hash(data)
         for i, (step, name, params, step_hash, caches) in enumerate(planned):
-            keys.pop(STEP_NAME_KEY, None)
+            if STEP_NAME_KEY in keys:
+                del keys[STEP_NAME_KEY]
             keys[STEP_NAME_KEY] = name
             keys_before = len(keys)
-            counts_before = {k: len(v) for k, v in values.items()}
-            for plugin in hooks.before_step:
+            counts_before = {k: len(v) for k, v in values.items()} if values else _EMPTY
+            for plugin in before_step:
                 plugin.before_step(experiment, step)  # type: ignore[arg-type]
             view: Any = LoggingContext(ctx) if verbose else ctx
             try:
@@ -347,70 +343,3 @@ def _finish_step(
         }
     )
     return data, output_hash  # the next step's input is this step's output
-
-
-# --- drivers for generators that yield awaitables ------------------------------------------------
-_loops = threading.local()
-#: every private loop made by ``_await_here`` (one per thread), closed at exit: a loop left to
-#: the interpreter's teardown can be collected after its own sockets and print a traceback
-_all_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_loops() -> None:
-    for loop in list(_all_loops):
-        if not loop.is_closed() and not loop.is_running():
-            loop.close()
-
-
-def _await_here(awaitable: Awaitable[Any]) -> Any:
-    """Run one awaitable to completion on this thread's private event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise RuntimeError(
-            "an async step cannot run synchronously inside a running event loop; "
-            "use `await experiment.arun(...)` or AsyncExecution"
-        )
-    loop = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.loop = loop
-        _all_loops.add(loop)
-
-    async def _wrap() -> Any:
-        return await awaitable
-
-    return loop.run_until_complete(_wrap())
-
-
-def drive_sync(gen: Drive) -> Any:
-    """Run a driver generator to completion, awaiting what it yields on a private loop."""
-    try:
-        pending = next(gen)
-        while True:
-            try:
-                value = _await_here(pending)
-            except BaseException as exc:  # hand the failure back to the generator
-                pending = gen.throw(exc)
-            else:
-                pending = gen.send(value)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def drive_async(gen: Drive) -> Any:
-    """Run a driver generator on the running loop, awaiting what it yields."""
-    try:
-        pending = next(gen)
-        while True:
-            try:
-                value = await pending
-            except BaseException as exc:
-                pending = gen.throw(exc)
-            else:
-                pending = gen.send(value)
-    except StopIteration as stop:
-        return stop.value

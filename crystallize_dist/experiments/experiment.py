@@ -3,7 +3,7 @@
 from typing import Any
 
 from crystallize_dist.core.builder import ExperimentBuilder
-from crystallize_dist.core.cell import run_replicate
+from crystallize_dist.core.cell import replicate_records
 from crystallize_dist.core.execution import ReplicateResult
 from crystallize_dist.core.experiment import Experiment
 
@@ -22,4 +22,4 @@ def _run_replicate_remote(args: tuple[Any, ...]) -> ReplicateResult:
     chosen = [*treatments, *([baseline_treatment] if baseline_treatment is not None else [])]
     spec = experiment.resolve(treatments=chosen, hypotheses=[], replicates=rep + 1)
     with experiment._running(spec):
-        return ReplicateResult(run_replicate(experiment, spec.plan.cells_of(rep)))
+        return ReplicateResult(replicate_records(experiment, spec, rep, spec.plan.seed(rep)))
