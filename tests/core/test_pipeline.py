@@ -9,6 +9,7 @@ from typing import Any
 from fixtures import AddStep, ConstantSource
 
 from crystallize_dist import (
+    AsyncExecution,
     Experiment,
     FrozenContext,
     Pipeline,
@@ -114,3 +115,42 @@ def test_changing_step_params_between_runs_misses_the_cache() -> None:
     assert exp.run().metrics.baseline.metrics == {"v": [15]}
     exp.pipeline.steps[0] = cached_mul(k=7)
     assert exp.run().metrics.baseline.metrics == {"v": [21]}
+
+
+def test_async_runs_use_and_replay_the_cache_as_sync_runs_do() -> None:
+    """The async step loop is a twin of the sync one: the same cache hits, replayed metrics
+    and provenance, here for a whole AsyncExecution run after a sync one filled the cache."""
+
+    def build(*plugins: Any) -> Experiment:
+        return Experiment(
+            datasource=ConstantSource(0),
+            pipeline=Pipeline([CachedRandom()]),
+            plugins=[SeedPlugin(seed=1), *plugins],
+        )
+
+    sync_values = build().run(replicates=3).metrics.baseline.metrics["r"]
+    again = asyncio.run(build(AsyncExecution()).arun(replicates=3))
+    assert again.metrics.baseline.metrics["r"] == [sync_values[0]] * 3
+    steps = again.provenance["ctx_changes"]["baseline"]
+    assert [rec[0]["cache_hit"] for rec in steps.values()] == [True, True, True]
+    out, records = asyncio.run(
+        Pipeline([CachedRandom()]).arun(0, FrozenContext({}), return_provenance=True)
+    )
+    assert out == {"r": sync_values[0]} and records[0]["cache_hit"] is True
+
+
+def test_crystallizes_process_pool_entry_point_runs_one_replicate() -> None:
+    from crystallize_dist.experiments.experiment import _run_replicate_remote
+
+    exp = Experiment(
+        datasource=ConstantSource(2),
+        pipeline=Pipeline([AddStep(1)]),
+        plugins=[SeedPlugin(seed=5)],
+        treatments=[Treatment("t", {"delta": 10})],
+    )
+    out = _run_replicate_remote((exp, 3, exp.treatments, None))
+    assert [r["condition"] for r in out.records] == ["baseline", "t"]
+    assert out.baseline_metrics == {"value": (3,)}
+    assert out.treatment_metrics == {"t": {"value": (12,)}}
+    assert out.baseline_seed == (5 + 3 * 31337) % 2**32
+    assert out.treatment_seeds == {"t": out.baseline_seed}
