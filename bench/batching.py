@@ -40,7 +40,11 @@ from harness import (
     verdict,
 )
 
-from crystallize_dist.dist.calibrate import MAX_CELLS_PER_TASK, MIN_TASKS, auto_cells_per_task
+from crystallize_dist.distributed.calibrate import (
+    MAX_CELLS_PER_TASK,
+    MIN_TASKS,
+    auto_cells_per_task,
+)
 
 TARGET = 3.0
 SIZES: list[int | str] = [1, 2, 5, 10, 25, 50, 100, 250, "auto"]

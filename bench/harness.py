@@ -32,8 +32,8 @@ from redis_server import RedisServer  # noqa: E402
 from workers import children  # noqa: E402
 
 from crystallize_dist.config import Settings  # noqa: E402
-from crystallize_dist.dist import coordinator  # noqa: E402
-from crystallize_dist.dist.store import RunStore, open_store  # noqa: E402
+from crystallize_dist.distributed import coordinator  # noqa: E402
+from crystallize_dist.distributed.store import RunStore, open_store  # noqa: E402
 
 TRIVIAL = str(BENCH / "trivial.py")
 POOL, CONCURRENCY = "prefork", 2

@@ -15,7 +15,7 @@ import redis
 from celery import Celery
 
 from crystallize_dist.config import Settings
-from crystallize_dist.dist.app import celery_config
+from crystallize_dist.distributed.app import celery_config
 
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("BENCH_QUEUE", "bench-raw")

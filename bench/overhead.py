@@ -2,7 +2,7 @@
 
 Both sides use one private redis-server and one worker started the same way
 (``-P prefork -c 2``, gossip/mingle/heartbeat off, log level WARNING, the same Celery
-configuration: ``crystallize_dist.dist.app.celery_config``):
+configuration: ``crystallize_dist.distributed.app.celery_config``):
 
 - **ours**: ``crystallize-dist worker`` running bench/trivial.py (a datasource returning 0,
   one step recording one metric), one cell per task;
@@ -73,8 +73,8 @@ def commandstats(r: Any) -> dict[str, int]:
 
 def profile_runner(url: str, n: int, tmp: Path, top: int = 25) -> None:
     from crystallize_dist.core.plan import RunPlan
-    from crystallize_dist.dist.messages import cell_message
-    from crystallize_dist.dist.runner import CellRunner
+    from crystallize_dist.distributed.messages import cell_message
+    from crystallize_dist.distributed.runner import CellRunner
 
     settings = Settings.from_env(broker_url=url, queue=QUEUE_PROFILE, home=tmp / "home")
     store = open_store(url)

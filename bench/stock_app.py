@@ -7,6 +7,6 @@ such a worker consumes the messages ``coordinator.enqueue`` publishes without ap
 
 from __future__ import annotations
 
-from crystallize_dist.dist.app import create_app
+from crystallize_dist.distributed.app import create_app
 
 app = create_app()

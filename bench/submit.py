@@ -53,7 +53,7 @@ from harness import (
 )
 
 from crystallize_dist.core.loading import load_experiment
-from crystallize_dist.dist.results import load_result
+from crystallize_dist.distributed.results import load_result
 
 TARGET = 20_000.0
 QUEUE = "bench-submit"

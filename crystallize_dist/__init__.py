@@ -61,7 +61,7 @@ from crystallize_dist.errors import (
 def __getattr__(name: str) -> Any:
     # The Celery executor imports celery; load it only when asked for.
     if name == "CeleryExecution":
-        from crystallize_dist.dist.execution import CeleryExecution
+        from crystallize_dist.distributed.execution import CeleryExecution
 
         return CeleryExecution
     raise AttributeError(f"module 'crystallize_dist' has no attribute {name!r}")

@@ -15,9 +15,9 @@ import click
 from rich.console import Console
 
 from crystallize_dist.config import Settings
-from crystallize_dist.dist.calibrate import parse_cells_per_task
-from crystallize_dist.dist.report import write_result
-from crystallize_dist.dist.worker import reexec_with_hashseed
+from crystallize_dist.distributed.calibrate import parse_cells_per_task
+from crystallize_dist.distributed.report import write_result
+from crystallize_dist.distributed.worker import reexec_with_hashseed
 from crystallize_dist.errors import (
     CrystallizeError,
     InvalidOptionError,
@@ -48,7 +48,7 @@ def _settings(broker: str | None = None, **overrides: Any) -> Settings:
 def _store(
     settings: Settings, local: bool, *, check: bool = True, reading: str | None = None
 ) -> Any:
-    from crystallize_dist.dist.store import command_store
+    from crystallize_dist.distributed.store import command_store
 
     return command_store(settings, local, ping=check, reading=reading)
 
@@ -149,7 +149,7 @@ def submit(
 
     Prints the run id on the first line of stdout.
     """
-    from crystallize_dist.dist import coordinator
+    from crystallize_dist.distributed import coordinator
 
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
@@ -159,7 +159,7 @@ def submit(
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
     store = _store(settings, local)
     if per_task == "auto":
-        from crystallize_dist.dist.calibrate import auto_cells_per_task
+        from crystallize_dist.distributed.calibrate import auto_cells_per_task
 
         per_task = auto_cells_per_task(
             experiment, replicates=replicates, treatments=len(set(treatments)) or None
@@ -178,7 +178,7 @@ def submit(
     click.echo(sub.run_id)
     sys.stdout.flush()
     if local or wait:
-        from crystallize_dist.dist.local import finished_result
+        from crystallize_dist.distributed.local import finished_result
 
         write_result(
             finished_result(
@@ -234,7 +234,7 @@ def worker(
     loglevel: str,
 ) -> None:
     """Start a Celery worker that runs cells."""
-    from crystallize_dist.dist.worker import start_worker
+    from crystallize_dist.distributed.worker import start_worker
 
     start_worker(
         _settings(broker, queue=queue),
@@ -257,8 +257,8 @@ def worker(
 )
 def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bool | None) -> None:
     """Cells done / failed / pending per condition, attempts, workers, elapsed and ETA."""
-    from crystallize_dist.dist.report import status_table
-    from crystallize_dist.dist.results import run_status_with_lost
+    from crystallize_dist.distributed.report import status_table
+    from crystallize_dist.distributed.results import run_status_with_lost
 
     settings = _settings(broker)
     store = _store(settings, local, reading=run_id)
@@ -282,7 +282,7 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE.")
 def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str | None) -> None:
     """The result of a run (partial results name their missing cells)."""
-    from crystallize_dist.dist.results import load_result
+    from crystallize_dist.distributed.results import load_result
 
     settings = _settings(broker)
     write_result(
@@ -295,7 +295,7 @@ def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str |
 @click.option("--limit", type=click.IntRange(min=1), default=20, help="Runs to list.")
 def list_runs(broker: str | None, local: bool, limit: int) -> None:
     """Recent runs, newest first."""
-    from crystallize_dist.dist.report import runs_table
+    from crystallize_dist.distributed.report import runs_table
 
     settings = _settings(broker)
     nothing_here = local and not settings.sqlite_path.exists()  # and nothing is made
@@ -307,7 +307,7 @@ def list_runs(broker: str | None, local: bool, limit: int) -> None:
 @store_options
 def cancel(run_id: str, broker: str | None, local: bool) -> None:
     """Cancel a run: no new cell starts; recorded cells stay."""
-    from crystallize_dist.dist.coordinator import cancel as do_cancel
+    from crystallize_dist.distributed.coordinator import cancel as do_cancel
 
     do_cancel(run_id, store=_store(_settings(broker), local, reading=run_id))
     click.echo(f"cancelled {run_id}")
@@ -338,8 +338,8 @@ def resume(
     timeout: float | None,
 ) -> None:
     """Re-enqueue cells without a record, with their original seeds."""
-    from crystallize_dist.dist import coordinator
-    from crystallize_dist.dist.results import wait_for
+    from crystallize_dist.distributed import coordinator
+    from crystallize_dist.distributed.results import wait_for
 
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
@@ -355,7 +355,7 @@ def resume(
     )
     click.echo(f"resumed {run_id}: {len(todo)} cells re-enqueued")
     if local and todo:
-        from crystallize_dist.dist.local import run_local
+        from crystallize_dist.distributed.local import run_local
 
         run_local(run_id, todo, store=store, settings=settings, workers=workers)
     elif wait:
@@ -374,7 +374,7 @@ def replay(run_id: str, broker: str | None, local: bool, count: int | None, ever
 
     Prints one line per mismatch and "N matches, M mismatches"; exit code 1 on a mismatch.
     """
-    from crystallize_dist.dist.replay import replay_run
+    from crystallize_dist.distributed.replay import replay_run
 
     if every and count is not None:
         raise InvalidOptionError("--cells and --all exclude each other")

@@ -12,7 +12,7 @@ Layout (Crystallize's)::
 Unlike upstream, artifacts written inside worker processes come back: each cell's record
 lists the files it wrote, and ``after_run`` builds the manifest and ``result.artifacts`` from
 the records. (Celery workers also ship each file's bytes through the run store; see
-crystallize_dist/dist/artifacts.py.)
+crystallize_dist/distributed/artifacts.py.)
 """
 
 from __future__ import annotations

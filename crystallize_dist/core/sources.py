@@ -1,5 +1,5 @@
 """Which files of an experiment's folder are its code: the same rules decide what a code
-bundle ships (dist/packing.py) and what the experiment fingerprint covers."""
+bundle ships (distributed/packing.py) and what the experiment fingerprint covers."""
 
 from __future__ import annotations
 

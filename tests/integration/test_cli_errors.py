@@ -11,7 +11,7 @@ import pytest
 from redis_server import RedisServer
 from workers import ROOT, run_cli
 
-from crystallize_dist.dist.store import open_store
+from crystallize_dist.distributed.store import open_store
 
 QUICKSTART = str(ROOT / "examples" / "quickstart.py")
 SECRET = "s3cret"

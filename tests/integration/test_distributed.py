@@ -17,9 +17,9 @@ from workers import ROOT, Worker, run_cli
 
 from crystallize_dist import SerialExecution, load_experiment
 from crystallize_dist.config import Settings
-from crystallize_dist.dist.coordinator import enqueue
-from crystallize_dist.dist.results import load_result, run_status, wait_for
-from crystallize_dist.dist.store import open_store
+from crystallize_dist.distributed.coordinator import enqueue
+from crystallize_dist.distributed.results import load_result, run_status, wait_for
+from crystallize_dist.distributed.store import open_store
 from crystallize_dist.errors import RunTimeoutError
 
 EXAMPLES = ROOT / "examples"

@@ -17,9 +17,9 @@ import pytest
 from workers import ROOT, Worker, run_cli
 
 from crystallize_dist.config import Settings
-from crystallize_dist.dist.app import create_app
-from crystallize_dist.dist.results import load_result, wait_for
-from crystallize_dist.dist.store import RunStore, open_store
+from crystallize_dist.distributed.app import create_app
+from crystallize_dist.distributed.results import load_result, wait_for
+from crystallize_dist.distributed.store import RunStore, open_store
 
 BAD = str(Path(__file__).with_name("bad_experiments.py"))
 

@@ -20,8 +20,8 @@ from workers import ROOT, Worker, run_cli
 from crystallize_dist import SerialExecution, load_experiment
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.dist.results import load_result, wait_for
-from crystallize_dist.dist.store import open_store
+from crystallize_dist.distributed.results import load_result, wait_for
+from crystallize_dist.distributed.store import open_store
 
 SEED = 7
 SECRET = "integration-secret"

@@ -12,8 +12,8 @@ from redis_server import RedisServer, free_port
 from workers import ROOT, Worker, run_cli
 
 from crystallize_dist.config import Settings
-from crystallize_dist.dist.app import create_app
-from crystallize_dist.dist.store import open_store
+from crystallize_dist.distributed.app import create_app
+from crystallize_dist.distributed.store import open_store
 
 QUICKSTART = str(ROOT / "examples" / "quickstart.py")
 PASSWORD = "s3cret-Pa55word"

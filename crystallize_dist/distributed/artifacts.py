@@ -1,0 +1,141 @@
+"""Artifacts across machines.
+
+A cell's record lists the artifact files it wrote, with their paths on the machine that
+ran it. A Celery worker also ships each file's bytes through the run store (content-
+addressed by sha256, like code bundles, and kept as long as the run); whoever reads the
+result - ``submit --wait``, ``result``, ``CeleryExecution`` - writes them under its own
+artifact root, at the same place relative to it (unless that file already has those
+bytes), and the result points there: all of a run's files in one place, whichever
+workers wrote them. A file over the store's value limit stays on the worker (its record says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from crystallize_dist.distributed.store.base import RunStore
+
+_log = logging.getLogger("crystallize_dist.worker")
+
+
+def blob_key(sha: str) -> str:
+    return f"artifact-{sha}"
+
+
+def ship(store: RunStore, record: Mapping[str, Any], limit: int) -> None:
+    """Put the bytes of every artifact ``record`` lists into ``store`` (noting each one's
+    sha256 in the record); a file over ``limit`` bytes is marked ``"too_big"`` instead."""
+    for art in record.get("artifacts") or ():
+        try:
+            data = Path(art["path"]).read_bytes()
+        except OSError:
+            continue
+        if len(data) > limit:
+            art["too_big"] = len(data)
+            _log.warning(
+                "artifact %s (%d bytes) is over the %d-byte store limit: it stays "
+                "at %s on this machine",
+                art["name"],
+                len(data),
+                limit,
+                art["path"],
+            )
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        store.put_blob(blob_key(sha), data)
+        art["sha256"] = sha
+
+
+def _same(path: Path, sha: str) -> bool:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    except OSError:
+        return False
+
+
+def fetch(
+    store: RunStore, records: Iterable[dict[str, Any]], root: str | Path
+) -> Iterator[dict[str, Any]]:
+    """``records``, with every shipped artifact written under ``root`` (unless it is there
+    already) and its path pointing there."""
+    base = Path(root).resolve()
+    for rec in records:
+        for art in rec.get("artifacts") or ():
+            sha, relative = art.get("sha256"), art.get("relative")
+            if not sha or not relative:
+                continue  # not shipped (too big, or not from a Celery worker)
+            target = (base / relative).resolve()
+            if not target.is_relative_to(base):  # never outside the root
+                continue
+            if not _same(target, sha):
+                data = store.get_blob(blob_key(sha))
+                if data is None:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            art["path"] = str(target)
+        yield rec
+
+
+def artifact_root(experiment: Any) -> str:
+    """Where ``experiment`` keeps artifacts (its ArtifactPlugin's root_dir)."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    plugin = experiment.get_plugin(ArtifactPlugin) if experiment is not None else None
+    return str(plugin.root_dir) if plugin is not None else ArtifactPlugin().root_dir
+
+
+def artifact_info(experiment: Any) -> dict[str, Any] | None:
+    """Where the run's ArtifactPlugin writes (see ``ArtifactPlugin.run_info``), or None."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    plugin = experiment.get_plugin(ArtifactPlugin)
+    return plugin.run_info(experiment) if plugin is not None else None
+
+
+def choose_version(experiment: Any) -> None:
+    """Before a run is submitted: its ArtifactPlugin picks the version folder the run writes
+    into (the next one when ``versioned``), as ``before_run`` does in-process - its workers
+    never run ``before_run``."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    plugin = experiment.get_plugin(ArtifactPlugin)
+    if plugin is not None:
+        experiment._assign_id()
+        plugin.claim_version(experiment)
+
+
+def for_run(experiment: Any, info: Mapping[str, Any] | None) -> None:
+    """A worker's copy of an experiment for one run writes where the run's manifest says
+    (its own copy of the ArtifactPlugin: runs never share one)."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    if not info:
+        return
+    experiment.plugins = [
+        ArtifactPlugin.from_run_info(info, p) if isinstance(p, ArtifactPlugin) else p
+        for p in experiment.plugins
+    ]
+
+
+def write_run_files(manifest: Mapping[str, Any], result: Any) -> None:
+    """A finished run's metadata, results and markers under this machine's artifact root,
+    as the ArtifactPlugin writes them after an in-process run (so ``strategy="resume"``,
+    ``load_metrics`` and Artifact datasources work on it too). ``submit`` writes them when
+    it waits for its run (``--wait``, ``--local``)."""
+    from crystallize_dist.core.artifacts import ArtifactPlugin
+
+    info = manifest["experiment"].get("artifacts")
+    if info and not result.missing:
+        plugin = ArtifactPlugin.from_run_info(info)
+        replicates = int(manifest["plan"]["replicates"])
+        plugin.write_results(replicates, info.get("id"), info.get("name"), result)

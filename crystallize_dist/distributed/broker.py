@@ -1,0 +1,70 @@
+"""Looking into the broker: which cells of a run still have a task message.
+
+A cell without a record is *lost* when no message for it is waiting in the queue or held
+unacknowledged by a worker (kombu's ``unacked`` hash) - e.g. after Redis restarted without
+persistence. ``resume`` re-enqueues lost cells with their original seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from crystallize_dist.config import Settings, redact
+from crystallize_dist.distributed.publisher import message_cells
+from crystallize_dist.errors import BrokerError
+
+#: kombu's Redis transport keeps delivered, unacknowledged messages in this hash.
+UNACKED_KEY = "unacked"
+#: queues longer than this are not scanned by ``status`` unless asked (``--lost``).
+SCAN_LIMIT = 20_000
+_PAGE = 1000
+
+
+def _raw_messages(client: Any, queue: str) -> Iterator[bytes]:
+    length = int(client.llen(queue))
+    for start in range(0, length, _PAGE):
+        yield from client.lrange(queue, start, start + _PAGE - 1)
+    for _, value in client.hscan_iter(UNACKED_KEY, count=_PAGE):
+        yield value
+
+
+def _cells_of(raw: bytes) -> list[str]:
+    """``condition:replicate`` keys a run_cells message carries."""
+    return [f"{c[0]}:{c[1]}" for c in message_cells(raw)[1]]
+
+
+def queue_size(settings: Settings) -> int:
+    """Messages waiting plus messages held unacknowledged (O(1))."""
+    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
+    try:
+        return int(client.llen(settings.queue)) + int(client.hlen(UNACKED_KEY))
+    except redis.RedisError as exc:
+        raise BrokerError(
+            f"cannot read the queue at {redact(settings.broker_url)}: {exc}"
+        ) from None
+    finally:
+        client.close()
+
+
+def queued_cells(settings: Settings, run_id: str) -> set[str]:
+    """Cell keys of ``run_id`` that have a task message in the queue or unacked."""
+    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
+    marker = f'"{run_id}:'.encode()
+    found: set[str] = set()
+    try:
+        for raw in _raw_messages(client, settings.queue):
+            if marker in raw:
+                try:
+                    found.update(_cells_of(raw))
+                except (ValueError, KeyError, IndexError, TypeError):
+                    continue  # not one of our messages
+    except redis.RedisError as exc:
+        raise BrokerError(
+            f"cannot read the queue at {redact(settings.broker_url)}: {exc}"
+        ) from None
+    finally:
+        client.close()
+    return found

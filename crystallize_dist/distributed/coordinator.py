@@ -1,0 +1,264 @@
+"""The coordinator: plan a run, write its manifest, enqueue its cells; resume and cancel.
+
+``submit`` is the one entry point the CLI, CeleryExecution and ``--local`` share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crystallize_dist.config import Settings
+from crystallize_dist.core.experiment import Experiment
+from crystallize_dist.core.loading import ExperimentRef, load_experiment, load_ref
+from crystallize_dist.core.plan import Cell, RunPlan
+from crystallize_dist.core.runspec import RunSpec, check_replicates
+from crystallize_dist.distributed.manifest import (
+    build_manifest,
+    new_run_id,
+    run_options,
+    run_settings,
+)
+from crystallize_dist.distributed.messages import cell_message, task_id
+from crystallize_dist.distributed.store import RunStore, cell_key
+from crystallize_dist.errors import (
+    CodeMismatchError,
+    ConfigError,
+    ExperimentLoadError,
+    InvalidOptionError,
+)
+
+
+@dataclass
+class Submission:
+    """What ``submit`` did: the run id, its manifest and the number of messages sent."""
+
+    run_id: str
+    manifest: dict[str, Any]
+    messages: int
+
+
+def plan_run(
+    experiment: Experiment,
+    *,
+    treatments: Sequence[str] | None = None,
+    replicates: int | None = None,
+    seed: int | None = None,
+) -> RunSpec:
+    """Resolve CLI-style options (treatment names, replicate count, seed) into a RunSpec."""
+    chosen = None
+    if treatments:
+        known = {t.name: t for t in experiment.treatments}
+        unknown = [n for n in treatments if n not in known]
+        if unknown:
+            raise InvalidOptionError(
+                f"unknown treatment '{unknown[0]}'; the experiment has "
+                f"{sorted(known) or 'no treatments'}"
+            )
+        chosen = [known[n] for n in dict.fromkeys(treatments)]
+    if replicates is not None:
+        check_replicates(replicates)
+        if replicates < 1:
+            raise InvalidOptionError(f"replicates must be >= 1, got {replicates}")
+    hypotheses: list[Any] | None = None
+    if chosen is not None and not [t for t in chosen if t.name != "baseline"]:
+        hypotheses = []
+    return experiment.resolve(
+        treatments=chosen, hypotheses=hypotheses, replicates=replicates, seed=seed, strategy="rerun"
+    )
+
+
+def batches(cells: Iterable[Cell], size: int) -> list[list[Cell]]:
+    """Cells grouped ``size`` at a time, in canonical order."""
+    out: list[list[Cell]] = []
+    for cell in cells:
+        if not out or len(out[-1]) >= size:
+            out.append([])
+        out[-1].append(cell)
+    return out
+
+
+def enqueue(
+    settings: Settings,
+    run_id: str,
+    cells: Sequence[Cell],
+    cells_per_task: int = 1,
+    *,
+    again: bool = False,
+) -> int:
+    """Publish the cells as run_cells tasks, ``cells_per_task`` to a message, in pipelined
+    round trips (see ``publisher``); returns the number of messages sent. ``again`` marks
+    cells sent before (resume, a killed task): workers count their attempts before running
+    them, so a cell that kills its worker is stopped after ``max_attempts``."""
+    from crystallize_dist.distributed.publisher import publish
+
+    return publish(
+        settings, run_id, batches(cells, max(1, cells_per_task)), retries=1 if again else 0
+    )
+
+
+def enqueue_slow(
+    settings: Settings, run_id: str, cells: Sequence[Cell], cells_per_task: int = 1
+) -> int:
+    """The same messages through ``apply_async`` over one producer (the benchmarks' yardstick)."""
+    from crystallize_dist import constants as C
+    from crystallize_dist.distributed.app import app_for
+
+    app = app_for(settings)
+    task = app.tasks[C.TASK_RUN_CELLS]
+    groups = batches(cells, max(1, cells_per_task))
+    with app.producer_or_acquire() as producer:
+        for group in groups:
+            soft, hard = settings.task_limits(len(group))
+            task.apply_async(
+                args=(run_id, [cell_message(c) for c in group]),
+                task_id=task_id(run_id, group),
+                producer=producer,
+                queue=settings.queue,
+                soft_time_limit=soft,
+                time_limit=hard,
+            )
+    return len(groups)
+
+
+def create_run(
+    store: RunStore,
+    experiment: Experiment,
+    ref: ExperimentRef,
+    ref_text: str,
+    spec: RunSpec,
+    options: dict[str, Any],
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Write the manifest of a new run and return it."""
+    run_id = run_id or new_run_id()
+    manifest = build_manifest(run_id, experiment, ref, ref_text, spec, options)
+    store.create_run(run_id, manifest)
+    return manifest
+
+
+def submit(
+    ref_text: str,
+    *,
+    settings: Settings,
+    store: RunStore,
+    treatments: Sequence[str] | None = None,
+    replicates: int | None = None,
+    seed: int | None = None,
+    cells_per_task: int = 1,
+    local: bool = False,
+    workers: int | None = None,
+    base: Path | None = None,
+) -> Submission:
+    """Load, plan, write the manifest and (unless ``local``) enqueue every cell."""
+    experiment, ref = load_experiment(ref_text, base)
+    spec = plan_run(experiment, treatments=treatments, replicates=replicates, seed=seed)
+    options = run_options(settings, cells_per_task=cells_per_task, local=local, workers=workers)
+    from crystallize_dist.distributed.artifacts import choose_version
+    from crystallize_dist.distributed.bundle import attach_bundle
+
+    choose_version(experiment)
+
+    manifest = create_run(
+        store,
+        experiment,
+        ref,
+        ref_text,
+        spec,
+        attach_bundle(options, ref, store, settings, local=local),
+    )
+    sent = 0
+    if not local:
+        sent = enqueue(settings, manifest["run_id"], list(spec.plan.cells()), cells_per_task)
+    return Submission(manifest["run_id"], manifest, sent)
+
+
+def missing_cells(store: RunStore, run_id: str, *, include_failed: bool = False) -> list[Cell]:
+    """Cells of a run without a record - and, with ``include_failed``, failed ones, whose
+    records are deleted so they can run again - in canonical order."""
+    plan = RunPlan.from_dict(store.manifest(run_id)["plan"])
+    recorded: dict[str, str] = {
+        cell_key(r["condition"], r["replicate"]): r["status"] for r in store.iter_records(run_id)
+    }
+    failed = [k for k, status in recorded.items() if status != "ok"] if include_failed else []
+    if failed:
+        store.delete_records(run_id, failed)
+    again = set(failed)
+    return [
+        c
+        for c in plan.cells()
+        if cell_key(c.condition, c.replicate) not in recorded
+        or cell_key(c.condition, c.replicate) in again
+    ]
+
+
+def local_fingerprint(ref: ExperimentRef) -> str | None:
+    """The fingerprint of the experiment as its code is on this machine, or None."""
+    try:
+        return load_ref(ref).fingerprint()
+    except (ExperimentLoadError, ConfigError):
+        return None
+
+
+def resume(
+    run_id: str,
+    *,
+    settings: Settings,
+    store: RunStore,
+    retry_failed: bool = False,
+    allow_drift: bool = False,
+    local: bool = False,
+) -> list[Cell]:
+    """Re-enqueue the cells of a run that have no record (and failed ones with
+    ``retry_failed``), with their original seeds. Refuses when the experiment's code changed,
+    unless ``allow_drift`` (which is stamped on the result)."""
+    manifest = store.manifest(run_id)
+    info = manifest["experiment"]
+    ref = ExperimentRef.from_dict(info["ref"])
+    found = local_fingerprint(ref)
+    if found is None:  # the code is not on this machine: the run's bundle will be used
+        from crystallize_dist.distributed.bundle import ensure_code
+
+        found = load_ref(ensure_code(ref, manifest, store, settings)).fingerprint()
+    if found != info["fingerprint"]:
+        if not allow_drift:
+            raise CodeMismatchError(
+                f"run '{run_id}': the experiment's code changed since it was submitted "
+                f"(fingerprint {found[:12]}, submitted {info['fingerprint'][:12]}); "
+                "pass --allow-drift to resume with the new code"
+            )
+        from crystallize_dist.distributed.bundle import attach_bundle
+
+        shipped = attach_bundle({}, ref, store, settings, local=local).get("bundle")
+        store.update_state(
+            run_id,
+            allow_drift={
+                "submitted": info["fingerprint"],
+                "resumed_with": found,
+                "bundle": shipped,
+            },
+        )
+    todo = missing_cells(store, run_id, include_failed=retry_failed)
+    state = store.state(run_id)
+    store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)
+    # after the flag is down: a cell skipped while the run was cancelled goes again, even
+    # when the message that skipped it is still held unacknowledged (it will not run it)
+    skipped = store.take_skipped(run_id)
+    if todo and not local:
+        from crystallize_dist.distributed.broker import queued_cells
+
+        own = run_settings(settings, manifest)  # the run's queue, whoever resumes it
+        queued = queued_cells(own, run_id) - skipped  # cells waiting or running are not lost
+        todo = [c for c in todo if cell_key(c.condition, c.replicate) not in queued]
+        per_task = int(manifest.get("options", {}).get("cells_per_task", 1) or 1)
+        if todo:
+            enqueue(own, run_id, todo, per_task, again=True)
+    return todo
+
+
+def cancel(run_id: str, *, store: RunStore) -> None:
+    """Mark a run cancelled: workers skip its cells; recorded cells stay."""
+    store.manifest(run_id)  # raises RunNotFoundError for an unknown run
+    store.update_state(run_id, cancelled=True)

@@ -1,0 +1,131 @@
+"""The one Celery task, ``crystallize_dist.run_cells``: a thin shell around CellRunner."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import TimeLimitExceeded
+from celery.signals import worker_process_init
+
+from crystallize_dist import constants as C
+from crystallize_dist.config import Settings
+from crystallize_dist.distributed.messages import parse_message
+from crystallize_dist.distributed.runner import CellRunner
+from crystallize_dist.errors import RunNotFoundError, TaskMessageError
+
+_log = logging.getLogger("crystallize_dist.worker")
+#: times a task that failed outside experiment code is sent again (backoff 1 s .. 60 s).
+INFRA_RETRIES = 10
+_runner: CellRunner | None = None
+
+
+def _reset_runner(**_: Any) -> None:
+    global _runner
+    _runner = None  # a forked pool child opens its own connections
+
+
+worker_process_init.connect(_reset_runner, weak=False)
+
+
+def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
+    """This process's CellRunner (created on first use)."""
+    global _runner
+    if _runner is None:
+        from crystallize_dist.distributed.store import store_for
+
+        store = store_for(settings, retries=20)
+        _runner = CellRunner(
+            store, settings, node=hostname or None, requeue=True, ship_artifacts=True
+        )
+    return _runner
+
+
+class CellTask(Task):
+    """Puts back the unfinished cells of a task its hard time limit killed.
+
+    Celery acks such a message and moves on; its cells go back to the queue, where the
+    attempt count bounds them (a cell killed ``max_attempts`` times is recorded as failed).
+    A process that died without Celery noticing also ends this way.
+    """
+
+    settings: Settings
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if not isinstance(exc, TimeLimitExceeded):
+            return
+        try:
+            run_id, cells = parse_message(args, kwargs)
+            rest = runner_for(self.settings, None).unfinished(run_id, cells)
+            if rest:
+                from crystallize_dist.distributed.coordinator import enqueue
+
+                enqueue(self.settings, run_id, rest, len(rest), again=True)
+        except Exception as err:  # never let bookkeeping crash the worker's main process
+            _log.error("task %s: could not re-enqueue after its time limit: %s", task_id, err)
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Register ``run_cells`` on ``app``."""
+
+    @app.task(
+        name=C.TASK_RUN_CELLS,
+        # not shared: a shared task would be copied into every app created later, so a
+        # second app's run_cells would run with the first app's settings (broker, store)
+        shared=False,
+        base=CellTask,
+        settings=settings,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+    )
+    def run_cells(self: Task, *args: Any, **kwargs: Any) -> None:
+        try:
+            run_id, cells = parse_message(args, kwargs)
+            runner = runner_for(settings, self.request.hostname)
+            # a cell runs while its start is on its way only on a first delivery of a first
+            # sending: after any loss its attempt is counted first (bounded redelivery)
+            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+            fresh = not redelivered and not self.request.retries
+            counts = runner.run(run_id, cells, speculative=fresh)
+        except (TaskMessageError, RunNotFoundError) as exc:
+            # A malformed or orphaned message: log it and drop it; nothing ran.
+            _log.error("rejected task %s: %s", self.request.id, exc)
+            return
+        except Exception as exc:
+            # Not the experiment's fault (cell errors are records): the store refused a
+            # write, Redis went read-only, a limit fired outside a cell... Send the message
+            # again rather than lose its cells: recorded cells are skipped, attempts counted.
+            retries = int(self.request.retries or 0)
+            _log.error(
+                "task %s failed (%s: %s); sending it again (%d/%d)",
+                self.request.id,
+                type(exc).__name__,
+                exc,
+                retries + 1,
+                INFRA_RETRIES,
+            )
+            raise self.retry(
+                exc=exc, countdown=min(60, 2**retries), max_retries=INFRA_RETRIES
+            ) from exc
+        if counts["requeue"]:  # this worker cannot load the experiment: let another try
+            from crystallize_dist.distributed.coordinator import enqueue
+
+            _log.warning(
+                "task %s: handing %d cell(s) back to the queue",
+                self.request.id,
+                len(counts["requeue"]),
+            )
+            enqueue(
+                settings.replace(queue=self.request.delivery_info.get("routing_key")),
+                run_id,
+                counts["requeue"],
+                len(counts["requeue"]),
+                again=True,
+            )
+        if counts["duplicates"]:
+            _log.info("task %s: %d cell(s) already recorded", self.request.id, counts["duplicates"])

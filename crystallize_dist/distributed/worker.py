@@ -1,0 +1,64 @@
+"""Starting a Celery worker with our app and settings (``crystallize-dist worker``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from crystallize_dist import constants as C
+from crystallize_dist.config import Settings
+
+#: The hash seed workers run with when none is set: str/bytes hashing (set iteration order)
+#: is then the same on every worker, so code that iterates sets gives the same numbers.
+DEFAULT_HASHSEED = "0"
+
+
+def reexec_with_hashseed() -> None:
+    """Run this ``crystallize-dist`` command again with PYTHONHASHSEED set (to
+    DEFAULT_HASHSEED) when it is not: it cannot change inside a running interpreter, and
+    processes that run cells (workers, the ``--local`` pool, ``replay``) must agree on it."""
+    if os.environ.get("PYTHONHASHSEED") is not None:
+        return
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    ours = argv0.name == "crystallize-dist" or (
+        argv0.name == "__main__.py" and argv0.parent.name == "crystallize_dist"
+    )
+    if not ours:
+        return  # embedded (tests with CliRunner, or a caller's own process): do not exec
+    env = dict(os.environ, PYTHONHASHSEED=DEFAULT_HASHSEED)
+    os.execve(sys.executable, [sys.executable, "-m", "crystallize_dist", *sys.argv[1:]], env)
+
+
+def start_worker(
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    pool: str = "prefork",
+    hostname: str | None = None,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker in this process until it is stopped."""
+    reexec_with_hashseed()
+    from crystallize_dist.distributed.app import create_app
+    from crystallize_dist.distributed.store import store_for
+
+    store_for(settings, retries=1).ping()  # a clear one-line error before Celery starts
+    os.environ[C.ENV_IN_WORKER] = "1"  # inherited by the pool's processes
+    app = create_app(settings)
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        "-Q",
+        settings.queue,
+        "-P",
+        pool,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    if hostname:
+        argv += ["-n", hostname]
+    app.worker_main(argv)
