@@ -56,9 +56,9 @@ from harness import (  # noqa: E402
     verdict,
 )
 
-from crystallize_dist.core.loading import load_experiment  # noqa: E402
 from crystallize_dist.distributed.calibrate import auto_cells_per_task, parse_cells_per_task  # noqa: E402
 from crystallize_dist.distributed.results import load_result  # noqa: E402
+from crystallize_dist.model.references import load_experiment  # noqa: E402
 
 CPU_REF = str(BENCH / "cpu_cells.py")
 TARGET = 1.8

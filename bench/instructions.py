@@ -40,16 +40,21 @@ def _one(side: str, cells: int) -> None:
     sys.path.insert(0, str(HERE))
     from local import SerialExecution, keeping_loop, plain_loop, tiny_experiment
 
-    os.chdir(tempfile.mkdtemp(prefix="cdist-instr-"))  # the default ArtifactPlugin writes ./data
-    plain_loop(20)
-    keeping_loop(20)
-    tiny_experiment(SerialExecution(), 20).run()
-    if side == "loop":
-        plain_loop(cells)
-    elif side == "keep":
-        keeping_loop(cells)
-    else:
-        tiny_experiment(SerialExecution(), cells).run()
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="cdist-instr-") as scratch:
+        os.chdir(scratch)  # the default ArtifactPlugin writes ./data
+        try:
+            plain_loop(20)
+            keeping_loop(20)
+            tiny_experiment(SerialExecution(), 20).run()
+            if side == "loop":
+                plain_loop(cells)
+            elif side == "keep":
+                keeping_loop(cells)
+            else:
+                tiny_experiment(SerialExecution(), cells).run()
+        finally:
+            os.chdir(here)
 
 
 def instructions(side: str, cells: int) -> int:

@@ -72,9 +72,9 @@ def commandstats(r: Any) -> dict[str, int]:
 
 
 def profile_runner(url: str, n: int, tmp: Path, top: int = 25) -> None:
-    from crystallize_dist.core.plan import RunPlan
     from crystallize_dist.distributed.messages import cell_message
     from crystallize_dist.distributed.runner import CellRunner
+    from crystallize_dist.engine.plan import RunPlan
 
     settings = Settings.from_env(broker_url=url, queue=QUEUE_PROFILE, home=tmp / "home")
     store = open_store(url)

@@ -1,5 +1,5 @@
 """crystallize-dist's Celery app for a *stock* ``celery`` worker (bench/submit.py checks that
-such a worker consumes the messages ``coordinator.enqueue`` publishes without apply_async).
+such a worker consumes the messages ``publisher.enqueue`` publishes without apply_async).
 
     CRYSTALLIZE_DIST_BROKER_URL=redis://... CRYSTALLIZE_DIST_QUEUE=q \
         python -m celery -A stock_app worker -P prefork -c 2 -Q q

@@ -4,8 +4,8 @@ One private redis-server. Each round, side by side:
 
 - **submit**: ``coordinator.submit`` of 100,000 trivial cells (bench/trivial.py) at
   cells-per-task 1 - load, plan, manifest, code bundle and the fast publish
-  (``dist/publisher.py``: pre-built messages, pipelined ``LPUSH``);
-- **enqueue**: ``coordinator.enqueue`` alone, the same 100,000 cells (already planned);
+  (``distributed/publisher.py``: pre-built messages, pipelined ``LPUSH``);
+- **enqueue**: ``publisher.enqueue`` alone, the same 100,000 cells (already planned);
 - **apply_async**: ``coordinator.enqueue_slow`` (one ``apply_async`` per message over one
   producer) of 10,000 cells - the yardstick's rate;
 - **plan**: load + plan + the list of 100,000 cells, no Redis (to split ``submit``).
@@ -52,8 +52,9 @@ from harness import (
     worker_env,
 )
 
-from crystallize_dist.core.loading import load_experiment
+from crystallize_dist.distributed import publisher
 from crystallize_dist.distributed.results import load_result
+from crystallize_dist.model.references import load_experiment
 
 TARGET = 20_000.0
 QUEUE = "bench-submit"
@@ -88,7 +89,7 @@ def one_round(url: str, tmp: Path, n: int, n_slow: int) -> dict[str, float]:
         seconds, cells = plan_cells(n)
         out["plan"] = n / seconds
         t0 = time.perf_counter()
-        sent = coordinator.enqueue(settings, sub.run_id, cells, 1)
+        sent = publisher.enqueue(settings, sub.run_id, cells, 1)
         out["enqueue"] = n / (time.perf_counter() - t0)
         if sent != n or r.llen(QUEUE) != n:
             raise RuntimeError(f"enqueue queued {r.llen(QUEUE)} messages, expected {n}")

@@ -1,54 +1,23 @@
 """crystallize-dist: Crystallize-style experiments on one core, a process pool or Celery
-workers on many machines - the same result bytes whichever way they ran."""
+workers on many machines - the same result bytes whichever way they ran.
+
+The package's rooms: ``model`` (what a user's experiment is made of: Crystallize's API),
+``engine`` (plan -> cells -> aggregate, on this machine), ``distributed`` (runs through
+Celery and Redis, or the embedded ``--local`` store) and ``cli``. The folders ``plugins``,
+``utils``, ``experiments``, ``datasources`` and ``pipelines`` are aliases only: they give
+Crystallize's module paths to the same objects.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from crystallize_dist.core.aggregate import aggregate
-from crystallize_dist.core.artifacts import ArtifactPlugin
-from crystallize_dist.core.builder import ExperimentBuilder
-from crystallize_dist.core.canonical import canonical_json
-from crystallize_dist.core.cell import arun_cell, run_cell
-from crystallize_dist.core.context import FrozenContext, standalone_context
-from crystallize_dist.core.datasource import (
-    Artifact,
-    DataSource,
-    ExperimentInput,
-    get_datasource,
-    list_datasources,
-    register_datasource,
-)
-from crystallize_dist.core.decorators import (
-    data_source,
-    hypothesis,
-    inject_from_ctx,
-    pipeline,
-    pipeline_step,
-    resource_factory,
-    treatment,
-    verifier,
-)
-from crystallize_dist.core.execution import AsyncExecution, ParallelExecution, SerialExecution
-from crystallize_dist.core.experiment import Experiment
-from crystallize_dist.core.graph import ExperimentGraph
-from crystallize_dist.core.hypothesis import Hypothesis
-from crystallize_dist.core.loading import ExperimentRef, load_experiment
-from crystallize_dist.core.pipeline import Pipeline
-from crystallize_dist.core.plan import Cell, RunPlan
-from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin
-from crystallize_dist.core.quick import quick_experiment
-from crystallize_dist.core.result import (
-    ExperimentMetrics,
-    HypothesisResult,
-    Result,
-    TreatmentMetrics,
-)
-from crystallize_dist.core.seeding import default_seed_function, seed_everything
-from crystallize_dist.core.step import PipelineStep
-from crystallize_dist.core.treatment import Treatment
+from crystallize_dist.canonical import canonical_json
+from crystallize_dist.constants import VERSION
+from crystallize_dist.engine.aggregate import aggregate
+from crystallize_dist.engine.cell import arun_cell, run_cell
+from crystallize_dist.engine.executors import AsyncExecution, ParallelExecution, SerialExecution
+from crystallize_dist.engine.plan import Cell, RunPlan
 from crystallize_dist.errors import (
     ContextMutationError,
     CrystallizeError,
@@ -56,6 +25,40 @@ from crystallize_dist.errors import (
     PipelineExecutionError,
     ValidationError,
 )
+from crystallize_dist.model.artifact import Artifact
+from crystallize_dist.model.artifacts import ArtifactPlugin
+from crystallize_dist.model.builder import ExperimentBuilder
+from crystallize_dist.model.context import FrozenContext, standalone_context
+from crystallize_dist.model.datasource import DataSource
+from crystallize_dist.model.decorators import (
+    data_source,
+    hypothesis,
+    pipeline,
+    pipeline_step,
+    treatment,
+    verifier,
+)
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.graph import ExperimentGraph
+from crystallize_dist.model.hypothesis import Hypothesis
+from crystallize_dist.model.injection import inject_from_ctx, resource_factory
+from crystallize_dist.model.inputs import ExperimentInput
+from crystallize_dist.model.pipeline import Pipeline
+from crystallize_dist.model.plugins import BasePlugin, LoggingPlugin, SeedPlugin
+from crystallize_dist.model.quick import quick_experiment
+from crystallize_dist.model.references import ExperimentRef, load_experiment
+from crystallize_dist.model.registry import get_datasource, list_datasources, register_datasource
+from crystallize_dist.model.result import (
+    ExperimentMetrics,
+    HypothesisResult,
+    Result,
+    TreatmentMetrics,
+)
+from crystallize_dist.model.seeding import default_seed_function, seed_everything
+from crystallize_dist.model.step import PipelineStep
+from crystallize_dist.model.treatment import Treatment
+
+__version__ = VERSION
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,9 @@ SQLite tables; then the defaults that ``Settings`` falls back to.
 
 from __future__ import annotations
 
+#: This package's version (also in pyproject.toml); workers compare it with the submitter's.
+VERSION = "0.1.0"
+
 # --- Crystallize-compatible context keys and file names ------------------------------------
 METADATA_FILENAME = "metadata.json"
 BASELINE_CONDITION = "baseline"
@@ -13,11 +16,6 @@ REPLICATE_KEY = "replicate"
 CONDITION_KEY = "condition"
 SEED_USED_KEY = "seed_used"
 STEP_NAME_KEY = "step_name"
-
-#: Added to the master seed once per replicate index (Crystallize's formula).
-SEED_STRIDE = 31337
-#: Seeds live in 0 .. 2**32 - 1.
-SEED_MODULUS = 2**32
 
 # --- Environment variables -----------------------------------------------------------------
 ENV_PREFIX = "CRYSTALLIZE_DIST_"

@@ -73,7 +73,7 @@ class Worker:
         full_env = cli_env(broker_url, **(env or {}))
         self._fh = self.log.open("wb")
         self.proc = subprocess.Popen(
-            args, cwd=cwd or ROOT, env=full_env, stdout=self._fh, stderr=subprocess.STDOUT
+            args, cwd=cwd or log_dir, env=full_env, stdout=self._fh, stderr=subprocess.STDOUT
         )
 
     @property
@@ -138,11 +138,12 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 180,
 ) -> subprocess.CompletedProcess[str]:
-    """``crystallize-dist ARGS`` as a subprocess."""
+    """``crystallize-dist ARGS`` as a subprocess (in this process's working folder unless
+    ``cwd`` says otherwise)."""
     full_env = cli_env(broker_url or "redis://127.0.0.1:1/0", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "crystallize_dist", *args],
-        cwd=cwd or ROOT,
+        cwd=cwd or Path.cwd(),
         env=full_env,
         capture_output=True,
         text=True,

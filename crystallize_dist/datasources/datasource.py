@@ -1,6 +1,8 @@
 """Crystallize's ``crystallize.datasources.datasource`` path. (compatibility alias)."""
 
-from crystallize_dist.core.datasource import Artifact, DataSource, ExperimentInput
+from crystallize_dist.model.artifact import Artifact
+from crystallize_dist.model.datasource import DataSource
+from crystallize_dist.model.inputs import ExperimentInput
 
 __all__ = [
     "Artifact",

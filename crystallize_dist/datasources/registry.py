@@ -1,6 +1,6 @@
 """Crystallize's ``crystallize.datasources.registry`` path. (compatibility alias)."""
 
-from crystallize_dist.core.datasource import (
+from crystallize_dist.model.registry import (
     get_datasource,
     list_datasources,
     register_datasource,

@@ -88,7 +88,7 @@ def fetch(
 
 def artifact_root(experiment: Any) -> str:
     """Where ``experiment`` keeps artifacts (its ArtifactPlugin's root_dir)."""
-    from crystallize_dist.core.artifacts import ArtifactPlugin
+    from crystallize_dist.model.artifacts import ArtifactPlugin
 
     plugin = experiment.get_plugin(ArtifactPlugin) if experiment is not None else None
     return str(plugin.root_dir) if plugin is not None else ArtifactPlugin().root_dir
@@ -96,7 +96,7 @@ def artifact_root(experiment: Any) -> str:
 
 def artifact_info(experiment: Any) -> dict[str, Any] | None:
     """Where the run's ArtifactPlugin writes (see ``ArtifactPlugin.run_info``), or None."""
-    from crystallize_dist.core.artifacts import ArtifactPlugin
+    from crystallize_dist.model.artifacts import ArtifactPlugin
 
     plugin = experiment.get_plugin(ArtifactPlugin)
     return plugin.run_info(experiment) if plugin is not None else None
@@ -106,18 +106,18 @@ def choose_version(experiment: Any) -> None:
     """Before a run is submitted: its ArtifactPlugin picks the version folder the run writes
     into (the next one when ``versioned``), as ``before_run`` does in-process - its workers
     never run ``before_run``."""
-    from crystallize_dist.core.artifacts import ArtifactPlugin
+    from crystallize_dist.model.artifacts import ArtifactPlugin
 
     plugin = experiment.get_plugin(ArtifactPlugin)
     if plugin is not None:
-        experiment._assign_id()
+        experiment.assign_id()
         plugin.claim_version(experiment)
 
 
 def for_run(experiment: Any, info: Mapping[str, Any] | None) -> None:
     """A worker's copy of an experiment for one run writes where the run's manifest says
     (its own copy of the ArtifactPlugin: runs never share one)."""
-    from crystallize_dist.core.artifacts import ArtifactPlugin
+    from crystallize_dist.model.artifacts import ArtifactPlugin
 
     if not info:
         return
@@ -132,7 +132,7 @@ def write_run_files(manifest: Mapping[str, Any], result: Any) -> None:
     as the ArtifactPlugin writes them after an in-process run (so ``strategy="resume"``,
     ``load_metrics`` and Artifact datasources work on it too). ``submit`` writes them when
     it waits for its run (``--wait``, ``--local``)."""
-    from crystallize_dist.core.artifacts import ArtifactPlugin
+    from crystallize_dist.model.artifacts import ArtifactPlugin
 
     info = manifest["experiment"].get("artifacts")
     if info and not result.missing:

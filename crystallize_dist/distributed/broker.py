@@ -8,6 +8,7 @@ persistence. ``resume`` re-enqueues lost cells with their original seeds.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -36,11 +37,12 @@ def _cells_of(raw: bytes) -> list[str]:
     return [f"{c[0]}:{c[1]}" for c in message_cells(raw)[1]]
 
 
-def queue_size(settings: Settings) -> int:
-    """Messages waiting plus messages held unacknowledged (O(1))."""
+@contextmanager
+def _broker(settings: Settings) -> Iterator[Any]:
+    """A client of the broker, closed after use; Redis errors become one-line BrokerErrors."""
     client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
     try:
-        return int(client.llen(settings.queue)) + int(client.hlen(UNACKED_KEY))
+        yield client
     except redis.RedisError as exc:
         raise BrokerError(
             f"cannot read the queue at {redact(settings.broker_url)}: {exc}"
@@ -49,22 +51,21 @@ def queue_size(settings: Settings) -> int:
         client.close()
 
 
+def queue_size(settings: Settings) -> int:
+    """Messages waiting plus messages held unacknowledged (O(1))."""
+    with _broker(settings) as client:
+        return int(client.llen(settings.queue)) + int(client.hlen(UNACKED_KEY))
+
+
 def queued_cells(settings: Settings, run_id: str) -> set[str]:
     """Cell keys of ``run_id`` that have a task message in the queue or unacked."""
-    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
     marker = f'"{run_id}:'.encode()
     found: set[str] = set()
-    try:
+    with _broker(settings) as client:
         for raw in _raw_messages(client, settings.queue):
             if marker in raw:
                 try:
                     found.update(_cells_of(raw))
                 except (ValueError, KeyError, IndexError, TypeError):
                     continue  # not one of our messages
-    except redis.RedisError as exc:
-        raise BrokerError(
-            f"cannot read the queue at {redact(settings.broker_url)}: {exc}"
-        ) from None
-    finally:
-        client.close()
     return found

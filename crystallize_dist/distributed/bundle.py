@@ -32,8 +32,6 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.core.loading import ExperimentRef
-from crystallize_dist.core.modules import activate_folder, importable_names
 from crystallize_dist.distributed.packing import (
     local_tree,
     pack,
@@ -44,6 +42,8 @@ from crystallize_dist.distributed.packing import (
 )
 from crystallize_dist.distributed.store.base import RunStore
 from crystallize_dist.errors import BundleError, ExperimentLoadError
+from crystallize_dist.model.importing import activate_folder, importable_names
+from crystallize_dist.model.references import ExperimentRef
 
 _log = logging.getLogger("crystallize_dist.bundle")
 _SHA = re.compile(r"^[0-9a-f]{64}$")

@@ -9,14 +9,15 @@ cells slower than that run one per task, where batching would only cost parallel
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from crystallize_dist.core.cell import run_cell
-from crystallize_dist.core.loading import load_experiment
+from crystallize_dist.distributed.deadline import cell_deadline
+from crystallize_dist.engine.cell import execute_cell
+from crystallize_dist.engine.runspec import resolve
 from crystallize_dist.errors import InvalidOptionError
-
-if TYPE_CHECKING:
-    from crystallize_dist.core.experiment import Experiment
+from crystallize_dist.model.artifacts import ArtifactPlugin
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.plugins import StepHooks
+from crystallize_dist.model.references import load_experiment
 
 #: seconds of cell work one task should carry (the issue's range: 50-100 ms).
 TARGET_TASK_SECONDS = 0.1
@@ -59,26 +60,27 @@ def auto_cells_per_task(
 
 def _calibrated(experiment: Experiment, replicates: int) -> int:
     """Cells per task from timing the experiment's first cells (of at most 64 replicates)."""
-    from crystallize_dist.core.artifacts import ArtifactPlugin
-    from crystallize_dist.core.plugins import StepHooks
-    from crystallize_dist.distributed.deadline import cell_deadline
-
-    spec = experiment.resolve(hypotheses=[], replicates=min(replicates, 64), strategy="rerun")
+    spec = resolve(experiment, hypotheses=[], replicates=min(replicates, 64), strategy="rerun")
     cells = list(spec.plan.cells())
-    with experiment._running(spec):
+    with experiment.running(
+        treatments=spec.treatments,
+        hypotheses=[],
+        replicates=spec.plan.replicates,
+        seed=spec.plan.master_seed,
+    ):
         # no artifact files from calibration cells: the run writes its own
         spec.hooks = StepHooks.of(
             [p for p in experiment.plugins if not isinstance(p, ArtifactPlugin)]
         )
         with cell_deadline(CALIBRATION_LIMIT, "calibration cell"):
-            first = run_cell(experiment, cells[0])  # also warms caches (hashes, imports)
+            first = execute_cell(spec, cells[0])  # also warms caches (hashes, imports)
         if first["status"] != "ok" or first["timing"]["duration"] >= SLOW_CELL_SECONDS:
             return 1
         start = time.perf_counter()
         n = 0
         for cell in cells[1:]:
             with cell_deadline(CALIBRATION_LIMIT, "calibration cell"):
-                run_cell(experiment, cell)
+                execute_cell(spec, cell)
             n += 1
             if time.perf_counter() - start > CALIBRATION_SECONDS:
                 break

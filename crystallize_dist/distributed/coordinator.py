@@ -5,16 +5,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crystallize_dist.config import Settings
-from crystallize_dist.core.experiment import Experiment
-from crystallize_dist.core.loading import ExperimentRef, load_experiment, load_ref
-from crystallize_dist.core.plan import Cell, RunPlan
-from crystallize_dist.core.runspec import RunSpec, check_replicates
 from crystallize_dist.distributed.manifest import (
     build_manifest,
     new_run_id,
@@ -22,13 +18,19 @@ from crystallize_dist.distributed.manifest import (
     run_settings,
 )
 from crystallize_dist.distributed.messages import cell_message, task_id
+from crystallize_dist.distributed.publisher import batches, enqueue
 from crystallize_dist.distributed.store import RunStore, cell_key
+from crystallize_dist.engine.plan import Cell, RunPlan
+from crystallize_dist.engine.runspec import RunSpec, resolve
 from crystallize_dist.errors import (
     CodeMismatchError,
     ConfigError,
     ExperimentLoadError,
     InvalidOptionError,
 )
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.options import check_replicates
+from crystallize_dist.model.references import ExperimentRef, load_experiment, load_ref
 
 
 @dataclass
@@ -65,37 +67,13 @@ def plan_run(
     hypotheses: list[Any] | None = None
     if chosen is not None and not [t for t in chosen if t.name != "baseline"]:
         hypotheses = []
-    return experiment.resolve(
-        treatments=chosen, hypotheses=hypotheses, replicates=replicates, seed=seed, strategy="rerun"
-    )
-
-
-def batches(cells: Iterable[Cell], size: int) -> list[list[Cell]]:
-    """Cells grouped ``size`` at a time, in canonical order."""
-    out: list[list[Cell]] = []
-    for cell in cells:
-        if not out or len(out[-1]) >= size:
-            out.append([])
-        out[-1].append(cell)
-    return out
-
-
-def enqueue(
-    settings: Settings,
-    run_id: str,
-    cells: Sequence[Cell],
-    cells_per_task: int = 1,
-    *,
-    again: bool = False,
-) -> int:
-    """Publish the cells as run_cells tasks, ``cells_per_task`` to a message, in pipelined
-    round trips (see ``publisher``); returns the number of messages sent. ``again`` marks
-    cells sent before (resume, a killed task): workers count their attempts before running
-    them, so a cell that kills its worker is stopped after ``max_attempts``."""
-    from crystallize_dist.distributed.publisher import publish
-
-    return publish(
-        settings, run_id, batches(cells, max(1, cells_per_task)), retries=1 if again else 0
+    return resolve(
+        experiment,
+        treatments=chosen,
+        hypotheses=hypotheses,
+        replicates=replicates,
+        seed=seed,
+        strategy="rerun",
     )
 
 

@@ -15,21 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.core.loading import ExperimentRef, find_ref, parse_ref
-from crystallize_dist.core.plugins import BasePlugin
-from crystallize_dist.core.progress import progress_bar
+from crystallize_dist.engine.progress import progress_bar
 from crystallize_dist.errors import ExperimentLoadError, InvalidOptionError, NestedRunError
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.plugins import BasePlugin, ExperimentLike
+from crystallize_dist.model.references import ExperimentRef, find_ref, parse_ref
 
 if TYPE_CHECKING:
-    from crystallize_dist.core.experiment import Experiment
-    from crystallize_dist.core.runspec import RunSpec
+    from crystallize_dist.engine.runspec import RunSpec
 
 
 def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
     """A module-level Experiment with the same fingerprint (e.g. the one a factory built)."""
     import sys
-
-    from crystallize_dist.core.experiment import Experiment as Exp
 
     wanted = experiment.fingerprint()
     names = {type(experiment.datasource).__module__, "__main__"}
@@ -37,7 +35,11 @@ def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
     for name in sorted(names):
         module = sys.modules.get(name)
         for attr, value in vars(module).items() if module else []:
-            if isinstance(value, Exp) and value is not experiment and value.fingerprint() == wanted:
+            if (
+                isinstance(value, Experiment)
+                and value is not experiment
+                and value.fingerprint() == wanted
+            ):
                 saved = value
                 probe = find_ref(saved)
                 if probe is not None:
@@ -48,9 +50,9 @@ def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
 def _check_treatments(experiment: Experiment, spec: RunSpec) -> None:
     """Workers load the experiment by reference and look its treatments up by name: a run
     can pick some of them (``run(treatments=[...])``), not bring treatments of its own."""
-    from crystallize_dist.core.fingerprint import treatment_parts
+    from crystallize_dist.engine.fingerprint import treatment_parts
 
-    defined = {t.name: t for t in experiment._defined_treatments or experiment.treatments}
+    defined = {t.name: t for t in experiment.defined_treatments}
     chosen = [*spec.treatments, *([spec.baseline_treatment] if spec.baseline_treatment else [])]
     for t in chosen:
         own = defined.get(t.name)
@@ -91,10 +93,11 @@ class CeleryExecution(BasePlugin):
         return ref, str(ref)
 
     def run_experiment_loop(
-        self, experiment: Experiment, replicate_fn: Callable[[int], Any]
+        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any]
     ) -> list[dict[str, Any]]:
-        from crystallize_dist.distributed.coordinator import create_run, enqueue
+        from crystallize_dist.distributed.coordinator import create_run
         from crystallize_dist.distributed.manifest import run_options
+        from crystallize_dist.distributed.publisher import enqueue
         from crystallize_dist.distributed.results import wait_for
         from crystallize_dist.distributed.store import store_for
 
@@ -106,9 +109,10 @@ class CeleryExecution(BasePlugin):
                 '`if __name__ == "__main__":`'
             )
         settings = Settings.from_env(broker_url=self.broker_url)
-        spec = experiment._active
-        if spec is None:
+        spec: RunSpec | None = getattr(replicate_fn, "spec", None)
+        if spec is None or not isinstance(spec.experiment, Experiment):
             raise RuntimeError("CeleryExecution.run_experiment_loop runs inside Experiment.run")
+        experiment = spec.experiment
         _check_treatments(experiment, spec)
         ref, text = self._ref(experiment)
         store = store_for(settings)

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.core.plan import Cell, RunPlan
-from crystallize_dist.core.result import Result
-from crystallize_dist.distributed.coordinator import Submission, batches
+from crystallize_dist.distributed.coordinator import Submission
 from crystallize_dist.distributed.messages import cell_message
+from crystallize_dist.distributed.publisher import batches
 from crystallize_dist.distributed.runner import CellRunner
 from crystallize_dist.distributed.store import RunStore, SQLiteStore
+from crystallize_dist.engine.plan import Cell, RunPlan
 from crystallize_dist.errors import CrystallizeError
+from crystallize_dist.model.result import Result
 
 _runner: CellRunner | None = None
 
@@ -109,30 +110,29 @@ def finished_result(
     workers: int | None = None,
     cells_per_task: int = 1,
     timeout: float | None = None,
-    progress: bool = False,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Result:
     """A submitted run's Result once it is finished: ``local`` runs its cells on this
-    machine's pool, otherwise the workers' records are waited for. The run's files are
-    left under the artifact root as an in-process run leaves them."""
+    machine's pool, otherwise the workers' records are waited for (``on_progress`` is told
+    of cells as they finish). The run's files are left under the artifact root as an
+    in-process run leaves them."""
     from crystallize_dist.distributed.artifacts import write_run_files
-    from crystallize_dist.distributed.report import CellProgress
     from crystallize_dist.distributed.results import load_result, wait_for
 
     plan = RunPlan.from_dict(sub.manifest["plan"])
-    with CellProgress(plan.n_cells, progress) as bar:
-        if local:
-            assert isinstance(store, SQLiteStore)
-            run_local(
-                sub.run_id,
-                list(plan.cells()),
-                store=store,
-                settings=settings,
-                workers=workers,
-                cells_per_task=None if cells_per_task == 1 else cells_per_task,
-                on_progress=bar.update,
-            )
-        else:
-            wait_for(store, sub.run_id, timeout=timeout, on_progress=bar.update)
+    if local:
+        assert isinstance(store, SQLiteStore)
+        run_local(
+            sub.run_id,
+            list(plan.cells()),
+            store=store,
+            settings=settings,
+            workers=workers,
+            cells_per_task=None if cells_per_task == 1 else cells_per_task,
+            on_progress=on_progress,
+        )
+    else:
+        wait_for(store, sub.run_id, timeout=timeout, on_progress=on_progress)
     result = load_result(store, sub.run_id, settings=settings)
     write_run_files(sub.manifest, result)
     return result

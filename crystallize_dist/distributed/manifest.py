@@ -11,11 +11,11 @@ from typing import Any
 
 from crystallize_dist.config import Settings
 from crystallize_dist.constants import BASELINE_CONDITION
-from crystallize_dist.core.environment import git_state, host_environment, package_version
-from crystallize_dist.core.experiment import Experiment
-from crystallize_dist.core.loading import ExperimentRef
-from crystallize_dist.core.runspec import RunSpec
 from crystallize_dist.distributed.artifacts import artifact_info, artifact_root
+from crystallize_dist.engine.environment import git_state, host_environment, package_version
+from crystallize_dist.engine.runspec import RunSpec
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.references import ExperimentRef
 
 MANIFEST_VERSION = 1
 

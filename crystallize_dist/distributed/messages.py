@@ -2,7 +2,8 @@
 
 A message is ``run_cells(run_id, cells)`` where ``cells`` is a list of
 ``[condition, replicate, seed]``. The seed comes from the manifest's seed table; a worker
-checks every field against the manifest and never derives a seed itself.
+checks every field against the manifest (the seed against that table) and never derives a
+seed itself.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crystallize_dist.constants import SEED_MODULUS
-from crystallize_dist.core.plan import Cell, RunPlan
+from crystallize_dist.engine.plan import Cell, RunPlan
 from crystallize_dist.errors import TaskMessageError
+from crystallize_dist.model.seeding import SEED_MODULUS
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_CELLS_PER_MESSAGE = 100_000
@@ -59,8 +60,9 @@ def parse_message(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, 
     return check_run_id(values["run_id"]), cells
 
 
-def check_cells(raw: list[Any], plan: RunPlan, run_id: str) -> list[Cell]:
-    """Cells from a message, each checked against the run's plan (types, ranges, seeds)."""
+def check_cells(raw: list[Any], plan: RunPlan, seeds: Sequence[int], run_id: str) -> list[Cell]:
+    """Cells from a message, each checked against the run's plan (types, ranges) and its
+    seed table ``seeds`` (the manifest's seed of each replicate)."""
     conditions = set(plan.conditions)
     out = []
     for i, item in enumerate(raw):
@@ -76,10 +78,10 @@ def check_cells(raw: list[Any], plan: RunPlan, run_id: str) -> list[Cell]:
             )
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_MODULUS:
             raise TaskMessageError(f"{where}: seed must be an int in 0..2**32-1, got {seed!r}")
-        if seed != plan.seed(rep):
+        if rep >= len(seeds) or seed != seeds[rep]:
+            planned = seeds[rep] if rep < len(seeds) else None
             raise TaskMessageError(
-                f"{where}: seed {seed} differs from the manifest's "
-                f"{plan.seed(rep)} for replicate {rep}"
+                f"{where}: seed {seed} differs from the manifest's {planned} for replicate {rep}"
             )
         out.append(Cell(cond, rep, seed))
     return out

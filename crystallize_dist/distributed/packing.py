@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from crystallize_dist import constants as C
-from crystallize_dist.core.sources import IGNORE_FILE, ignore_patterns, is_ignored
+from crystallize_dist.distributed.sources import IGNORE_FILE, ignore_patterns, is_ignored
 from crystallize_dist.errors import BundleError
 
 #: Every entry's timestamp (the earliest a zip can hold).

@@ -14,15 +14,15 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings, redact
-from crystallize_dist.core.plan import Cell
 from crystallize_dist.distributed.messages import cell_message, task_id
+from crystallize_dist.engine.plan import Cell
 from crystallize_dist.errors import BrokerError
 
 #: messages per pipelined round trip.
@@ -146,3 +146,30 @@ def message_cells(raw: bytes) -> tuple[str, list[Any]]:
     envelope_ = data[0] if isinstance(data, list) else data
     body = base64.b64decode(envelope_["body"])
     return envelope_["headers"]["id"], json.loads(body)[0][1]
+
+
+def batches(cells: Iterable[Cell], size: int) -> list[list[Cell]]:
+    """Cells grouped ``size`` at a time, in canonical order."""
+    out: list[list[Cell]] = []
+    for cell in cells:
+        if not out or len(out[-1]) >= size:
+            out.append([])
+        out[-1].append(cell)
+    return out
+
+
+def enqueue(
+    settings: Settings,
+    run_id: str,
+    cells: Sequence[Cell],
+    cells_per_task: int = 1,
+    *,
+    again: bool = False,
+) -> int:
+    """Publish the cells as run_cells tasks, ``cells_per_task`` to a message, in pipelined
+    round trips (see ``publish``); returns the number of messages sent. ``again`` marks
+    cells sent before (resume, a killed task): workers count their attempts before running
+    them, so a cell that kills its worker is stopped after ``max_attempts``."""
+    return publish(
+        settings, run_id, batches(cells, max(1, cells_per_task)), retries=1 if again else 0
+    )

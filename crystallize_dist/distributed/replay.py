@@ -2,7 +2,7 @@
 
 The experiment is loaded as a worker would (``ensure_code``: the submitted code, from the
 bundle when this machine's copy differs), prepared with the manifest's plan, and each chosen
-cell is run with ``run_cell`` and the manifest's seed. A cell matches when its *metrics
+cell is run on the engine's cell path with the manifest's seed. A cell matches when its *metrics
 digest* - sha256 of the canonical JSON of the record's metrics - equals the stored
 record's; for a stored error record the error type is compared instead.
 """
@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from crystallize_dist.canonical import canonical_json
 from crystallize_dist.config import Settings
-from crystallize_dist.core.canonical import canonical_json
-from crystallize_dist.core.cell import STATUS_OK, run_cell
-from crystallize_dist.core.loading import ExperimentRef, load_ref
-from crystallize_dist.core.plan import Cell, RunPlan
-from crystallize_dist.distributed.store.base import RunStore, cell_key
+from crystallize_dist.distributed.store.base import RunStore
+from crystallize_dist.distributed.store.records import cell_key
+from crystallize_dist.engine.cell import execute_cell
+from crystallize_dist.engine.plan import Cell, RunPlan
+from crystallize_dist.engine.records import STATUS_OK
 from crystallize_dist.errors import InvalidOptionError, ReplayMismatchError
+from crystallize_dist.model.references import ExperimentRef, load_ref
 
 
 def metrics_digest(metrics: Mapping[str, Any]) -> str:
@@ -120,7 +122,7 @@ def replay_run(
 ) -> ReplayReport:
     """Re-run the first ``cells`` recorded cells of ``run_id`` (all when None) here."""
     from crystallize_dist.distributed.bundle import ensure_code
-    from crystallize_dist.distributed.runner import CellRunner
+    from crystallize_dist.distributed.preparing import spec_for_run
 
     manifest = store.manifest(run_id)
     plan = RunPlan.from_dict(manifest["plan"])
@@ -136,9 +138,9 @@ def replay_run(
             f"the experiment's code differs from what was submitted (fingerprint "
             f"{found[:12]} here, {info['fingerprint'][:12]} in the manifest)"
         )
-    experiment = CellRunner(store, settings)._for_run(base, manifest)
+    spec = spec_for_run(base, manifest)
     for cell, record in chosen:
-        fresh = run_cell(experiment, cell)
+        fresh = execute_cell(spec, cell)
         report.comparisons.append(
             CellComparison(
                 cell_key(cell.condition, cell.replicate), cell.seed, outcome(record), outcome(fresh)

@@ -10,15 +10,15 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.core.aggregate import aggregate
-from crystallize_dist.core.experiment import Experiment
-from crystallize_dist.core.hypothesis import Hypothesis
-from crystallize_dist.core.loading import ExperimentRef, load_ref
-from crystallize_dist.core.plan import RunPlan
-from crystallize_dist.core.result import Result
 from crystallize_dist.distributed.artifacts import artifact_root, fetch
 from crystallize_dist.distributed.manifest import provenance_meta
 from crystallize_dist.distributed.store import RunStore
+from crystallize_dist.engine.aggregate import aggregate
+from crystallize_dist.engine.plan import RunPlan
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.hypothesis import Hypothesis
+from crystallize_dist.model.references import ExperimentRef, load_ref
+from crystallize_dist.model.result import Result
 
 _log = logging.getLogger("crystallize_dist")
 

@@ -42,7 +42,7 @@ def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
     return _runner
 
 
-class CellTask(Task):
+class CellTask(Task):  # type: ignore[misc]  # celery has no type hints
     """Puts back the unfinished cells of a task its hard time limit killed.
 
     Celery acks such a message and moves on; its cells go back to the queue, where the
@@ -61,7 +61,7 @@ class CellTask(Task):
             run_id, cells = parse_message(args, kwargs)
             rest = runner_for(self.settings, None).unfinished(run_id, cells)
             if rest:
-                from crystallize_dist.distributed.coordinator import enqueue
+                from crystallize_dist.distributed.publisher import enqueue
 
                 enqueue(self.settings, run_id, rest, len(rest), again=True)
         except Exception as err:  # never let bookkeeping crash the worker's main process
@@ -71,7 +71,7 @@ class CellTask(Task):
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Register ``run_cells`` on ``app``."""
 
-    @app.task(
+    @app.task(  # type: ignore[untyped-decorator]  # celery has no type hints
         name=C.TASK_RUN_CELLS,
         # not shared: a shared task would be copied into every app created later, so a
         # second app's run_cells would run with the first app's settings (broker, store)
@@ -113,7 +113,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 exc=exc, countdown=min(60, 2**retries), max_retries=INFRA_RETRIES
             ) from exc
         if counts["requeue"]:  # this worker cannot load the experiment: let another try
-            from crystallize_dist.distributed.coordinator import enqueue
+            from crystallize_dist.distributed.publisher import enqueue
 
             _log.warning(
                 "task %s: handing %d cell(s) back to the queue",

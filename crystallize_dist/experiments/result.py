@@ -1,6 +1,6 @@
 """Crystallize's ``crystallize.experiments.result`` path. (compatibility alias)."""
 
-from crystallize_dist.core.result import Result
+from crystallize_dist.model.result import Result
 
 __all__ = [
     "Result",

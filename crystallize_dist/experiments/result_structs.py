@@ -1,6 +1,6 @@
 """Crystallize's ``crystallize.experiments.result_structs`` path. (compatibility alias)."""
 
-from crystallize_dist.core.result import ExperimentMetrics, HypothesisResult, TreatmentMetrics
+from crystallize_dist.model.result import ExperimentMetrics, HypothesisResult, TreatmentMetrics
 
 __all__ = [
     "ExperimentMetrics",

@@ -1,6 +1,6 @@
 """Crystallize's ``crystallize.experiments.run_results`` path. (compatibility alias)."""
 
-from crystallize_dist.core.execution import ReplicateResult
+from crystallize_dist.engine.replicates import ReplicateResult
 
 __all__ = [
     "ReplicateResult",

@@ -1,6 +1,6 @@
 """Crystallize's ``crystallize.pipelines.pipeline`` path. (compatibility alias)."""
 
-from crystallize_dist.core.pipeline import Pipeline
+from crystallize_dist.model.pipeline import Pipeline
 
 __all__ = [
     "Pipeline",

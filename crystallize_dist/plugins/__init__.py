@@ -1,9 +1,10 @@
 """Crystallize's ``crystallize.plugins`` path. (compatibility alias)."""
 
-from crystallize_dist.core.artifacts import ArtifactPlugin, load_all_metrics, load_metrics
-from crystallize_dist.core.execution import AsyncExecution, ParallelExecution, SerialExecution
-from crystallize_dist.core.plugins import BasePlugin, LoggingPlugin, SeedPlugin
-from crystallize_dist.core.seeding import default_seed_function
+from crystallize_dist.engine.executors import AsyncExecution, ParallelExecution, SerialExecution
+from crystallize_dist.model.artifact_files import load_all_metrics, load_metrics
+from crystallize_dist.model.artifacts import ArtifactPlugin
+from crystallize_dist.model.plugins import BasePlugin, LoggingPlugin, SeedPlugin
+from crystallize_dist.model.seeding import default_seed_function
 
 __all__ = [
     "ArtifactPlugin",

@@ -1,6 +1,6 @@
 """Crystallize's ``crystallize.plugins.execution`` path. (compatibility alias)."""
 
-from crystallize_dist.core.execution import (
+from crystallize_dist.engine.executors import (
     VALID_EXECUTOR_TYPES,
     AsyncExecution,
     ParallelExecution,

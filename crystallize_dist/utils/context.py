@@ -1,6 +1,6 @@
 """Crystallize's ``crystallize.utils.context`` path. (compatibility alias)."""
 
-from crystallize_dist.core.context import (
+from crystallize_dist.model.context import (
     ArtifactLog,
     FrozenContext,
     FrozenMetrics,

@@ -12,8 +12,8 @@ import pytest
 from parity_fixtures import build
 
 from crystallize_dist import SerialExecution
-from crystallize_dist.core.aggregate import Aggregator, aggregate
-from crystallize_dist.core.plan import RunPlan
+from crystallize_dist.engine.aggregate import Aggregator, aggregate
+from crystallize_dist.engine.plan import RunPlan
 
 PLAN = RunPlan(master_seed=7, replicates=6, treatments=("t1", "t2"))
 

@@ -20,7 +20,7 @@ from crystallize_dist import (
     Treatment,
     load_experiment,
 )
-from crystallize_dist.core.cell import convert_metrics
+from crystallize_dist.engine.records import convert_metrics
 from crystallize_dist.errors import ConfigError, ExperimentLoadError, MetricValueError
 
 

@@ -29,7 +29,7 @@ from crystallize_dist import (
     treatment,
     verifier,
 )
-from crystallize_dist.core.datasource import unregister_datasource
+from crystallize_dist.model.registry import unregister_datasource
 
 
 @pipeline_step()

@@ -35,6 +35,7 @@ from crystallize_dist import (
     Treatment,
     resource_factory,
 )
+from crystallize_dist.engine.running import executor_of
 from crystallize_dist.plugins.execution import ParallelExecution as AliasParallel
 from crystallize_dist.plugins.plugins import SeedPlugin as AliasSeedPlugin
 
@@ -121,7 +122,7 @@ def test_page_001_supplied_plugins_replace_the_defaults(caplog: pytest.LogCaptur
     )
     assert experiment.plugins[:3] == [seed, parallel, logging_plugin]
     assert [type(p) for p in experiment.plugins[3:]] == [ArtifactPlugin]
-    assert experiment._executor() is parallel
+    assert executor_of(experiment) is parallel
     result = experiment.run(replicates=2)
     assert result.metrics.baseline.metrics["total"] == [6, 6]
     assert result.provenance["seeds"]["baseline"] == [1234, 1234 + 31337]

@@ -19,8 +19,8 @@ from crystallize_dist import (
     SeedPlugin,
     Treatment,
 )
-from crystallize_dist.core.result import Result
 from crystallize_dist.errors import CellError, CrystallizeError
+from crystallize_dist.model.result import Result
 
 TREATMENTS = [Treatment("t1", {}), Treatment("t2", {})]
 

@@ -34,7 +34,8 @@ from crystallize_dist import (
     Treatment,
     default_seed_function,
 )
-from crystallize_dist.core.execution import ReplicateResult
+from crystallize_dist.engine.replicates import ReplicateResult
+from crystallize_dist.engine.running import executor_of
 
 
 def _experiment(
@@ -288,7 +289,7 @@ def test_last_executor_plugin_wins_and_serial_is_the_fallback() -> None:
     result = _experiment(plugins=[Tagged("first"), Tagged("last")]).run(replicates=2)
     assert used == ["last"]
     assert result.metrics.baseline.metrics == {"value": [1, 1]}
-    assert type(_experiment()._executor()) is SerialExecution
+    assert type(executor_of(_experiment())) is SerialExecution
 
 
 def test_custom_executor_gets_a_sync_replicate_fn_and_the_replicate_count() -> None:

@@ -209,7 +209,7 @@ def test_the_import_closure_hashes_the_same_wherever_the_folder_is(tmp_path: Pat
     the code elsewhere (another machine, a code bundle) hashes the same."""
     import shutil
 
-    from crystallize_dist.core.fingerprint import closure_hash
+    from crystallize_dist.engine.fingerprint import closure_hash
 
     first = tmp_path / "one" / "fp_pkg"
     (first / "tools").mkdir(parents=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crystallize_dist.core.loading import top_level_names
+from crystallize_dist.model.references import top_level_names
 
 DEFS = """
 from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep
@@ -27,7 +27,7 @@ experiment = Experiment(Zero(), Pipeline([Keep()]), replicates=2)
 """
 
 PROBE = """
-from crystallize_dist.core.loading import find_ref
+from crystallize_dist.model.references import find_ref
 print(find_ref({name}))
 """
 

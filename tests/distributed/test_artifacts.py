@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from crystallize_dist import load_experiment
 from crystallize_dist.cli import main
-from crystallize_dist.core.artifacts import load_metrics
 from crystallize_dist.distributed.artifacts import fetch, ship
 from crystallize_dist.distributed.store import SQLiteStore
+from crystallize_dist.model.artifact_files import load_metrics
 
 
 def _record(path: Path, relative: str) -> dict[str, object]:

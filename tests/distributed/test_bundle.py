@@ -20,8 +20,6 @@ from experiment_sources import MARKER_ENV, hide, write_bundled
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.core.loading import ExperimentRef, load_experiment, load_ref
-from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.distributed.bundle import (
     BUNDLES_DIRNAME,
     attach_bundle,
@@ -35,7 +33,9 @@ from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.runner import CellRunner
 from crystallize_dist.distributed.store import RunStore, SQLiteStore
 from crystallize_dist.distributed.store.redis_store import RedisStore
+from crystallize_dist.engine.plan import RunPlan
 from crystallize_dist.errors import BundleError
+from crystallize_dist.model.references import ExperimentRef, load_experiment, load_ref
 
 SECRET = "s3cret-for-tests"
 
@@ -246,7 +246,7 @@ def test_attach_bundle_stores_the_zip_and_describes_it(store: RunStore, tmp_path
     folder = ExperimentRef("folder", str(tmp_path / "src"))
     assert bundle_source(folder) == (tmp_path / "src", None, ".")
     assert bundle_source(ExperimentRef("module", "json.decoder")) is None
-    assert bundle_source(ExperimentRef("module", "crystallize_dist.core.cell")) is None
+    assert bundle_source(ExperimentRef("module", "crystallize_dist.engine.cell")) is None
 
 
 # -- worker side -----------------------------------------------------------------------------

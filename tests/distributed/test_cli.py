@@ -172,7 +172,7 @@ def test_cancel_local_then_resume_runs_every_cell(home: Path) -> None:
     res = cli("cancel", run_id, "--local")
     assert res.stdout.strip() == f"cancelled {run_id}"
     # a cancelled run starts no cell
-    from crystallize_dist.core.plan import RunPlan
+    from crystallize_dist.engine.plan import RunPlan
 
     cells = list(RunPlan.from_dict(sub.manifest["plan"]).cells())
     run_local(run_id, cells, store=store, settings=settings, workers=1)

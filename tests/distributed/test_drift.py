@@ -15,12 +15,12 @@ from experiment_sources import write_bundled
 from crystallize_dist import constants as C
 from crystallize_dist.cli import main
 from crystallize_dist.config import Settings
-from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.distributed import runner as runner_module
 from crystallize_dist.distributed.coordinator import submit
 from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.results import load_result, run_status
 from crystallize_dist.distributed.store import SQLiteStore
+from crystallize_dist.engine.plan import RunPlan
 
 FAKE_NUMPY = "0.0.0+drifted"
 

@@ -10,11 +10,11 @@ from experiment_sources import write_bundled, write_clock
 
 from crystallize_dist.cli import main
 from crystallize_dist.config import Settings
-from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.distributed.coordinator import submit
 from crystallize_dist.distributed.local import run_local
 from crystallize_dist.distributed.replay import metrics_digest, outcome, replay_run
 from crystallize_dist.distributed.store import SQLiteStore
+from crystallize_dist.engine.plan import RunPlan
 from crystallize_dist.errors import InvalidOptionError, ReplayMismatchError
 
 FAILING = """

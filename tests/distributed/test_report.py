@@ -1,10 +1,10 @@
-"""The summary table's statistics (dist/report.py)."""
+"""The summary table's statistics (engine/summary.py)."""
 
 from __future__ import annotations
 
 import math
 
-from crystallize_dist.distributed.report import summarize
+from crystallize_dist.engine.summary import summarize
 
 
 def test_summary_of_numbers_strings_and_huge_integers() -> None:

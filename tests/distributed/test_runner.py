@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 from crystallize_dist.config import Settings
-from crystallize_dist.core.plan import RunPlan
 from crystallize_dist.distributed.coordinator import submit
 from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.runner import CellRunner
 from crystallize_dist.distributed.store import SQLiteStore
+from crystallize_dist.engine.plan import RunPlan
 
 SLOW_IMPORT = """
 import time

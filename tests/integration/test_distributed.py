@@ -17,7 +17,7 @@ from workers import ROOT, Worker, run_cli
 
 from crystallize_dist import SerialExecution, load_experiment
 from crystallize_dist.config import Settings
-from crystallize_dist.distributed.coordinator import enqueue
+from crystallize_dist.distributed.publisher import enqueue
 from crystallize_dist.distributed.results import load_result, run_status, wait_for
 from crystallize_dist.distributed.store import open_store
 from crystallize_dist.errors import RunTimeoutError
@@ -265,7 +265,7 @@ def test_a_task_published_twice_counts_a_duplicate_and_keeps_the_digest(
     settings = Settings.from_env({}, broker_url=broker)
     store = open_store(broker)
     manifest = store.manifest(run_id)
-    from crystallize_dist.core.plan import RunPlan
+    from crystallize_dist.engine.plan import RunPlan
 
     cell = next(RunPlan.from_dict(manifest["plan"]).cells())
     enqueue(settings, run_id, [cell])
@@ -327,7 +327,7 @@ def test_a_redelivered_batch_reruns_only_cells_without_a_record(
     ref = str(EXAMPLES / "quickstart.py")
     run_id, first = submit_json(ref, broker, tmp_path, "--cells-per-task", "8")
     store = open_store(broker)
-    from crystallize_dist.core.plan import RunPlan
+    from crystallize_dist.engine.plan import RunPlan
 
     cells = list(RunPlan.from_dict(store.manifest(run_id)["plan"]).cells())[:8]
     store.delete_records(run_id, [f"{c.condition}:{c.replicate}" for c in cells[5:]])

@@ -394,12 +394,12 @@ def test_a_cell_over_its_time_limit_is_a_timeout_error_and_others_are_unaffected
 
 
 def _serial_records() -> list[dict[str, Any]]:
-    from crystallize_dist import run_cell
+    from crystallize_dist.engine.cell import execute_cell
+    from crystallize_dist.engine.runspec import resolve
 
     exp, _ = load_experiment(EXPERIMENT)
-    spec = exp.resolve()
-    with exp._running(spec):
-        return [run_cell(exp, c) for c in spec.plan.cells()]
+    spec = resolve(exp)
+    return [execute_cell(spec, c) for c in spec.plan.cells()]
 
 
 def test_cancel_stops_new_cells_and_keeps_recorded_ones(

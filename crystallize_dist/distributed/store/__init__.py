@@ -7,7 +7,8 @@ from pathlib import Path
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings, check_url
-from crystallize_dist.distributed.store.base import RunStore, cell_key, split_key
+from crystallize_dist.distributed.store.base import RunStore
+from crystallize_dist.distributed.store.records import cell_key, split_key
 from crystallize_dist.distributed.store.sqlite_store import SQLiteStore
 from crystallize_dist.errors import BrokerError, RunNotFoundError
 

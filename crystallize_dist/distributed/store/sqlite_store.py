@@ -8,60 +8,25 @@ transaction.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from crystallize_dist import constants as C
-from crystallize_dist.core.canonical import dumps
-from crystallize_dist.distributed.store.base import (
-    CellStart,
+from crystallize_dist.canonical import dumps
+from crystallize_dist.distributed.store import sqlite_cells as cells
+from crystallize_dist.distributed.store.base import CellStart, RunStore
+from crystallize_dist.distributed.store.records import (
     Encoded,
-    RunStore,
     decode_json,
     decode_page,
     decode_record,
     encode,
 )
+from crystallize_dist.distributed.store.sqlite_db import SQLiteFile
 from crystallize_dist.errors import RunNotFoundError, StoreError
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {C.TABLE_RUNS} (
-    run_id TEXT PRIMARY KEY, created REAL NOT NULL, manifest TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT '{{}}');
-CREATE TABLE IF NOT EXISTS {C.TABLE_RECORDS} (
-    run_id TEXT NOT NULL, cell TEXT NOT NULL, condition TEXT NOT NULL,
-    replicate INTEGER NOT NULL, status TEXT NOT NULL, record TEXT NOT NULL,
-    PRIMARY KEY (run_id, cell));
-CREATE TABLE IF NOT EXISTS {C.TABLE_COUNTERS} (
-    run_id TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (run_id, name));
-CREATE TABLE IF NOT EXISTS {C.TABLE_ATTEMPTS} (
-    run_id TEXT NOT NULL, cell TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0,
-    duplicates INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, cell));
-CREATE TABLE IF NOT EXISTS {C.TABLE_WORKERS} (
-    run_id TEXT NOT NULL, host TEXT NOT NULL, info TEXT NOT NULL,
-    PRIMARY KEY (run_id, host));
-CREATE TABLE IF NOT EXISTS {C.TABLE_BLOBS} (key TEXT PRIMARY KEY, data BLOB NOT NULL);
-"""
-
-_BUMP = (
-    f"INSERT INTO {C.TABLE_COUNTERS} (run_id, name, value) VALUES (?, ?, ?) "
-    "ON CONFLICT (run_id, name) DO UPDATE SET value = value + excluded.value"
-)
-_SET = (
-    f"INSERT INTO {C.TABLE_COUNTERS} (run_id, name, value) VALUES (?, ?, ?) "
-    "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value"
-)
-_SET_FIRST = (
-    f"INSERT INTO {C.TABLE_COUNTERS} (run_id, name, value) VALUES (?, ?, ?) "
-    "ON CONFLICT (run_id, name) DO NOTHING"
-)
 
 
 class SQLiteStore(RunStore):
@@ -70,58 +35,15 @@ class SQLiteStore(RunStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).absolute()  # errors name it in full: --local runs live here
         self.url = f"sqlite:///{self.path}"
-        self._local = threading.local()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the run store folder {self.path.parent}: {exc.strerror or exc}"
-            ) from None
-        try:
-            self._db().executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
+        self.file = SQLiteFile(self.path)
+        self._tx = self.file.tx
+        self._read = self.file.read
 
     def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            try:
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open run store {self.path}: {exc}") from None
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StoreError(f"run store {self.path}: {exc}") from None
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self._db().execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"run store {self.path}: {exc}") from None
+        return self.file.connection()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.file.close()
 
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, run_id: str, manifest: Mapping[str, Any]) -> None:
@@ -166,74 +88,13 @@ class SQLiteStore(RunStore):
         if not self.exists(run_id):
             raise RunNotFoundError(self._missing(run_id))
 
-    # -- records -------------------------------------------------------------------------------
-    def _put(
-        self,
-        db: sqlite3.Connection,
-        run_id: str,
-        record: Mapping[str, Any] | Encoded,
-        now: float,
-    ) -> bool:
-        enc = encode(record)
-        cond, rep, status = (
-            enc.record["condition"],
-            int(enc.record["replicate"]),
-            enc.record["status"],
-        )
-        cell = f"{cond}:{rep}"
-        cur = db.execute(
-            f"INSERT OR IGNORE INTO {C.TABLE_RECORDS} "
-            "(run_id, cell, condition, replicate, status, record) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, cell, cond, rep, status, enc.text),
-        )
-        if cur.rowcount == 1:
-            db.executemany(_BUMP, [(run_id, status, 1), (run_id, f"{status}:{cond}", 1)])
-            db.execute(_SET_FIRST, (run_id, C.COUNTER_FIRST_AT, now))
-            db.execute(_SET, (run_id, C.COUNTER_LAST_AT, now))
-            return True
-        db.execute(_BUMP, (run_id, C.COUNTER_DUPLICATES, 1))
-        self._bump_cell(db, run_id, cell, "duplicates")
-        return False
-
-    @staticmethod
-    def _bump_cell(db: sqlite3.Connection, run_id: str, cell: str, column: str) -> None:
-        db.execute(
-            f"INSERT INTO {C.TABLE_ATTEMPTS} (run_id, cell, {column}) VALUES (?, ?, 1) "
-            f"ON CONFLICT (run_id, cell) DO UPDATE SET {column} = {column} + 1",
-            (run_id, cell),
-        )
-
-    def _start(self, db: sqlite3.Connection, run_id: str, key: str, now: float) -> CellStart:
-        if db.execute(
-            f"SELECT 1 FROM {C.TABLE_RECORDS} WHERE run_id = ? AND cell = ?", (run_id, key)
-        ).fetchone():
-            db.execute(_BUMP, (run_id, C.COUNTER_DUPLICATES, 1))
-            self._bump_cell(db, run_id, key, "duplicates")
-            return CellStart(recorded=True)
-        state = db.execute(
-            f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        if state and (data := json.loads(state[0])).get("cancelled"):
-            data["skipped"] = sorted({*data.get("skipped", ()), key})
-            db.execute(
-                f"UPDATE {C.TABLE_RUNS} SET state = ? WHERE run_id = ?", (json.dumps(data), run_id)
-            )
-            return CellStart(cancelled=True)
-        self._bump_cell(db, run_id, key, "n")
-        db.execute(_BUMP, (run_id, C.COUNTER_ATTEMPTS, 1))
-        db.execute(_SET_FIRST, (run_id, C.COUNTER_FIRST_AT, now))
-        row = db.execute(
-            f"SELECT n FROM {C.TABLE_ATTEMPTS} WHERE run_id = ? AND cell = ?", (run_id, key)
-        ).fetchone()
-        return CellStart(attempt=int(row[0]))
-
     def advance(
         self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
     ) -> tuple[bool | None, CellStart | None]:
         now = time.time()
         with self._tx() as db:
-            written = None if record is None else self._put(db, run_id, record, now)
-            start = None if next_key is None else self._start(db, run_id, next_key, now)
+            written = None if record is None else cells.put(db, run_id, record, now)
+            start = None if next_key is None else cells.start(db, run_id, next_key, now)
         return written, start
 
     def start_and_put(
@@ -242,14 +103,14 @@ class SQLiteStore(RunStore):
         enc = encode(record)
         key = f"{enc.record['condition']}:{enc.record['replicate']}"
         with self._tx() as db:
-            start = self._start(db, run_id, key, started)
-            written = self._put(db, run_id, enc, time.time()) if start.attempt else None
+            start = cells.start(db, run_id, key, started)
+            written = cells.put(db, run_id, enc, time.time()) if start.attempt else None
         return written, start
 
     def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
         now = time.time()
         with self._tx() as db:
-            return [self._put(db, run_id, rec, now) for rec in records]
+            return [cells.put(db, run_id, rec, now) for rec in records]
 
     def get_record(self, run_id: str, condition: str, replicate: int) -> dict[str, Any] | None:
         cell = f"{condition}:{replicate}"
@@ -307,7 +168,9 @@ class SQLiteStore(RunStore):
                 db.execute(
                     f"DELETE FROM {C.TABLE_RECORDS} WHERE run_id = ? AND cell = ?", (run_id, cell)
                 )
-                db.executemany(_BUMP, [(run_id, row[0], -1), (run_id, f"{row[0]}:{row[1]}", -1)])
+                db.executemany(
+                    cells.BUMP, [(run_id, row[0], -1), (run_id, f"{row[0]}:{row[1]}", -1)]
+                )
                 db.execute(
                     f"UPDATE {C.TABLE_ATTEMPTS} SET n = 0 WHERE run_id = ? AND cell = ?",
                     (run_id, cell),

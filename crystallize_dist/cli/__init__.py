@@ -1,0 +1,35 @@
+"""``crystallize-dist``: submit runs, start workers, read status and results.
+
+Each option can also be set with the ``CRYSTALLIZE_DIST_*`` variable named in its help. The
+verbs parse, call the library and print; errors are one line on stderr, exit code 1.
+"""
+
+from __future__ import annotations
+
+import click
+
+from crystallize_dist.cli import reading, runs, workers
+from crystallize_dist.cli.options import OneLineErrors
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crystallize-dist")
+def main() -> None:
+    """Run Crystallize-style experiments anywhere, with the same result bytes."""
+
+
+for _verb in (
+    runs.submit,
+    workers.worker,
+    reading.status,
+    reading.result,
+    reading.list_runs,
+    runs.cancel,
+    runs.resume,
+    runs.replay,
+):
+    main.add_command(_verb)
+
+
+def run() -> None:  # pragma: no cover - console script shim
+    main(prog_name="crystallize-dist")

@@ -1,0 +1,182 @@
+"""Turning a Result, a run's status or the list of runs into text: tables, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from crystallize_dist.canonical import to_jsonable
+from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
+from crystallize_dist.distributed.results import RunStatus, run_status
+from crystallize_dist.distributed.store import RunStore
+from crystallize_dist.engine.summary import summary_rows
+from crystallize_dist.errors import RunNotFoundError
+from crystallize_dist.model.result import Result
+
+
+def _fmt(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
+def result_table(result: Result, console: Console) -> None:
+    """Print the per-condition, per-metric summary and the run's facts."""
+    table = Table(title="Result", show_lines=False)
+    for col in ("condition", "metric", "n", "mean", "std", "95% CI"):
+        table.add_column(col, justify="right" if col not in ("condition", "metric") else "left")
+    for row in summary_rows(result):
+        ci = (
+            "-"
+            if row["ci_low"] is None or math.isnan(row["ci_low"])
+            else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+        )
+        table.add_row(
+            row["condition"], row["metric"], str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]), ci
+        )
+    console.print(table)
+    for hyp in result.metrics.hypotheses:
+        best = hyp.ranking.get("best") if isinstance(hyp.ranking, dict) else None
+        results = to_jsonable(hyp.results, strict=False)  # numbers as numbers, not np.float64(...)
+        console.print(f"hypothesis {hyp.name}: best={best} results={results}")
+    note = result.provenance.get("hypothesis_note") or result.provenance.get("hypothesis_error")
+    if note:
+        console.print(f"note: {note}")
+    if result.errors:
+        console.print(
+            f"errors: {len(result.errors)} failed cells: "
+            + ", ".join(sorted(result.errors)[:10])
+            + (" ..." if len(result.errors) > 10 else "")
+        )
+    if result.missing:
+        console.print(
+            f"partial: {len(result.missing)} cells without a record: "
+            + ", ".join(result.missing[:10])
+            + (" ..." if len(result.missing) > 10 else "")
+        )
+    console.print(f"digest: {result.digest}")
+
+
+def result_csv(result: Result) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=["condition", "metric", "n", "mean", "std", "ci_low", "ci_high"]
+    )
+    writer.writeheader()
+    for row in summary_rows(result):
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def status_table(status: RunStatus, console: Console) -> None:
+    table = Table(title=f"Run {status.run_id} ({status.experiment})")
+    for col in ("condition", "done", "failed", "pending"):
+        table.add_column(col, justify="left" if col == "condition" else "right")
+    for cond, c in status.per_condition.items():
+        table.add_row(cond, str(c["ok"]), str(c["error"]), str(c["pending"]))
+    table.add_row("total", str(status.done), str(status.failed), str(status.pending))
+    console.print(table)
+    state = "cancelled" if status.cancelled else ("finished" if status.finished else "running")
+    console.print(
+        f"state: {state}  attempts: {status.attempts}  duplicates: "
+        f"{status.duplicates}  elapsed: {_duration(status.elapsed)}  "
+        f"eta: {_duration(status.eta)}"
+    )
+    console.print(f"workers: {', '.join(status.workers) or '-'}")
+    if status.extra.get("drift"):
+        console.print(f"drift: {status.extra['drift']}")
+    if status.extra.get("lost"):
+        console.print(
+            f"lost: {len(status.extra['lost'])} cells: " + ", ".join(status.extra["lost"][:10])
+        )
+
+
+class CellProgress:
+    """A progress bar on stderr (rich)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("cells", total=total)
+
+    def __enter__(self) -> CellProgress:
+        self.progress.start()
+        return self
+
+    def update(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def write_result(result: Any, fmt: str, output: str | None = None) -> None:
+    """Print (or write to ``output``) a result as a table, JSON or CSV."""
+
+    if fmt == "json":
+        # indented for people; compact (and several times faster) for big results
+        small = len(result.provenance.get("cells", ())) <= STEP_PROVENANCE_LIMIT
+        text = result.to_json(indent=2 if small else None)
+    elif fmt == "csv":
+        text = result_csv(result)
+    else:
+        if output:
+            console = Console(file=open(output, "w"), width=120)  # noqa: SIM115
+            result_table(result, console)
+            console.file.close()
+        else:
+            result_table(result, Console(soft_wrap=True))
+        return
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    note = result.provenance.get("hypothesis_note") or result.provenance.get("hypothesis_error")
+    if note:  # also in provenance; said on stderr so a reader of the JSON/CSV sees it
+        sys.stderr.write(f"note: {note}\n")
+
+
+def runs_table(store: RunStore | None, limit: int, console: Console) -> None:
+    """Recent runs of ``store`` (None: no store, no runs), newest first (runs whose keys
+    expired are left out)."""
+    table = Table(title="Runs")
+    ids = store.run_ids(limit) if store is not None else []
+    # run ids are never cut short, even on a narrow or no terminal (``list | awk``)
+    table.add_column("run id", no_wrap=True, min_width=max(map(len, ids), default=6))
+    for col in ("experiment", "done", "failed", "total", "state"):
+        table.add_column(col)
+    if store is None:
+        console.print(table)
+        return
+    for run_id in ids:
+        try:
+            st = run_status(store, run_id)
+        except RunNotFoundError:  # expired: its keys outlived by the runs index
+            continue
+        state = "cancelled" if st.cancelled else ("finished" if st.finished else "running")
+        table.add_row(run_id, st.experiment, str(st.done), str(st.failed), str(st.total), state)
+    console.print(table)

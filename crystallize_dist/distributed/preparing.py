@@ -1,0 +1,162 @@
+"""Readying a run's experiment in a worker process.
+
+A worker loads the experiment by reference (from the run's code bundle when this machine's
+copy differs), checks its fingerprint against the manifest, and builds the run's RunSpec
+from the manifest's plan - the seeds in the manifest are the truth. A loaded experiment is
+kept per reference and fingerprint, a readied run per run id.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from crystallize_dist.config import Settings
+from crystallize_dist.distributed.artifacts import for_run
+from crystallize_dist.distributed.store.base import RunStore
+from crystallize_dist.engine.environment import versions
+from crystallize_dist.engine.plan import RunPlan
+from crystallize_dist.engine.runspec import RunSpec, resolve
+from crystallize_dist.errors import CodeMismatchError
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.references import ExperimentRef, load_ref
+
+_log = logging.getLogger("crystallize_dist.worker")
+#: runs whose readied experiment a worker process keeps.
+MAX_PREPARED_RUNS = 16
+#: steps whose teardown this process runs at exit (steps are shared by a base's run copies)
+_TORN_DOWN: set[int] = set()
+
+
+def worker_environment() -> dict[str, Any]:
+    """Versions of this worker process, compared with the manifest by the drift guard."""
+    env: dict[str, Any] = dict(versions())
+    try:
+        import celery
+
+        env["celery"] = celery.__version__
+    except ImportError:  # pragma: no cover - celery is a dependency
+        env["celery"] = None
+    return env
+
+
+def drift(manifest: Mapping[str, Any], here: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``{package: [submitted, here]}`` for each of python / numpy / crystallize_dist that
+    differs between the submitter and this worker."""
+    submitted = manifest.get("submitter", {})
+    return {
+        key: [submitted.get(key), here.get(key)]
+        for key in ("python", "numpy", "crystallize_dist")
+        if submitted.get(key) is not None and submitted.get(key) != here.get(key)
+    }
+
+
+def spec_for_run(base: Experiment, manifest: Mapping[str, Any]) -> RunSpec:
+    """The RunSpec of the run ``manifest`` describes, on a shallow copy of ``base`` (runs
+    never share one): its treatments looked up by name, the manifest's plan as it is, its
+    artifacts written where the manifest says; every step set up (and torn down at exit)."""
+    plan = RunPlan.from_dict(manifest["plan"])
+    exp = copy.copy(base)
+    by_name = {t.name: t for t in base.treatments}
+    missing = [n for n in plan.treatments if n not in by_name]
+    if missing:
+        raise CodeMismatchError(f"this worker's experiment has no treatment {missing[0]!r}")
+    for_run(exp, manifest["experiment"].get("artifacts"))
+    chosen = [by_name[n] for n in plan.treatments]
+    chosen += [t for t in base.treatments if t.name == "baseline"]
+    spec = resolve(exp, treatments=chosen, hypotheses=[], plan=plan)
+    exp.assign_id()
+    for step in exp.pipeline.steps:
+        step.setup(exp.setup_ctx)
+        if id(step) not in _TORN_DOWN:
+            _TORN_DOWN.add(id(step))
+            atexit.register(step.teardown, exp.setup_ctx)
+    return spec
+
+
+@dataclass
+class Prepared:
+    """A run readied in this process (``spec``), or why it could not be (``failure``:
+    error type and message)."""
+
+    spec: RunSpec | None
+    failure: tuple[str, str] | None
+    fingerprint: str | None = None
+    #: the last cell this process ran for the run was quick (see ``cell_records.quick``)
+    quick: bool = False
+
+
+class Preparer:
+    """Readies runs in one worker process (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        settings: Settings,
+        loader: Callable[[Mapping[str, Any]], Experiment] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._loader = loader or self._load
+        self._experiments: dict[tuple[str, str], Experiment] = {}
+        self._prepared: dict[str, Prepared] = {}
+        self._lock = threading.Lock()
+
+    def _load(self, manifest: Mapping[str, Any]) -> Experiment:
+        from crystallize_dist.distributed.bundle import ensure_code
+
+        ref = ExperimentRef.from_dict(manifest["experiment"]["ref"])
+        ref = ensure_code(ref, manifest, self.store, self.settings)
+        return load_ref(ref)
+
+    def prepare(
+        self, run_id: str, manifest: Mapping[str, Any], *, recheck: bool = False
+    ) -> Prepared:
+        """The run readied (kept per run). ``recheck`` (a resent or redelivered message)
+        looks again at the run's state: after ``resume --allow-drift`` a warm worker must
+        switch to the code it was resumed with."""
+        with self._lock:  # threads pool: one thread loads, the others wait for it
+            cached = self._prepared.get(run_id)
+            if cached is not None and recheck:
+                drift_ok = self.store.state(run_id).get("allow_drift")
+                wanted = drift_ok.get("resumed_with") if isinstance(drift_ok, dict) else None
+                if wanted and wanted != cached.fingerprint:
+                    cached = None
+            return cached or self._prepare_locked(run_id, manifest)
+
+    def _prepare_locked(self, run_id: str, manifest: Mapping[str, Any]) -> Prepared:
+        info = manifest["experiment"]
+        try:
+            allowed = {info["fingerprint"]}
+            drift_ok = self.store.state(run_id).get("allow_drift")
+            if isinstance(drift_ok, dict):  # resume --allow-drift shipped newer code
+                allowed = {drift_ok.get("resumed_with")}
+                if drift_ok.get("bundle"):
+                    options = {**manifest.get("options", {}), "bundle": drift_ok["bundle"]}
+                    manifest = {**manifest, "options": options}
+            key = (str(info["ref"]), min(allowed))
+            base = self._experiments.get(key)
+            if base is None:
+                base = self._loader(manifest)
+                found = base.fingerprint()
+                if found not in allowed:
+                    raise CodeMismatchError(
+                        f"this worker's code differs from what was submitted: experiment "
+                        f"{info.get('text') or info['ref']} has fingerprint {found[:12]} "
+                        f"here but {info['fingerprint'][:12]} in the manifest; deploy the "
+                        "submitted code (or resubmit)"
+                    )
+                self._experiments[key] = base
+            prepared = Prepared(spec_for_run(base, manifest), None, min(allowed))
+        except Exception as exc:
+            _log.error("run %s: cannot prepare experiment: %s", run_id, exc)
+            return Prepared(None, (type(exc).__name__, str(exc)))  # not kept: next try
+        self._prepared[run_id] = prepared
+        while len(self._prepared) > MAX_PREPARED_RUNS:  # a long-lived worker sees many runs
+            self._prepared.pop(next(iter(self._prepared)))
+        return prepared

@@ -1,0 +1,140 @@
+"""How a cell record is stored: its text, and reading it back.
+
+A stored record is two JSON documents joined by a newline: the record without its steps,
+then its per-step provenance (compact JSON never holds a raw newline), so a reader that
+does not need the steps parses only the first part. A record that cannot be read back is
+reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from crystallize_dist.canonical import dumps
+from crystallize_dist.errors import CorruptRecordError
+
+
+def cell_key(condition: str, replicate: int) -> str:
+    """The field name of a cell: ``<condition>:<replicate>``."""
+    return f"{condition}:{replicate}"
+
+
+def split_key(key: str) -> tuple[str, int]:
+    condition, _, rep = key.rpartition(":")
+    return condition, int(rep)
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _parse(raw: str | bytes, steps: bool) -> Any:
+    text = raw if isinstance(raw, str) else raw.decode()
+    head, sep, tail = text.partition("\n")
+    rec = _DECODER.decode(head)
+    if steps and sep and isinstance(rec, dict):
+        rec["steps"] = _DECODER.decode(tail)
+    return rec
+
+
+def _is_record(rec: Any) -> bool:
+    return isinstance(rec, dict) and "condition" in rec and "replicate" in rec and "status" in rec
+
+
+def decode_record(raw: str | bytes, where: str, *, steps: bool = True) -> dict[str, Any]:
+    """Parse a stored record (see ``encode``); anything else is CorruptRecordError."""
+    try:
+        rec = _parse(raw, steps)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"{where}: stored record is not valid JSON ({exc})") from None
+    if not _is_record(rec):
+        raise CorruptRecordError(f"{where}: stored record lacks condition/replicate/status")
+    result: dict[str, Any] = rec
+    return result
+
+
+def decode_or_flag(
+    raw: str | bytes, key: str, run_id: str, *, steps: bool = True
+) -> dict[str, Any]:
+    """A stored record, or - when it is corrupt - a failed-cell record that says so, so one
+    damaged record never hides the others (``resume --retry-failed`` re-runs it)."""
+    try:
+        rec = _parse(raw, steps)
+        if _is_record(rec):
+            result: dict[str, Any] = rec
+            return result
+    except (ValueError, UnicodeDecodeError):
+        pass
+    try:  # the slow path, for its message
+        return decode_record(raw, f"run '{run_id}' cell {key}", steps=steps)
+    except CorruptRecordError as exc:
+        condition, replicate = split_key(key)
+        return {
+            "condition": condition,
+            "replicate": replicate,
+            "seed": None,
+            "status": "error",
+            "metrics": {},
+            "error": {"type": "CorruptRecordError", "message": str(exc), "traceback": ""},
+        }
+
+
+def decode_page(
+    raws: list[Any], keys: list[str], run_id: str, *, steps: bool = True
+) -> list[dict[str, Any]]:
+    """Records of a page, parsed as one JSON array (one decoder call instead of one per
+    record); any doubt - a legacy or damaged record - falls back to record by record."""
+    try:
+        parts: list[str] = []
+        for raw in raws:
+            head, sep, tail = (raw if isinstance(raw, str) else raw.decode()).partition("\n")
+            if not sep:
+                raise ValueError("not in the two-part format")
+            parts.append(head)
+            if steps:
+                parts.append(tail)
+        values = _DECODER.decode("[" + ",".join(parts) + "]")
+        width = 2 if steps else 1
+        if len(values) == width * len(raws):
+            recs = values[::width]
+            if all(_is_record(r) for r in recs):
+                if steps:
+                    for rec, step_list in zip(recs, values[1::2], strict=True):
+                        rec["steps"] = step_list
+                return list(recs)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return [
+        decode_or_flag(raw, key, run_id, steps=steps) for raw, key in zip(raws, keys, strict=True)
+    ]
+
+
+def decode_json(raw: str | bytes | None, where: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"{where}: stored value is not valid JSON ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A record with its JSON text, so a worker encodes each record once."""
+
+    record: Mapping[str, Any]
+    text: str
+
+
+def encode(record: Mapping[str, Any] | Encoded) -> Encoded:
+    """A record's stored text: ``<record without steps as JSON>\\n<steps as JSON>``.
+
+    Compact JSON never holds a raw newline, so readers that do not need the per-step
+    provenance (big results) split at the first newline and parse only the first part.
+    """
+    if isinstance(record, Encoded):
+        return record
+    core = {k: v for k, v in record.items() if k != "steps"}
+    return Encoded(record, dumps(core) + "\n" + dumps(record.get("steps", [])))

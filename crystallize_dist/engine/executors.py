@@ -1,0 +1,154 @@
+"""Local executors: SerialExecution, ParallelExecution (threads or processes), AsyncExecution.
+
+Each one only decides *where* a replicate's cells run (see ``replicates.py``); the process
+pool is in ``process_pool.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from crystallize_dist.engine.aggregate import Aggregator
+from crystallize_dist.engine.process_pool import run_processes
+from crystallize_dist.engine.progress import progress_bar
+from crystallize_dist.engine.replicates import ReplicateResult
+from crystallize_dist.errors import InvalidOptionError
+from crystallize_dist.model.awaiting import await_here
+from crystallize_dist.model.plugins import BasePlugin, ExperimentLike, SeedPlugin
+
+VALID_EXECUTOR_TYPES = {"thread", "process"}
+_log = logging.getLogger("crystallize")
+
+
+def _call(replicate_fn: Callable[[int], Any], rep: int) -> Any:
+    out = replicate_fn(rep)
+    # a custom async replicate_fn given to a sync executor
+    if type(out) is not ReplicateResult and inspect.isawaitable(out):
+        out = await_here(out)
+    return out
+
+
+@dataclass
+class SerialExecution(BasePlugin):
+    """Run replicates one after another in this thread (the default executor)."""
+
+    progress: bool = False
+
+    def run_experiment_loop(
+        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any]
+    ) -> Any:
+        """Each replicate's output in order; for the run's own runner, its Aggregator with
+        every replicate folded as soon as it ran (its records are not kept until the end)."""
+        bar = progress_bar(experiment.replicates, "Replicates", self.progress)
+        try:
+            fold_all = getattr(replicate_fn, "fold_all", None)
+            if fold_all is not None:  # the run's own runner: fold each replicate as it ends
+                return fold_all(bar)
+            out = []
+            for rep in range(experiment.replicates):
+                out.append(_call(replicate_fn, rep))
+                bar.update(1)
+            return out
+        finally:
+            bar.close()
+
+
+@dataclass
+class ParallelExecution(BasePlugin):
+    """Run replicates on a thread pool or a process pool."""
+
+    max_workers: int | None = None
+    executor_type: str = "thread"
+    progress: bool = False
+
+    def _workers(self, replicates: int) -> int:
+        cpus = os.cpu_count() or 1
+        default = max(1, cpus - 1) if self.executor_type == "process" else (cpus or 8)
+        return self.max_workers or min(replicates, default)
+
+    def run_experiment_loop(
+        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any]
+    ) -> Any:
+        """Each replicate's output, in order (threads), or the run's Aggregator with every
+        replicate folded (processes)."""
+        if inspect.iscoroutinefunction(replicate_fn):
+            raise TypeError(
+                "ParallelExecution got an async replicate_fn; "
+                "use AsyncExecution for async experiments"
+            )
+        if self.executor_type not in VALID_EXECUTOR_TYPES:
+            raise InvalidOptionError(
+                f"executor_type must be one of {sorted(VALID_EXECUTOR_TYPES)}, "
+                f"got {self.executor_type!r}"
+            )
+        reps = experiment.replicates
+        workers = self._workers(reps)
+        bar = progress_bar(reps, "Replicates", self.progress)
+        try:
+            if self.executor_type == "thread":
+                return self._threads(experiment, replicate_fn, workers, bar)
+            return self._processes(replicate_fn, workers, bar)
+        finally:
+            bar.close()
+
+    def _threads(
+        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any], workers: int, bar: Any
+    ) -> list[Any]:
+        if experiment.get_plugin(SeedPlugin) is not None:
+            _log.warning(
+                "ParallelExecution(executor_type='thread') shares the global random / numpy "
+                "generators between threads, so steps that draw from them are not "
+                "reproducible; draw from ctx.rng (numpy Generator) or ctx.random "
+                "(random.Random), which are seeded per cell, or use executor_type='process'"
+            )
+        out: list[Any] = [None] * experiment.replicates
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_call, replicate_fn, r): r for r in range(experiment.replicates)}
+            for fut, rep in futures.items():
+                out[rep] = fut.result()
+                bar.update(1)
+        return out
+
+    def _processes(self, replicate_fn: Callable[[int], Any], workers: int, bar: Any) -> Aggregator:
+        """The run's Aggregator (see ``process_pool``): the run is the one ``replicate_fn``
+        belongs to."""
+        spec = getattr(replicate_fn, "spec", None)
+        if spec is None:
+            raise RuntimeError("ParallelExecution runs processes inside Experiment.run")
+        return run_processes(spec, workers, bar)
+
+
+@dataclass
+class AsyncExecution(BasePlugin):
+    """Run every replicate concurrently on the event loop (for ``async def`` steps)."""
+
+    progress: bool = False
+
+    async def _gather(self, experiment: ExperimentLike, replicate_fn: Any) -> list[Any]:
+        if experiment.get_plugin(SeedPlugin) is not None:
+            _log.warning(
+                "AsyncExecution runs cells concurrently on one event loop, so steps that "
+                "draw from the global random / numpy generators after an await are not "
+                "reproducible; draw from ctx.rng or ctx.random, which are seeded per cell"
+            )
+        acall = getattr(replicate_fn, "acall", None)
+
+        async def one(rep: int) -> Any:
+            if acall is not None:
+                return await acall(rep)
+            out = replicate_fn(rep)
+            return await out if inspect.isawaitable(out) else out
+
+        return list(await asyncio.gather(*(one(r) for r in range(experiment.replicates))))
+
+    def run_experiment_loop(
+        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any]
+    ) -> Any:
+        return self._gather(experiment, replicate_fn)

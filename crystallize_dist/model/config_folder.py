@@ -1,0 +1,91 @@
+"""``Experiment.from_yaml``: build an experiment from a folder holding ``config.yaml``.
+
+The folder may hold ``datasources.py``, ``steps.py``, ``outputs.py`` and ``verifiers.py`` or
+``hypotheses.py`` (see ``config_sections.py``). Every mistake is a ConfigError that names
+the file and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from crystallize_dist.errors import ConfigError
+from crystallize_dist.model.config_sections import (
+    Folder,
+    read_datasource,
+    read_hypotheses,
+    read_outputs,
+    read_steps,
+    read_treatments,
+)
+
+CONFIG_FILE = "config.yaml"
+KNOWN_KEYS = {
+    "name",
+    "description",
+    "replicates",
+    "datasource",
+    "steps",
+    "outputs",
+    "treatments",
+    "hypotheses",
+    "cli",
+}
+
+
+def config_path_of(path: str | Path) -> Path:
+    """``path`` itself when it is a config file, else ``path/config.yaml``."""
+    path = Path(path)
+    return path / CONFIG_FILE if path.is_dir() else path
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(KNOWN_KEYS))})"
+        )
+    return dict(data)
+
+
+def experiment_parts(config_path: str | Path, load_other: Callable[[Path], Any]) -> dict[str, Any]:
+    """The arguments of the Experiment that ``config_path`` (a config.yaml or its folder)
+    describes. ``load_other`` builds the experiment of another folder, one whose output
+    this folder's datasource reads (``"other_experiment#artifact"``)."""
+    config = config_path_of(config_path).resolve()
+    cfg = read_config(config)
+    mods = Folder(config.parent, config, load_other)
+    replicates = cfg.get("replicates", 1)
+    if isinstance(replicates, bool) or not isinstance(replicates, int):
+        raise ConfigError(f"{config}: key 'replicates' must be an integer, got {replicates!r}")
+    outputs = read_outputs(cfg, mods)
+    source = read_datasource(cfg, mods, outputs)
+    pipeline = read_steps(cfg, mods, outputs)
+    name = cfg.get("name") or config.parent.name
+    return {
+        "datasource": source,
+        "pipeline": pipeline,
+        "name": str(name),
+        "description": cfg.get("description"),
+        "treatments": read_treatments(cfg, mods),
+        "hypotheses": read_hypotheses(cfg, mods),
+        "replicates": replicates,
+        "outputs": list(outputs.values()),
+    }

@@ -1,0 +1,236 @@
+"""The immutable per-condition context: keys, metrics, artifacts and per-cell generators."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from crystallize_dist.constants import CONDITION_KEY, REPLICATE_KEY
+from crystallize_dist.errors import ContextMutationError
+
+_LOGGER_NAME = "crystallize"
+_LOGGER = logging.getLogger(_LOGGER_NAME)
+
+
+class FrozenMetrics:
+    """Append-only metric values (and their tags) recorded by one condition."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[Any]] = {}
+        #: (index of the value, its tags) per key, for values added with tags only
+        self._tags: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+
+    def add(self, key: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
+        """Append ``value`` (and its tags) under ``key``."""
+        values = self._values.get(key)
+        if values is None:
+            self._values[key] = [value]
+        else:
+            values.append(value)
+        if tags:
+            index = len(self._values[key]) - 1
+            self._tags.setdefault(key, []).append((index, dict(tags)))
+
+    def __getitem__(self, key: str) -> tuple[Any, ...]:
+        return tuple(self._values.setdefault(key, []))
+
+    def as_lists(self) -> dict[str, list[Any]]:
+        """The live mapping of each key to the list of its values, not a copy: a finished
+        cell's record takes it over as it is. Do not change it."""
+        return self._values
+
+    def get_tags(self, key: str) -> tuple[dict[str, Any], ...]:
+        """The tag dict of every value under ``key`` (``{}`` where none was given)."""
+        tags: list[dict[str, Any]] = [{} for _ in self._values.get(key, ())]
+        for index, given in self._tags.get(key, ()):
+            tags[index] = dict(given)
+        return tuple(tags)
+
+    def as_dict(self) -> Mapping[str, tuple[Any, ...]]:
+        """A read-only mapping of key to the tuple of its values."""
+        return MappingProxyType({k: tuple(v) for k, v in self._values.items()})
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __repr__(self) -> str:
+        return f"FrozenMetrics({dict(self.as_dict())!r})"
+
+
+class ArtifactLog:
+    """Artifacts (name -> bytes) logged by the current step; names are unique."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, bytes] = {}
+
+    def add(self, name: str, data: bytes) -> None:
+        """Log ``data`` under ``name``; a name already logged raises ContextMutationError."""
+        if name in self._items:
+            raise ContextMutationError(f"Artifact '{name}' already written")
+        self._items[name] = bytes(data)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def items(self) -> list[tuple[str, bytes]]:
+        return list(self._items.items())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class FrozenContext:
+    """A context whose keys can be added but never changed; reads return deep copies.
+
+    Besides the keys, a context carries ``metrics`` (FrozenMetrics), ``artifacts``
+    (ArtifactLog), ``logger``, and two generators seeded from the cell seed: ``rng`` (a
+    ``numpy.random.Generator``) and ``random`` (a ``random.Random``). Steps that draw from
+    them give the same numbers under every executor, threads included.
+    """
+
+    def __init__(
+        self, initial: Mapping[str, Any] | None = None, logger: logging.Logger | None = None
+    ) -> None:
+        self._data: dict[str, Any] = copy.deepcopy(dict(initial)) if initial else {}
+        self.metrics = FrozenMetrics()
+        self.artifacts = ArtifactLog()
+        self.logger = logger or _LOGGER
+
+    # per-cell generators, made on first use (see rng / random), and what the cell path sets:
+    # the cell's planned seed and the list of artifacts it writes. Class-level defaults, so a
+    # context costs only what it uses.
+    _seed: int | None = None
+    _rng: np.random.Generator | None = None
+    _random: random.Random | None = None
+    _cell_seed: int | None = None
+    _cell_artifacts: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def for_cell(
+        cls, initial: Mapping[str, Any], *, replicate: int, condition: str, seed: int
+    ) -> FrozenContext:
+        """The context one cell starts from: a copy of ``initial`` plus the ``replicate`` and
+        ``condition`` keys, generators seeded from ``seed`` and an empty list of the
+        artifact files the cell writes."""
+        ctx = cls(initial)
+        data = ctx._data
+        data[REPLICATE_KEY] = replicate
+        data[CONDITION_KEY] = condition
+        ctx._seed = ctx._cell_seed = seed
+        ctx._cell_artifacts = []
+        return ctx
+
+    @property
+    def cell_seed(self) -> int | None:
+        """The seed the run's plan gave this cell (None for a context made outside a run)."""
+        return self._cell_seed
+
+    @property
+    def cell_artifacts(self) -> list[dict[str, Any]]:
+        """The artifact files this cell wrote (``name``, ``step``, ``path``, ``relative``),
+        as the ArtifactPlugin notes them; empty outside a run."""
+        if self._cell_artifacts is None:
+            self._cell_artifacts = []
+        return self._cell_artifacts
+
+    # -- keys ----------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return copy.deepcopy(self._data[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A deep copy of the value under ``key``, or of ``default``."""
+        return copy.deepcopy(self._data.get(key, default))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self._data:
+            raise ContextMutationError(f"Cannot mutate existing key: '{key}'")
+        self._data[key] = value
+
+    def add(self, key: str, value: Any) -> None:
+        """Insert a new key; an existing key raises ContextMutationError."""
+        if key in self._data:
+            raise ContextMutationError(f"Cannot mutate existing key: '{key}'")
+        self._data[key] = value
+
+    def as_dict(self) -> Mapping[str, Any]:
+        """A read-only view over a deep copy of every key."""
+        return MappingProxyType(copy.deepcopy(self._data))
+
+    def record(self, name: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
+        """Alias of ``metrics.add``."""
+        self.metrics.add(name, value, tags)
+
+    # -- per-cell generators ------------------------------------------------------------
+    def _set_seed(self, seed: int | None) -> None:
+        self._seed = seed
+        self._rng = None
+        self._random = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """A numpy Generator seeded from this cell's seed (created on first use)."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(self._seed)
+        return self._rng
+
+    @property
+    def random(self) -> random.Random:
+        """A ``random.Random`` seeded from this cell's seed (created on first use)."""
+        if self._random is None:
+            self._random = random.Random(self._seed)
+        return self._random
+
+    def __repr__(self) -> str:
+        return f"FrozenContext(keys={sorted(self._data)!r})"
+
+
+class LoggingContext:
+    """A proxy over a FrozenContext that records (and logs at DEBUG) every key read."""
+
+    def __init__(self, ctx: FrozenContext, logger: logging.Logger | None = None) -> None:
+        object.__setattr__(self, "_ctx", ctx)
+        object.__setattr__(self, "_logger", logger or ctx.logger)
+        object.__setattr__(self, "reads", {})
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._ctx[key]
+        self.reads[key] = value
+        self._logger.debug("Read %s: %r", key, value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._ctx.get(key, default)
+        self.reads[key] = value
+        self._logger.debug("Read %s: %r", key, value)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._ctx[key] = value
+
+    def add(self, key: str, value: Any) -> None:
+        self._ctx.add(key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+def standalone_context(
+    initial: Mapping[str, Any] | None = None, *, logger: logging.Logger | None = None
+) -> FrozenContext:
+    """A plain FrozenContext for using steps outside an experiment."""
+    return FrozenContext(initial or {}, logger=logger)
