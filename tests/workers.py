@@ -70,7 +70,10 @@ class Worker:
             "INFO",
             *(extra_args or []),
         ]
-        full_env = cli_env(broker_url, **(env or {}))
+        # the worker's own temporary folder: one killed with kill -9 cannot clean it up
+        scratch = log_dir / f"tmp-{name}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        full_env = cli_env(broker_url, **{"TMPDIR": str(scratch), **(env or {})})
         self._fh = self.log.open("wb")
         self.proc = subprocess.Popen(
             args, cwd=cwd or log_dir, env=full_env, stdout=self._fh, stderr=subprocess.STDOUT

@@ -84,14 +84,11 @@ class _Cell:
         return hooks, data
 
     def ok(self) -> dict[str, Any]:
-        metrics = convert_metrics(self.ctx.metrics.as_lists())
+        metrics = convert_metrics(self.ctx.metrics.lists)
         return self._record(STATUS_OK, metrics, None, self.steps)
 
     def failed(self, exc: Exception) -> dict[str, Any]:
         return self._record(STATUS_ERROR, {}, describe_error(exc), [])
-
-    def close(self) -> None:
-        _SEEDED.reset(self.token)
 
     def _record(
         self,
@@ -112,7 +109,7 @@ class _Cell:
             "error": error,
             "seeded": self.seeded,
             "steps": steps,
-            "artifacts": self.ctx.cell_artifacts,
+            "artifacts": self.ctx.cell_artifacts or [],
             "timing": {"started": self.started, "duration": _perf() - self.t0},
             "worker": {"host": _HOST, "pid": _PID[0]},
         }
@@ -135,19 +132,18 @@ def _run(
     cell = _Cell(spec, condition, replicate, seed)
     try:
         hooks, data = cell.begin(data, use_data)
-        out, _ = run_steps(
-            data, cell.ctx, spec.planned, verbose=spec.verbose, experiment=spec.experiment,
-            records=cell.steps, hooks=hooks,
-        )  # fmt: skip
+        out = run_steps(
+            data, cell.ctx, spec.planned, spec.verbose, spec.experiment, cell.steps, hooks
+        )
         if holder is not None:
-            holder["data"] = out
+            holder["data"] = out[0]
         return cell.ok()
     except Exception as exc:
         if raise_errors:
             raise
         return cell.failed(exc)
     finally:
-        cell.close()
+        _SEEDED.reset(cell.token)
 
 
 async def _arun(spec: RunSpec, condition: str, replicate: int, seed: int) -> dict[str, Any]:
@@ -156,14 +152,13 @@ async def _arun(spec: RunSpec, condition: str, replicate: int, seed: int) -> dic
     try:
         hooks, data = cell.begin(None, False)
         await arun_steps(
-            data, cell.ctx, spec.planned, verbose=spec.verbose, experiment=spec.experiment,
-            records=cell.steps, hooks=hooks,
-        )  # fmt: skip
+            data, cell.ctx, spec.planned, spec.verbose, spec.experiment, cell.steps, hooks
+        )
         return cell.ok()
     except Exception as exc:
         return cell.failed(exc)
     finally:
-        cell.close()
+        _SEEDED.reset(cell.token)
 
 
 def execute_cell(spec: RunSpec, cell: Cell) -> dict[str, Any]:

@@ -48,8 +48,13 @@ class RunPlan:
 
     @property
     def seeds(self) -> list[int]:
-        """The seed table: the seed of each replicate, in order."""
-        return [self.seed(r) for r in range(self.replicates)]
+        """The seed table: the seed of each replicate, in order (a new list each time)."""
+        return list(self._seed_table)
+
+    @cached_property
+    def _seed_table(self) -> tuple[int, ...]:
+        master, auto = self.master_seed, self.auto_seed
+        return tuple(derive_seed(master, r, auto) for r in range(self.replicates))
 
     @cached_property
     def runs(self) -> tuple[str, ...]:

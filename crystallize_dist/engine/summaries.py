@@ -56,16 +56,9 @@ class CellSummaries:
             out["worker"] = self._stamp(worker)
         return out
 
-    def fresh(self, rec: Mapping[str, Any]) -> dict[str, Any]:
-        """The summary of a record as the cell path makes it."""
-        return self._summary(rec, self._stamp(rec["worker"]))
-
     def take(self, rec: Mapping[str, Any]) -> dict[str, Any]:
-        """``fresh`` for a record just made in this process and dropped once folded: its
-        worker stamp (host and pid, its own) goes into the summary as it is."""
-        return self._summary(rec, rec["worker"])
-
-    def _summary(self, rec: Mapping[str, Any], worker: Any) -> dict[str, Any]:
+        """The summary of a record as the cell path makes it, for a record just made in this
+        process and dropped once folded: its worker stamp goes in as it is."""
         timing = rec["timing"]
         end = timing["started"] + timing["duration"]
         if end > self.last_end:
@@ -75,8 +68,15 @@ class CellSummaries:
             "status": rec["status"],
             "seeded": rec["seeded"],
             "timing": timing,
-            "worker": worker,
+            "worker": rec["worker"],
         }
+
+    def fresh(self, rec: Mapping[str, Any]) -> dict[str, Any]:
+        """``take`` for a record as the cell path makes it that is kept elsewhere too: its
+        worker stamp is copied (trimmed to host, node and pid)."""
+        out = self.take(rec)
+        out["worker"] = self._stamp(rec["worker"])
+        return out
 
     def _stamp(self, worker: Mapping[str, Any]) -> dict[str, Any]:
         """Where a cell ran: host, node and pid of its worker stamp, a copy for each cell

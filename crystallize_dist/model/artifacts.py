@@ -117,15 +117,16 @@ class ArtifactPlugin(BasePlugin):
         for name, payload in ctx.artifacts.items():
             path = folder / name
             path.write_bytes(payload)
-            written.append(
-                {
-                    "name": name,
-                    "step": type(step).__name__,
-                    "path": str(path.resolve()),
-                    # where it goes under another machine's root_dir (Celery workers)
-                    "relative": path.relative_to(self.root_dir).as_posix(),
-                }
-            )
+            if written is not None:
+                written.append(
+                    {
+                        "name": name,
+                        "step": type(step).__name__,
+                        "path": str(path.resolve()),
+                        # where it goes under another machine's root_dir (Celery workers)
+                        "relative": path.relative_to(self.root_dir).as_posix(),
+                    }
+                )
         ctx.artifacts.clear()
 
     def after_run(self, experiment: ExperimentLike, result: Result) -> None:

@@ -22,7 +22,10 @@ class FrozenMetrics:
     """Append-only metric values (and their tags) recorded by one condition."""
 
     def __init__(self) -> None:
-        self._values: dict[str, list[Any]] = {}
+        #: key -> the list of its values: the live store, not a copy (a finished cell's
+        #: record takes it over as it is; do not change it)
+        self.lists: dict[str, list[Any]] = {}
+        self._values = self.lists
         #: (index of the value, its tags) per key, for values added with tags only
         self._tags: dict[str, list[tuple[int, dict[str, Any]]]] = {}
 
@@ -39,11 +42,6 @@ class FrozenMetrics:
 
     def __getitem__(self, key: str) -> tuple[Any, ...]:
         return tuple(self._values.setdefault(key, []))
-
-    def as_lists(self) -> dict[str, list[Any]]:
-        """The live mapping of each key to the list of its values, not a copy: a finished
-        cell's record takes it over as it is. Do not change it."""
-        return self._values
 
     def get_tags(self, key: str) -> tuple[dict[str, Any], ...]:
         """The tag dict of every value under ``key`` (``{}`` where none was given)."""
@@ -111,14 +109,16 @@ class FrozenContext:
         self.artifacts = ArtifactLog()
         self.logger = logger or _LOGGER
 
-    # per-cell generators, made on first use (see rng / random), and what the cell path sets:
-    # the cell's planned seed and the list of artifacts it writes. Class-level defaults, so a
+    # per-cell generators, made on first use (see rng / random). Class-level defaults, so a
     # context costs only what it uses.
     _seed: int | None = None
     _rng: np.random.Generator | None = None
     _random: random.Random | None = None
-    _cell_seed: int | None = None
-    _cell_artifacts: list[dict[str, Any]] | None = None
+    #: the seed the run's plan gave this cell (None for a context made outside a run)
+    cell_seed: int | None = None
+    #: the artifact files this cell wrote (``name``, ``step``, ``path``, ``relative``), as
+    #: the ArtifactPlugin notes them (None outside a run)
+    cell_artifacts: list[dict[str, Any]] | None = None
 
     @classmethod
     def for_cell(
@@ -131,22 +131,9 @@ class FrozenContext:
         data = ctx._data
         data[REPLICATE_KEY] = replicate
         data[CONDITION_KEY] = condition
-        ctx._seed = ctx._cell_seed = seed
-        ctx._cell_artifacts = []
+        ctx._seed = ctx.cell_seed = seed
+        ctx.cell_artifacts = []
         return ctx
-
-    @property
-    def cell_seed(self) -> int | None:
-        """The seed the run's plan gave this cell (None for a context made outside a run)."""
-        return self._cell_seed
-
-    @property
-    def cell_artifacts(self) -> list[dict[str, Any]]:
-        """The artifact files this cell wrote (``name``, ``step``, ``path``, ``relative``),
-        as the ArtifactPlugin notes them; empty outside a run."""
-        if self._cell_artifacts is None:
-            self._cell_artifacts = []
-        return self._cell_artifacts
 
     # -- keys ----------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:

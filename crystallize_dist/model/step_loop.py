@@ -67,18 +67,20 @@ class _Pass:
         verbose: bool,
         experiment: ExperimentLike | None,
         planned: list[PlannedStep],
-        records: list[dict[str, Any]],
-        hooks: StepHooks,
+        records: list[dict[str, Any]] | None,
+        hooks: StepHooks | None,
     ) -> None:
+        if hooks is None:
+            hooks = StepHooks.of(experiment.plugins) if experiment is not None else NO_HOOKS
         self.data = data
         self.ctx = ctx
         self.experiment = experiment
         self.hooks = hooks
         self.verbose = verbose
         self.view: LoggingContext | None = None
-        self.records = records
+        self.records = [] if records is None else records
         self.keys = ctx._data  # the context's own dict: steps only ever add keys to it
-        self.values = ctx.metrics.as_lists()
+        self.values = ctx.metrics.lists
         self.input_hash = step_cache.data_hash(data)
         self.hits = 0
         self.caching = False
@@ -166,32 +168,18 @@ class _Pass:
         )
         self.data, self.input_hash = data, output_hash  # the next step's input
 
-    def end(self) -> Any:
-        """After the last step: the cache hit rate logged when a step caches."""
+    def end(self) -> tuple[Any, list[dict[str, Any]]]:
+        """After the last step: the final data and the steps' provenance (the cache hit
+        rate logged when a step caches)."""
         if self.caching:
             _log.info("Cache hit rate: %d/%d", self.hits, len(self.records))
-        return self.data
-
-
-def _start(
-    data: Any,
-    ctx: FrozenContext,
-    verbose: bool,
-    experiment: ExperimentLike | None,
-    planned: list[PlannedStep],
-    records: list[dict[str, Any]] | None,
-    hooks: StepHooks | None,
-) -> _Pass:
-    if hooks is None:
-        hooks = StepHooks.of(experiment.plugins) if experiment is not None else NO_HOOKS
-    return _Pass(data, ctx, verbose, experiment, planned, [] if records is None else records, hooks)
+        return self.data, self.records
 
 
 def run_steps(
     data: Any,
     ctx: FrozenContext,
     planned: list[PlannedStep],
-    *,
     verbose: bool = False,
     experiment: ExperimentLike | None = None,
     records: list[dict[str, Any]] | None = None,
@@ -202,7 +190,7 @@ def run_steps(
     cells never share one). ``hooks`` default to the experiment's plugins with step hooks; a
     run works them out once for all its cells. An async step runs on this thread's private
     event loop; ``arun_steps`` is the twin that awaits it on the running loop."""
-    run = _start(data, ctx, verbose, experiment, planned, records, hooks)
+    run = _Pass(data, ctx, verbose, experiment, planned, records, hooks)
     for step, name, params, step_hash, caches in planned:
         view = run.enter(step, name)
         try:
@@ -216,21 +204,20 @@ def run_steps(
         except Exception as exc:
             raise PipelineExecutionError(name, exc) from exc
         run.leave(step, name, params, step_hash, result)
-    return run.end(), run.records
+    return run.end()
 
 
 async def arun_steps(
     data: Any,
     ctx: FrozenContext,
     planned: list[PlannedStep],
-    *,
     verbose: bool = False,
     experiment: ExperimentLike | None = None,
     records: list[dict[str, Any]] | None = None,
     hooks: StepHooks | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Async twin of ``run_steps``: an async step is awaited on the running loop."""
-    run = _start(data, ctx, verbose, experiment, planned, records, hooks)
+    run = _Pass(data, ctx, verbose, experiment, planned, records, hooks)
     for step, name, params, step_hash, caches in planned:
         view = run.enter(step, name)
         try:
@@ -244,4 +231,4 @@ async def arun_steps(
         except Exception as exc:
             raise PipelineExecutionError(name, exc) from exc
         run.leave(step, name, params, step_hash, result)
-    return run.end(), run.records
+    return run.end()
