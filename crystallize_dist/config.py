@@ -13,9 +13,15 @@ CRYSTALLIZE_DIST_MAX_ATTEMPTS          max_attempts                3
 CRYSTALLIZE_DIST_RETRIES               retries                     0
 CRYSTALLIZE_DIST_MAX_RECORD_BYTES      max_record_bytes            16777216 (16 MiB)
 CRYSTALLIZE_DIST_RESULT_TTL            result_ttl (s)              2592000 (30 days)
-CRYSTALLIZE_DIST_SECRET                secret (bundle HMAC key)    unset
+CRYSTALLIZE_DIST_SECRET                secret (HMAC-SHA256 key)    unset
 CRYSTALLIZE_DIST_DRIFT_POLICY          drift_policy                warn
+CRYSTALLIZE_DIST_REQUIRE_NOEVICTION    require_noeviction          0 (warn only)
 =====================================  ==========================  ==========================
+
+With ``secret`` set, submitters sign each run's manifest and code bundle, workers sign the
+records and stamps they write, and every reader verifies them (see docs/security.md).
+``require_noeviction`` turns the warning about a run store whose Redis may evict keys
+(its ``maxmemory-policy`` is not ``noeviction``) into a refusal.
 """
 
 from __future__ import annotations
@@ -26,45 +32,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from crystallize_dist import constants as C
 from crystallize_dist.errors import InvalidOptionError
+from crystallize_dist.urls import check_url, redact
 
 BROKER_SCHEMES = ("redis", "rediss")
 STORE_SCHEMES = ("redis", "rediss", "sqlite")
 DRIFT_POLICIES = ("warn", "refuse")
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to print and store).
-
-    Everything between ``scheme://`` and the *last* ``@`` is credentials, so a password
-    holding ``/``, ``:`` or ``@`` is hidden whole even when the URL does not parse."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    userinfo, _, host = rest.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
-
-
-def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
-    """``url`` if its scheme is one of ``schemes``, else a one-line InvalidOptionError."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme not in schemes:
-        raise InvalidOptionError(
-            f"{what} '{redact(url)}' has scheme '{scheme or '(none)'}'; "
-            f"use {' or '.join(s + '://' for s in schemes)}"
-        )
-    try:
-        urlsplit(url).port  # noqa: B018 - raises ValueError for a malformed port or host
-    except ValueError as exc:
-        what_is_wrong = "port" if "port" in str(exc).lower() else "host or port"
-        raise InvalidOptionError(
-            f"{what} '{redact(url)}' is malformed: its {what_is_wrong} cannot be read"
-        ) from None
-    return url
 
 
 def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> Any:
@@ -75,6 +50,15 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> An
         return cast(raw)
     except ValueError:
         raise InvalidOptionError(f"{C.ENV_PREFIX}{name}={raw!r} is not a {cast.__name__}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(C.ENV_PREFIX + name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise InvalidOptionError(f"{C.ENV_PREFIX}{name}={raw!r} is not 0 or 1")
 
 
 def task_limits(cell_time_limit: float, cells: int = 1) -> tuple[float, float]:
@@ -105,11 +89,17 @@ class Settings:
     result_ttl: int = C.DEFAULT_RESULT_TTL
     secret: str | None = None
     drift_policy: str = "warn"
+    require_noeviction: bool = False
 
     def __post_init__(self) -> None:
-        check_url(self.broker_url, BROKER_SCHEMES, "broker URL")
+        # checked before anything is dialled; query-string credentials moved to the userinfo
+        object.__setattr__(
+            self, "broker_url", check_url(self.broker_url, BROKER_SCHEMES, "broker URL")
+        )
         if self.store_url is not None:
-            check_url(self.store_url, STORE_SCHEMES, "store URL")
+            object.__setattr__(
+                self, "store_url", check_url(self.store_url, STORE_SCHEMES, "store URL")
+            )
         if self.cell_time_limit <= 0:
             raise InvalidOptionError(f"cell_time_limit must be > 0, got {self.cell_time_limit}")
         hard = self.task_limits()[1]
@@ -148,6 +138,7 @@ class Settings:
             "result_ttl": _number(env, "RESULT_TTL", C.DEFAULT_RESULT_TTL, int),
             "secret": env.get(p + "SECRET") or None,
             "drift_policy": env.get(p + "DRIFT_POLICY") or "warn",
+            "require_noeviction": _flag(env, "REQUIRE_NOEVICTION"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not (overrides.get("visibility_timeout") or env.get(p + "VISIBILITY_TIMEOUT")):
@@ -195,6 +186,7 @@ class Settings:
             p + "MAX_RECORD_BYTES": str(self.max_record_bytes),
             p + "RESULT_TTL": str(self.result_ttl),
             p + "DRIFT_POLICY": self.drift_policy,
+            p + "REQUIRE_NOEVICTION": "1" if self.require_noeviction else "0",
         }
         if self.store_url:
             out[p + "STORE_URL"] = self.store_url

@@ -16,13 +16,16 @@
     ├── CellTimeoutError                a cell ran longer than its time limit
     ├── CodeMismatchError               a worker's code differs from what was submitted
     ├── BundleError                     a code bundle is missing, too big, unsigned or tampered
+    ├── SignatureError                  a signed manifest, run state or stamp does not verify
+    │   └── TamperedRecordError         a stored cell record does not verify (numbers unused)
     ├── ReplayMismatchError             replayed cells differ from their stored records
     ├── BrokerError                     the broker cannot be reached or refused us
     ├── RunTimeoutError                 a run did not finish within the time waited for it
     ├── NestedRunError                  a distributed run was started from inside a worker
     ├── StoreError                      the run store cannot be used
     │   ├── RunNotFoundError            no run with that id
-    │   └── CorruptRecordError          a stored record is not valid JSON of the right shape
+    │   ├── CorruptRecordError          a stored record is not valid JSON of the right shape
+    │   └── EvictionPolicyError         Redis may evict run keys and noeviction is required
     └── TaskMessageError                a task message has unknown fields or wrong types
 
 Exception classes that upstream Crystallize raised as ``ValueError`` / ``TypeError`` /
@@ -164,6 +167,17 @@ class BundleError(CrystallizeError):
     """Raised when a code bundle is missing, too large, unsigned or tampered with."""
 
 
+class SignatureError(CrystallizeError):
+    """Raised when something signed with ``CRYSTALLIZE_DIST_SECRET`` (a run's manifest, an
+    entry of its state, a worker's stamp) is unsigned, malformed, signed with another
+    secret, altered, or bound to another run."""
+
+
+class TamperedRecordError(SignatureError):
+    """Raised when a stored cell record does not verify; the cell counts as failed and its
+    numbers are never used."""
+
+
 class ReplayMismatchError(CrystallizeError):
     """Raised by ``replay`` when a re-run cell differs from its stored record."""
 
@@ -193,6 +207,11 @@ class RunNotFoundError(StoreError, KeyError):
 
 class CorruptRecordError(StoreError):
     """Raised when a stored record is not valid JSON of the expected shape."""
+
+
+class EvictionPolicyError(StoreError):
+    """Raised when the run store's Redis may evict keys (its ``maxmemory-policy`` is not
+    ``noeviction``) and ``CRYSTALLIZE_DIST_REQUIRE_NOEVICTION=1`` asks for a refusal."""
 
 
 class TaskMessageError(CrystallizeError, ValueError):

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from crystallize_dist.cli.text import plain
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.store import RunStore, command_store
 from crystallize_dist.errors import CrystallizeError
@@ -29,7 +30,7 @@ class OneLineErrors(click.Group):
             message = " ".join(str(exc).split())
             if isinstance(exc, OSError) and not isinstance(exc, CrystallizeError):
                 message = f"{exc.strerror or type(exc).__name__}: {exc.filename or message}"
-            click.echo(f"error: {message}", err=True)
+            click.echo(f"error: {plain(message)}", err=True)
             ctx.exit(1)
 
 
@@ -66,6 +67,12 @@ def store(
     return command_store(config, local, ping=check, reading=reading)
 
 
+def warn(message: str | None) -> None:
+    """One ``warning:`` line on stderr (nothing for None)."""
+    if message:
+        click.echo(f"warning: {plain(message)}", err=True)
+
+
 def out() -> Console:
-    """stdout, for tables (long lines wrap rather than being cut)."""
-    return Console(soft_wrap=True)
+    """stdout, for tables (long lines wrap rather than being cut; no markup is read)."""
+    return Console(soft_wrap=True, markup=False)

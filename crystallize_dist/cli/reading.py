@@ -10,6 +10,7 @@ from crystallize_dist.cli import options as opt
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
 from crystallize_dist.distributed.results import load_result, run_status_with_lost
+from crystallize_dist.model.references import load_experiment
 
 
 @click.command()
@@ -44,11 +45,41 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
     envvar=ENV + "FORMAT",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE.")
-def result(run_id: str, broker: str | None, local: bool, fmt: str, output: str | None) -> None:
-    """The result of a run (partial results name their missing cells)."""
+@click.option(
+    "--experiment",
+    "experiment_ref",
+    metavar="REF",
+    help="The submitted experiment (file.py[:attr], package.module:attr or a config folder) "
+    "on this machine: verifies the run's hypotheses when its fingerprint matches.",
+)
+@click.option(
+    "--artifacts-dir",
+    type=click.Path(file_okay=False),
+    default="data",
+    show_default=True,
+    envvar=ENV + "ARTIFACTS_DIR",
+    help="Where the run's shipped artifact files are written [CRYSTALLIZE_DIST_ARTIFACTS_DIR].",
+)
+def result(
+    run_id: str,
+    broker: str | None,
+    local: bool,
+    fmt: str,
+    output: str | None,
+    experiment_ref: str | None,
+    artifacts_dir: str,
+) -> None:
+    """The result of a run (partial results name their missing cells).
+
+    Reading imports no code named by the store and writes files only under --artifacts-dir.
+    """
     settings = opt.settings(broker)
     store = opt.store(settings, local, reading=run_id)
-    write_result(load_result(store, run_id, settings=settings), fmt, output)
+    experiment = load_experiment(experiment_ref)[0] if experiment_ref else None
+    found = load_result(
+        store, run_id, settings=settings, experiment=experiment, artifacts_dir=artifacts_dir
+    )
+    write_result(found, fmt, output)
 
 
 @click.command(name="list")
@@ -58,4 +89,5 @@ def list_runs(broker: str | None, local: bool, limit: int) -> None:
     """Recent runs, newest first."""
     settings = opt.settings(broker)
     nothing_here = local and not settings.sqlite_path.exists()  # and nothing is made
-    runs_table(None if nothing_here else opt.store(settings, local), limit, opt.out())
+    store = None if nothing_here else opt.store(settings, local)
+    runs_table(store, limit, opt.out(), settings.secret)

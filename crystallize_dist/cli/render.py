@@ -1,4 +1,7 @@
-"""Turning a Result, a run's status or the list of runs into text: tables, JSON and CSV."""
+"""Turning a Result, a run's status or the list of runs into text: tables, JSON and CSV.
+
+Every name and message that comes from a run store is printed through ``text.plain`` on
+consoles that read no markup: whoever wrote it cannot style, hide or escape the output."""
 
 from __future__ import annotations
 
@@ -13,11 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from crystallize_dist.canonical import to_jsonable
+from crystallize_dist.cli.text import plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
+from crystallize_dist.distributed.messages import RUN_ID_PATTERN
 from crystallize_dist.distributed.results import RunStatus, run_status
+from crystallize_dist.distributed.signing import verify_manifest
 from crystallize_dist.distributed.store import RunStore
+from crystallize_dist.distributed.verification import signature_line
 from crystallize_dist.engine.summary import summary_rows
-from crystallize_dist.errors import RunNotFoundError
+from crystallize_dist.errors import CrystallizeError, RunNotFoundError
 from crystallize_dist.model.result import Result
 
 
@@ -39,29 +46,57 @@ def result_table(result: Result, console: Console) -> None:
             else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
         )
         table.add_row(
-            row["condition"], row["metric"], str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]), ci
+            plain(row["condition"]),
+            plain(row["metric"]),
+            str(row["n"]),
+            _fmt(row["mean"]),
+            _fmt(row["std"]),
+            ci,
         )
     console.print(table)
     for hyp in result.metrics.hypotheses:
         best = hyp.ranking.get("best") if isinstance(hyp.ranking, dict) else None
         results = to_jsonable(hyp.results, strict=False)  # numbers as numbers, not np.float64(...)
-        console.print(f"hypothesis {hyp.name}: best={best} results={results}")
-    note = result.provenance.get("hypothesis_note") or result.provenance.get("hypothesis_error")
-    if note:
-        console.print(f"note: {note}")
+        console.print(plain(f"hypothesis {hyp.name}: best={best} results={results}"))
+    for line in result_notes(result):
+        console.print(line)
     if result.errors:
         console.print(
-            f"errors: {len(result.errors)} failed cells: "
-            + ", ".join(sorted(result.errors)[:10])
-            + (" ..." if len(result.errors) > 10 else "")
+            plain(
+                f"errors: {len(result.errors)} failed cells: "
+                + ", ".join(sorted(result.errors)[:10])
+                + (" ..." if len(result.errors) > 10 else "")
+            )
         )
     if result.missing:
         console.print(
-            f"partial: {len(result.missing)} cells without a record: "
-            + ", ".join(result.missing[:10])
-            + (" ..." if len(result.missing) > 10 else "")
+            plain(
+                f"partial: {len(result.missing)} cells without a record: "
+                + ", ".join(result.missing[:10])
+                + (" ..." if len(result.missing) > 10 else "")
+            )
         )
     console.print(f"digest: {result.digest}")
+
+
+def result_notes(result: Any, *, problems_only: bool = False) -> list[str]:
+    """The lines a reader is told besides the numbers: what was verified (a run read from a
+    store; with ``problems_only`` only when something did not verify), why hypotheses were
+    not verified, what was left out while reading."""
+    prov = result.provenance
+    lines = []
+    signatures = prov.get("signatures") if "run_id" in prov else None
+    if signatures and not (
+        problems_only
+        and not signatures.get("records_tampered")
+        and not signatures.get("left_out")
+    ):
+        lines.append(signature_line(signatures))
+    note = prov.get("hypothesis_note") or prov.get("hypothesis_error")
+    if note:
+        lines.append(f"note: {note}")
+    lines += [f"note: {n}" for n in prov.get("read_notes", ())]
+    return [plain(line) for line in lines]
 
 
 def result_csv(result: Result) -> str:
@@ -84,11 +119,11 @@ def _duration(seconds: float | None) -> str:
 
 
 def status_table(status: RunStatus, console: Console) -> None:
-    table = Table(title=f"Run {status.run_id} ({status.experiment})")
+    table = Table(title=plain(f"Run {status.run_id} ({status.experiment})"))
     for col in ("condition", "done", "failed", "pending"):
         table.add_column(col, justify="left" if col == "condition" else "right")
     for cond, c in status.per_condition.items():
-        table.add_row(cond, str(c["ok"]), str(c["error"]), str(c["pending"]))
+        table.add_row(plain(cond), str(c["ok"]), str(c["error"]), str(c["pending"]))
     table.add_row("total", str(status.done), str(status.failed), str(status.pending))
     console.print(table)
     state = "cancelled" if status.cancelled else ("finished" if status.finished else "running")
@@ -97,12 +132,14 @@ def status_table(status: RunStatus, console: Console) -> None:
         f"{status.duplicates}  elapsed: {_duration(status.elapsed)}  "
         f"eta: {_duration(status.eta)}"
     )
-    console.print(f"workers: {', '.join(status.workers) or '-'}")
+    console.print(plain(f"workers: {', '.join(status.workers) or '-'}"))
     if status.extra.get("drift"):
-        console.print(f"drift: {status.extra['drift']}")
+        console.print(plain(f"drift: {status.extra['drift']}"))
     if status.extra.get("lost"):
         console.print(
-            f"lost: {len(status.extra['lost'])} cells: " + ", ".join(status.extra["lost"][:10])
+            plain(
+                f"lost: {len(status.extra['lost'])} cells: " + ", ".join(status.extra["lost"][:10])
+            )
         )
 
 
@@ -145,26 +182,29 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
         text = result_csv(result)
     else:
         if output:
-            console = Console(file=open(output, "w"), width=120)  # noqa: SIM115
+            console = Console(file=open(output, "w"), width=120, markup=False)  # noqa: SIM115
             result_table(result, console)
             console.file.close()
         else:
-            result_table(result, Console(soft_wrap=True))
+            result_table(result, Console(soft_wrap=True, markup=False))
         return
     if output:
         Path(output).write_text(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    note = result.provenance.get("hypothesis_note") or result.provenance.get("hypothesis_error")
-    if note:  # also in provenance; said on stderr so a reader of the JSON/CSV sees it
-        sys.stderr.write(f"note: {note}\n")
+    for line in result_notes(result, problems_only=True):  # said on stderr for people too
+        sys.stderr.write(line + "\n")
 
 
-def runs_table(store: RunStore | None, limit: int, console: Console) -> None:
+def runs_table(
+    store: RunStore | None, limit: int, console: Console, secret: str | None = None
+) -> None:
     """Recent runs of ``store`` (None: no store, no runs), newest first (runs whose keys
-    expired are left out)."""
+    expired are left out, and so are entries of the runs index that are not run ids). With
+    ``secret`` a run whose manifest does not verify says so in its state column."""
     table = Table(title="Runs")
-    ids = store.run_ids(limit) if store is not None else []
+    found = store.run_ids(limit) if store is not None else []
+    ids = [i for i in found if RUN_ID_PATTERN.match(i)]
     # run ids are never cut short, even on a narrow or no terminal (``list | awk``)
     table.add_column("run id", no_wrap=True, min_width=max(map(len, ids), default=6))
     for col in ("experiment", "done", "failed", "total", "state"):
@@ -177,6 +217,20 @@ def runs_table(store: RunStore | None, limit: int, console: Console) -> None:
             st = run_status(store, run_id)
         except RunNotFoundError:  # expired: its keys outlived by the runs index
             continue
+        except (CrystallizeError, KeyError, TypeError, ValueError) as exc:
+            table.add_row(run_id, "-", "-", "-", "-", f"unreadable ({type(exc).__name__})")
+            continue
         state = "cancelled" if st.cancelled else ("finished" if st.finished else "running")
-        table.add_row(run_id, st.experiment, str(st.done), str(st.failed), str(st.total), state)
+        if secret:
+            try:
+                verify_manifest(store.manifest(run_id), run_id, secret)
+            except CrystallizeError:
+                state = "bad signature"
+        table.add_row(
+            run_id, plain(st.experiment), str(st.done), str(st.failed), str(st.total), state
+        )
     console.print(table)
+    if len(ids) < len(found):
+        console.print(
+            f"note: {len(found) - len(ids)} entries of the runs index are not run ids; left out"
+        )

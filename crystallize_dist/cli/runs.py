@@ -11,6 +11,7 @@ from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import CellProgress, write_result
 from crystallize_dist.distributed import coordinator
 from crystallize_dist.distributed.calibrate import auto_cells_per_task, parse_cells_per_task
+from crystallize_dist.distributed.store.eviction import check_eviction
 from crystallize_dist.distributed.worker import reexec_with_hashseed
 from crystallize_dist.engine.plan import RunPlan
 from crystallize_dist.errors import InvalidOptionError
@@ -90,6 +91,7 @@ def submit(
     if workers is not None and workers < 1:
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
     store = opt.store(settings, local)
+    opt.warn(check_eviction(store, settings))
     if per_task == "auto":
         per_task = auto_cells_per_task(
             experiment, replicates=replicates, treatments=len(set(treatments)) or None

@@ -7,6 +7,11 @@ result - ``submit --wait``, ``result``, ``CeleryExecution`` - writes them under 
 artifact root, at the same place relative to it (unless that file already has those
 bytes), and the result points there: all of a run's files in one place, whichever
 workers wrote them. A file over the store's value limit stays on the worker (its record says so).
+
+The root is always the reader's own (``result --artifacts-dir``, default ``./data``, or
+the reader's experiment's ArtifactPlugin); a run's manifest has no say in it. A file is
+written only at a relative path that stays inside that root, and only with bytes that hash
+to the sha256 its record names; anything else is left out, with a note saying why.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from crystallize_dist.distributed.store.base import RunStore
@@ -52,6 +58,9 @@ def ship(store: RunStore, record: Mapping[str, Any], limit: int) -> None:
         art["sha256"] = sha
 
 
+_SHA = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
 def _same(path: Path, sha: str) -> bool:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest() == sha
@@ -59,30 +68,64 @@ def _same(path: Path, sha: str) -> bool:
         return False
 
 
+def safe_relative(relative: Any) -> PurePosixPath | None:
+    """``relative`` as a path that stays below a root, or None: relative, no ``..``, no
+    drive, no backslash or NUL, not empty."""
+    if not isinstance(relative, str) or not relative or "\\" in relative or "\0" in relative:
+        return None
+    path = PurePosixPath(relative)
+    if not path.parts or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+        return None
+    return path
+
+
+def _write(store: RunStore, base: Path, art: dict[str, Any], notes: list[str]) -> None:
+    """Write one shipped artifact under ``base`` (see the module docstring)."""
+    sha, relative = art.get("sha256"), safe_relative(art.get("relative"))
+    if relative is None or not isinstance(sha, str) or not _SHA.match(sha):
+        notes.append(
+            f"artifact {ascii(art.get('relative'))[:80]}: its path or sha256 is not valid; "
+            "not written"
+        )
+        return
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base) or target == base:  # never outside the root
+        notes.append(f"artifact {relative}: it would land outside {base}; not written")
+        return
+    if not _same(target, sha):
+        data = store.get_blob(blob_key(sha))
+        if data is None:
+            notes.append(f"artifact {relative}: its bytes are not in the store; not written")
+            return
+        if hashlib.sha256(data).hexdigest() != sha:
+            notes.append(
+                f"artifact {relative}: its bytes in the store do not hash to its sha256 "
+                f"{sha[:12]} (altered); not written"
+            )
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    art["path"] = str(target)
+
+
 def fetch(
-    store: RunStore, records: Iterable[dict[str, Any]], root: str | Path
+    store: RunStore,
+    records: Iterable[dict[str, Any]],
+    root: str | Path,
+    notes: list[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """``records``, with every shipped artifact written under ``root`` (unless it is there
-    already) and its path pointing there."""
+    """``records``, with every shipped artifact written under the reader's ``root`` (unless
+    it is there already) and its path pointing there; what could not be written is said in
+    ``notes``."""
     base = Path(root).resolve()
+    said = notes if notes is not None else []
     for rec in records:
         for art in rec.get("artifacts") or ():
-            sha, relative = art.get("sha256"), art.get("relative")
-            if not sha or not relative:
-                continue  # not shipped (too big, or not from a Celery worker)
-            target = (base / relative).resolve()
-            if not target.is_relative_to(base):  # never outside the root
-                continue
-            if not _same(target, sha):
-                data = store.get_blob(blob_key(sha))
-                if data is None:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, target)
-            art["path"] = str(target)
+            if art.get("sha256") is not None:  # shipped by a Celery worker
+                _write(store, base, art, said)
         yield rec
 
 

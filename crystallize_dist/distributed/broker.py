@@ -13,9 +13,10 @@ from typing import Any
 
 import redis
 
-from crystallize_dist.config import Settings, redact
+from crystallize_dist.config import Settings
 from crystallize_dist.distributed.publisher import message_cells
 from crystallize_dist.errors import BrokerError
+from crystallize_dist.urls import redact
 
 #: kombu's Redis transport keeps delivered, unacknowledged messages in this hash.
 UNACKED_KEY = "unacked"

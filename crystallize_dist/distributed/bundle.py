@@ -14,18 +14,18 @@ HMAC-SHA256 of the zip keyed with ``CRYSTALLIZE_DIST_SECRET`` (absent without a 
 On a worker ``ensure_code`` uses the submitted reference when the same files are here;
 otherwise it fetches the zip, checks its sha256 and - when the worker has a secret - its
 signature (an unsigned or tampered bundle is refused before anything in it is imported),
-unpacks it once into ``<home>/bundles/<sha256>/`` and points the reference there.
+unpacks it once into ``<home>/bundles/<sha256>/`` (a folder only its owner can open,
+0700) and points the reference there. With a secret, a folder unpacked before is checked
+against the verified zip before its code is imported, and a run without a bundle is
+refused unless it names an installed module (``require_bundle``, Celery workers).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import logging
+import os
 import re
-import sys
-import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,16 @@ from typing import Any
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.packing import (
+    folder_tree,
     local_tree,
     pack,
     safe_name,
     sign,
     signature_ok,
     unpack,
+    zip_tree,
 )
+from crystallize_dist.distributed.sources import bundle_source, installed_module, module_source
 from crystallize_dist.distributed.store.base import RunStore
 from crystallize_dist.errors import BundleError, ExperimentLoadError
 from crystallize_dist.model.importing import activate_folder, importable_names
@@ -48,59 +51,6 @@ from crystallize_dist.model.references import ExperimentRef
 _log = logging.getLogger("crystallize_dist.bundle")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 BUNDLES_DIRNAME = "bundles"
-
-
-def _installed(path: Path) -> bool:
-    """Whether ``path`` lives in site-packages / the standard library (workers install it)."""
-    if {"site-packages", "dist-packages"} & set(path.parts):
-        return True
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        base = paths.get(key)
-        if base and path.is_relative_to(Path(base).resolve()):
-            return True
-    return False
-
-
-def _module_source(dotted: str) -> tuple[Path, str, str] | None:
-    """``(root, only, relpath)`` for a module reference: the folder holding the top-level
-    package (or lone module), that package's name, and the module file relative to root."""
-    top = dotted.split(".")[0]
-    if top == "crystallize_dist" or top in sys.stdlib_module_names:
-        return None
-    try:
-        top_spec = importlib.util.find_spec(top)
-        spec = importlib.util.find_spec(dotted)
-    except (ImportError, ValueError):
-        return None
-    if top_spec is None or spec is None or not spec.origin or not spec.has_location:
-        return None
-    origin = Path(spec.origin).resolve()
-    if top_spec.submodule_search_locations:  # a package: pack its folder
-        locations = list(top_spec.submodule_search_locations)
-        if len(locations) != 1:
-            return None  # a namespace package spread over folders: not bundled
-        root = Path(locations[0]).resolve().parent
-        only = top
-    elif top_spec.origin:
-        root = Path(top_spec.origin).resolve().parent
-        only = Path(top_spec.origin).name
-    else:
-        return None
-    if _installed(root / only) or not origin.is_relative_to(root):
-        return None
-    return root, only, origin.relative_to(root).as_posix()
-
-
-def bundle_source(ref: ExperimentRef) -> tuple[Path, str | None, str] | None:
-    """What to pack for ``ref``: ``(root, only, relpath)``, or None when workers are
-    expected to have the code installed (an installed module)."""
-    target = Path(ref.target)
-    if ref.kind == "file":
-        return target.parent, None, target.name
-    if ref.kind == "folder":
-        return target, None, "."
-    return _module_source(ref.target)
 
 
 def attach_bundle(
@@ -143,7 +93,7 @@ def _local_ref_matches(ref: ExperimentRef, bundle: Mapping[str, Any]) -> bool:
     """Whether this machine has the submitted files: same folder, same tree digest (file and
     folder references), or the module's package here hashes the same."""
     if ref.kind == "module":
-        source = _module_source(ref.target)
+        source = module_source(ref.target)
         if source is None:
             return False
         root, only, _ = source
@@ -157,12 +107,23 @@ def _local_ref_matches(ref: ExperimentRef, bundle: Mapping[str, Any]) -> bool:
         return False
 
 
+def bundle_cache(settings: Settings) -> Path:
+    """``<home>/bundles``, made when missing and kept to its owner (0700)."""
+    folder = (settings.home / BUNDLES_DIRNAME).resolve()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = folder.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        folder.chmod(0o700)
+    return folder
+
+
 def _fetch(bundle: Mapping[str, Any], store: RunStore, settings: Settings, run_id: str) -> Path:
-    """The unpacked bundle folder, after checking the blob's sha256 and signature."""
+    """The unpacked bundle folder, after checking the blob's sha256 and signature (and,
+    with a secret, that a folder unpacked before still holds exactly the zip's files)."""
     sha = str(bundle.get("sha256", ""))
     if not _SHA.match(sha):
-        raise BundleError(f"run '{run_id}': bundle address {sha[:80]!r} is not a sha256")
-    dest = (settings.home / BUNDLES_DIRNAME / sha).resolve()
+        raise BundleError(f"run '{run_id}': bundle address {sha[:80]!a} is not a sha256")
+    dest = bundle_cache(settings) / sha
     if dest.is_dir() and not settings.secret:
         return dest
     data = store.get_blob(sha)
@@ -176,19 +137,27 @@ def _fetch(bundle: Mapping[str, Any], store: RunStore, settings: Settings, run_i
             f"run '{run_id}': bundle {sha[:12]} is tampered with (its bytes do not hash to "
             "its address); refusing to import it"
         )
-    if settings.secret:
-        signature = bundle.get("signature")
-        if not signature or not isinstance(signature, str):
-            raise BundleError(
-                f"run '{run_id}': bundle {sha[:12]} is unsigned and this worker requires a "
-                "signature (CRYSTALLIZE_DIST_SECRET is set); submit with the same secret"
-            )
-        if not signature_ok(data, settings.secret, signature):
-            raise BundleError(
-                f"run '{run_id}': bundle {sha[:12]} is tampered with or signed with another "
-                "secret (HMAC mismatch); refusing to import it"
-            )
-    return unpack(data, dest)
+    if not settings.secret:
+        return unpack(data, dest)
+    signature = bundle.get("signature")
+    if signature is None:
+        raise BundleError(
+            f"run '{run_id}': bundle {sha[:12]} is unsigned and this worker requires a "
+            "signature (CRYSTALLIZE_DIST_SECRET is set); submit with the same secret"
+        )
+    if not signature_ok(data, settings.secret, signature):
+        raise BundleError(
+            f"run '{run_id}': bundle {sha[:12]} is tampered with or signed with another "
+            "secret (its signature does not match); refusing to import it"
+        )
+    folder = unpack(data, dest)
+    if folder_tree(folder) != zip_tree(data):
+        raise BundleError(
+            f"run '{run_id}': the unpacked bundle {folder} differs from bundle {sha[:12]} (a "
+            "file was added, changed or removed after it was unpacked); refusing to import "
+            "it - delete that folder and the worker unpacks the bundle again"
+        )
+    return folder
 
 
 def _activate(folder: Path, tops: set[str], stale: tuple[Path, ...]) -> None:
@@ -201,12 +170,27 @@ def _activate(folder: Path, tops: set[str], stale: tuple[Path, ...]) -> None:
 
 
 def ensure_code(
-    ref: ExperimentRef, manifest: Mapping[str, Any], store: RunStore, settings: Settings
+    ref: ExperimentRef,
+    manifest: Mapping[str, Any],
+    store: RunStore,
+    settings: Settings,
+    *,
+    require_bundle: bool = False,
 ) -> ExperimentRef:
     """A reference this worker can load: the submitted one when the same code is here, else
-    one into the unpacked bundle (see module doc). The caller still compares fingerprints."""
+    one into the unpacked bundle (see module doc). The caller still compares fingerprints.
+
+    ``require_bundle`` (a Celery worker with a secret): a run without a bundle may name only
+    an installed module, never a file or folder that might have been planted here."""
     bundle = manifest.get("options", {}).get("bundle")
     run_id = str(manifest.get("run_id", "?"))
+    installed = ref.kind == "module" and installed_module(ref.target)
+    if not isinstance(bundle, Mapping) and require_bundle and settings.secret and not installed:
+        raise BundleError(
+            f"run '{run_id}' has no code bundle and names {str(ref)!a}, which is not "
+            "an installed module here; a worker with CRYSTALLIZE_DIST_SECRET imports only "
+            "code it can verify (a signed bundle, or an installed module)"
+        )
     if not isinstance(bundle, Mapping):
         if ref.kind in ("file", "folder") and not Path(ref.target).exists():
             raise ExperimentLoadError(

@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crystallize_dist.canonical import dumps
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.manifest import (
     build_manifest,
@@ -19,6 +21,8 @@ from crystallize_dist.distributed.manifest import (
 )
 from crystallize_dist.distributed.messages import cell_message, task_id
 from crystallize_dist.distributed.publisher import batches, enqueue
+from crystallize_dist.distributed.record_signatures import RecordVerifier
+from crystallize_dist.distributed.signing import sign_entry, sign_manifest, verify_manifest
 from crystallize_dist.distributed.store import RunStore, cell_key
 from crystallize_dist.engine.plan import Cell, RunPlan
 from crystallize_dist.engine.runspec import RunSpec, resolve
@@ -35,11 +39,13 @@ from crystallize_dist.model.references import ExperimentRef, load_experiment, lo
 
 @dataclass
 class Submission:
-    """What ``submit`` did: the run id, its manifest and the number of messages sent."""
+    """What ``submit`` did: the run id, its manifest, the number of messages sent and the
+    experiment as the submitter loaded it (a reader of the run needs no other copy)."""
 
     run_id: str
     manifest: dict[str, Any]
     messages: int
+    experiment: Experiment | None = None
 
 
 def plan_run(
@@ -109,10 +115,14 @@ def create_run(
     spec: RunSpec,
     options: dict[str, Any],
     run_id: str | None = None,
+    *,
+    secret: str | None = None,
 ) -> dict[str, Any]:
-    """Write the manifest of a new run and return it."""
+    """Write the manifest of a new run - signed with ``secret`` when there is one - and
+    return it as it is stored (JSON types only, so its signature verifies as read back)."""
     run_id = run_id or new_run_id()
-    manifest = build_manifest(run_id, experiment, ref, ref_text, spec, options)
+    built = build_manifest(run_id, experiment, ref, ref_text, spec, options)
+    manifest: dict[str, Any] = sign_manifest(json.loads(dumps(built)), secret)
     store.create_run(run_id, manifest)
     return manifest
 
@@ -146,19 +156,25 @@ def submit(
         ref_text,
         spec,
         attach_bundle(options, ref, store, settings, local=local),
+        secret=settings.secret,
     )
     sent = 0
     if not local:
         sent = enqueue(settings, manifest["run_id"], list(spec.plan.cells()), cells_per_task)
-    return Submission(manifest["run_id"], manifest, sent)
+    return Submission(manifest["run_id"], manifest, sent, experiment)
 
 
-def missing_cells(store: RunStore, run_id: str, *, include_failed: bool = False) -> list[Cell]:
+def missing_cells(
+    store: RunStore, run_id: str, *, include_failed: bool = False, secret: str | None = None
+) -> list[Cell]:
     """Cells of a run without a record - and, with ``include_failed``, failed ones, whose
-    records are deleted so they can run again - in canonical order."""
+    records are deleted so they can run again - in canonical order. With ``secret`` a
+    record that does not verify counts as failed (``--retry-failed`` runs it again)."""
     plan = RunPlan.from_dict(store.manifest(run_id)["plan"])
+    check = RecordVerifier(secret, run_id) if secret else None
     recorded: dict[str, str] = {
-        cell_key(r["condition"], r["replicate"]): r["status"] for r in store.iter_records(run_id)
+        cell_key(r["condition"], r["replicate"]): r["status"]
+        for r in store.iter_records(run_id, steps=False, check=check)
     }
     failed = [k for k, status in recorded.items() if status != "ok"] if include_failed else []
     if failed:
@@ -193,6 +209,8 @@ def resume(
     ``retry_failed``), with their original seeds. Refuses when the experiment's code changed,
     unless ``allow_drift`` (which is stamped on the result)."""
     manifest = store.manifest(run_id)
+    if settings.secret:  # before the reference it names is imported
+        verify_manifest(manifest, run_id, settings.secret)
     info = manifest["experiment"]
     ref = ExperimentRef.from_dict(info["ref"])
     found = local_fingerprint(ref)
@@ -210,15 +228,11 @@ def resume(
         from crystallize_dist.distributed.bundle import attach_bundle
 
         shipped = attach_bundle({}, ref, store, settings, local=local).get("bundle")
+        entry = {"submitted": info["fingerprint"], "resumed_with": found, "bundle": shipped}
         store.update_state(
-            run_id,
-            allow_drift={
-                "submitted": info["fingerprint"],
-                "resumed_with": found,
-                "bundle": shipped,
-            },
+            run_id, allow_drift=sign_entry(entry, settings.secret, run_id, "allow_drift")
         )
-    todo = missing_cells(store, run_id, include_failed=retry_failed)
+    todo = missing_cells(store, run_id, include_failed=retry_failed, secret=settings.secret)
     state = store.state(run_id)
     store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)
     # after the flag is down: a cell skipped while the run was cancelled goes again, even

@@ -80,6 +80,7 @@ class CeleryExecution(BasePlugin):
     progress: bool = False
     poll_interval: float = 0.1
     run_id: str | None = field(default=None, init=False, compare=False)
+    signatures: dict[str, Any] = field(default_factory=dict, init=False, compare=False)
 
     def _ref(self, experiment: Experiment) -> tuple[ExperimentRef, str]:
         if self.experiment_ref:
@@ -121,7 +122,9 @@ class CeleryExecution(BasePlugin):
             from crystallize_dist.distributed.bundle import attach_bundle
 
             options = attach_bundle(options, ref, store, settings)
-            manifest = create_run(store, experiment, ref, text, spec, options)
+            manifest = create_run(
+                store, experiment, ref, text, spec, options, secret=settings.secret
+            )
             self.run_id = manifest["run_id"]
             enqueue(settings, self.run_id, list(spec.plan.cells()), self.cells_per_task)
             bar = progress_bar(spec.plan.n_cells, "Cells", self.progress)
@@ -134,11 +137,16 @@ class CeleryExecution(BasePlugin):
             )
             bar.close()
             from crystallize_dist.distributed.artifacts import artifact_root, fetch
+            from crystallize_dist.distributed.verification import RunVerification
 
-            return list(fetch(store, store.iter_records(self.run_id), artifact_root(experiment)))
+            checks = RunVerification(settings.secret, self.run_id)
+            records = store.iter_records(self.run_id, check=checks.records)
+            out = list(fetch(store, records, artifact_root(experiment), checks.notes))
+            self.signatures = {**checks.summary(), "notes": checks.notes}
+            return out
         finally:
             store.close()
 
     def run_meta(self) -> dict[str, Any]:
-        """Added to the result's provenance."""
-        return {"run_id": self.run_id, "executor": "celery"}
+        """Added to the result's provenance: the run id and what was verified."""
+        return {"run_id": self.run_id, "executor": "celery", "signatures": self.signatures}

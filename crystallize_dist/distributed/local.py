@@ -133,6 +133,7 @@ def finished_result(
         )
     else:
         wait_for(store, sub.run_id, timeout=timeout, on_progress=on_progress)
-    result = load_result(store, sub.run_id, settings=settings)
+    # the submitter's own experiment: hypotheses verified, artifacts under its own root
+    result = load_result(store, sub.run_id, settings=settings, experiment=sub.experiment)
     write_run_files(sub.manifest, result)
     return result

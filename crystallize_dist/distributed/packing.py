@@ -11,7 +11,6 @@ limit once unpacked.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import os
 import shutil
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from crystallize_dist import constants as C
+from crystallize_dist.distributed.signing import mac, matches
 from crystallize_dist.distributed.sources import IGNORE_FILE, ignore_patterns, is_ignored
 from crystallize_dist.errors import BundleError
 
@@ -162,13 +162,40 @@ def pack(root: Path, only: str | None = None, limit: int = C.DEFAULT_BUNDLE_LIMI
 
 
 def sign(data: bytes, secret: str) -> str:
-    """Hex HMAC-SHA256 of ``data`` keyed with ``secret``."""
-    return hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+    """Hex HMAC-SHA256 of a bundle's bytes keyed with ``secret``."""
+    return mac(secret, data)
 
 
-def signature_ok(data: bytes, secret: str, signature: str) -> bool:
-    """Whether ``signature`` is ``sign(data, secret)`` (constant-time comparison)."""
-    return hmac.compare_digest(sign(data, secret), signature)
+def signature_ok(data: bytes, secret: str, signature: object) -> bool:
+    """Whether ``signature`` is well formed and is ``sign(data, secret)`` (its shape is
+    checked first, then it is compared in constant time)."""
+    return matches(secret, data, signature)
+
+
+def zip_tree(data: bytes) -> str:
+    """The tree digest of a bundle's files, read from its zip bytes."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
+        return tree_digest((i.filename, zf.read(i)) for i in infos)
+
+
+def folder_tree(folder: Path) -> str:
+    """The tree digest (``tree_digest``) of every file under an unpacked bundle ``folder``,
+    Python's own ``__pycache__`` folders aside; a link or anything but a file is an entry
+    no bundle has, so such a folder never matches its bundle."""
+    entries: list[tuple[str, bytes]] = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel_dir = Path(here).relative_to(folder).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        for name in files:
+            path = Path(here) / name
+            if path.is_symlink() or not path.is_file():
+                entries.append((prefix + name, b"\0not a file"))
+            else:
+                entries.append((prefix + name, _read(path)))
+        entries += [(prefix + d, b"\0a link") for d in dirs if (Path(here) / d).is_symlink()]
+    return tree_digest(sorted(entries))
 
 
 def safe_name(name: str) -> PurePosixPath:
@@ -205,7 +232,7 @@ def unpack(
     if dest.is_dir():
         return dest
     scratch = scratch or dest.parent
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name[:16]}-", dir=scratch))
     try:
         try:

@@ -1,9 +1,12 @@
 """Readying a run's experiment in a worker process.
 
-A worker loads the experiment by reference (from the run's code bundle when this machine's
-copy differs), checks its fingerprint against the manifest, and builds the run's RunSpec
-from the manifest's plan - the seeds in the manifest are the truth. A loaded experiment is
-kept per reference and fingerprint, a readied run per run id.
+With a secret, a worker first verifies the run's manifest (and a ``resume --allow-drift``
+entry of its state) and imports nothing from a run that does not verify: every cell of it
+is recorded as that error at once, not handed to another worker. It then loads the
+experiment by reference (from the run's code bundle when this machine's copy differs),
+checks its fingerprint against the manifest, and builds the run's RunSpec from the
+manifest's plan - the seeds in the manifest are the truth. A loaded experiment is kept per
+reference and fingerprint, a readied run per run id.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.artifacts import for_run
+from crystallize_dist.distributed.signing import verify_entry, verify_manifest
 from crystallize_dist.distributed.store.base import RunStore
 from crystallize_dist.engine.environment import versions
 from crystallize_dist.engine.plan import RunPlan
 from crystallize_dist.engine.runspec import RunSpec, resolve
-from crystallize_dist.errors import CodeMismatchError
+from crystallize_dist.errors import CodeMismatchError, SignatureError
 from crystallize_dist.model.experiment import Experiment
 from crystallize_dist.model.references import ExperimentRef, load_ref
 
@@ -89,6 +93,9 @@ class Prepared:
     fingerprint: str | None = None
     #: the last cell this process ran for the run was quick (see ``cell_records.quick``)
     quick: bool = False
+    #: the failure is the run's, not this worker's (a signature that does not verify):
+    #: another worker cannot do better, so its cells are recorded at once
+    final: bool = False
 
 
 class Preparer:
@@ -99,9 +106,13 @@ class Preparer:
         store: RunStore,
         settings: Settings,
         loader: Callable[[Mapping[str, Any]], Experiment] | None = None,
+        *,
+        require_bundle: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
+        #: see ``bundle.ensure_code`` (Celery workers)
+        self.require_bundle = require_bundle
         self._loader = loader or self._load
         self._experiments: dict[tuple[str, str], Experiment] = {}
         self._prepared: dict[str, Prepared] = {}
@@ -111,7 +122,9 @@ class Preparer:
         from crystallize_dist.distributed.bundle import ensure_code
 
         ref = ExperimentRef.from_dict(manifest["experiment"]["ref"])
-        ref = ensure_code(ref, manifest, self.store, self.settings)
+        ref = ensure_code(
+            ref, manifest, self.store, self.settings, require_bundle=self.require_bundle
+        )
         return load_ref(ref)
 
     def prepare(
@@ -130,10 +143,15 @@ class Preparer:
             return cached or self._prepare_locked(run_id, manifest)
 
     def _prepare_locked(self, run_id: str, manifest: Mapping[str, Any]) -> Prepared:
-        info = manifest["experiment"]
+        secret = self.settings.secret
         try:
-            allowed = {info["fingerprint"]}
             drift_ok = self.store.state(run_id).get("allow_drift")
+            if secret:  # before anything the run names is looked at, let alone imported
+                verify_manifest(manifest, run_id, secret)
+                if drift_ok is not None:
+                    verify_entry(drift_ok, secret, run_id, "allow_drift")
+            info = manifest["experiment"]
+            allowed = {info["fingerprint"]}
             if isinstance(drift_ok, dict):  # resume --allow-drift shipped newer code
                 allowed = {drift_ok.get("resumed_with")}
                 if drift_ok.get("bundle"):
@@ -153,6 +171,9 @@ class Preparer:
                     )
                 self._experiments[key] = base
             prepared = Prepared(spec_for_run(base, manifest), None, min(allowed))
+        except SignatureError as exc:  # the run's own fault: no worker with the secret runs it
+            _log.error("run %s: refused: %s", run_id, exc)
+            return Prepared(None, (type(exc).__name__, str(exc)), final=True)
         except Exception as exc:
             _log.error("run %s: cannot prepare experiment: %s", run_id, exc)
             return Prepared(None, (type(exc).__name__, str(exc)))  # not kept: next try

@@ -20,10 +20,11 @@ from typing import Any
 import redis
 
 from crystallize_dist import constants as C
-from crystallize_dist.config import Settings, redact
+from crystallize_dist.config import Settings
 from crystallize_dist.distributed.messages import cell_message, task_id
 from crystallize_dist.engine.plan import Cell
 from crystallize_dist.errors import BrokerError
+from crystallize_dist.urls import redact
 
 #: messages per pipelined round trip.
 CHUNK = 1000

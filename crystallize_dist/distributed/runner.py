@@ -4,7 +4,8 @@ For each batch of cells it validates the message against the manifest, readies t
 experiment once per process (see ``preparing``), skips cells that already have a record
 (counting the duplicate delivery), counts attempts, records a cell that keeps killing its
 worker as failed after ``max_attempts``, runs the rest on the engine's cell path and writes
-each record first-write-wins.
+each record first-write-wins. With a secret it signs each record it writes, and its
+stamp (``record_signatures``, ``signing``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from crystallize_dist.distributed.cell_records import error_record, quick, stora
 from crystallize_dist.distributed.deadline import cell_deadline
 from crystallize_dist.distributed.messages import check_cells
 from crystallize_dist.distributed.preparing import Preparer, drift, worker_environment
+from crystallize_dist.distributed.record_signatures import sign_record
+from crystallize_dist.distributed.signing import sign_stamp
 from crystallize_dist.distributed.store.base import CellStart, RunStore
 from crystallize_dist.distributed.store.records import Encoded, cell_key
 from crystallize_dist.engine.cell import execute_cell
@@ -43,6 +46,7 @@ class CellRunner:
         *,
         requeue: bool = False,
         ship_artifacts: bool = False,
+        require_bundle: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -56,7 +60,9 @@ class CellRunner:
         self.node = node or f"local@{socket.gethostname()}"
         self.hostname = self.node.rpartition("@")[2] or socket.gethostname()
         self.env = worker_environment()
-        self.preparer = Preparer(store, settings, loader)
+        # with a secret, a Celery worker runs a run's code only from its verified bundle or
+        # an installed module (the --local pool runs the submitter's own files)
+        self.preparer = Preparer(store, settings, loader, require_bundle=require_bundle)
         self._manifests: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, RunPlan] = {}
         self._noted: set[str] = set()
@@ -98,8 +104,10 @@ class CellRunner:
                 break  # a cell that ran out of time is not retried
         return record
 
-    def _encode(self, record: dict[str, Any], cell: Cell) -> Encoded:
-        return storable(record, cell, self.settings.max_record_bytes)
+    def _encode(self, run_id: str, record: dict[str, Any], cell: Cell) -> Encoded:
+        encoded = storable(record, cell, self.settings.max_record_bytes)
+        secret = self.settings.secret
+        return sign_record(encoded, secret, run_id) if secret else encoded
 
     def unfinished(self, run_id: str, raw_cells: list[Any]) -> list[Cell]:
         """The cells of a message that have no record (after its task was killed)."""
@@ -134,7 +142,7 @@ class CellRunner:
         }
         keys = [cell_key(c.condition, c.replicate) for c in cells]
         ready = self.preparer.prepare(run_id, manifest, recheck=not speculative)
-        if self.requeue and ready.spec is None:
+        if self.requeue and ready.spec is None and not ready.final:
             return self._hand_back(run_id, manifest, cells, counts)
         record: dict[str, Any] | None = None
         early = speculative and ready.quick  # a slow cell waits for its start: cancel stops it
@@ -142,7 +150,7 @@ class CellRunner:
             record = self._cell_record(run_id, manifest, cells[0], None)
             ready.quick = quick(record)
             _, start = self.store.start_and_put(
-                run_id, self._encode(record, cells[0]), record["timing"]["started"]
+                run_id, self._encode(run_id, record, cells[0]), record["timing"]["started"]
             )
             self._tally(counts, start, record)
             return counts
@@ -163,7 +171,7 @@ class CellRunner:
             following = keys[i + 1] if i + 1 < len(keys) else None
             if record is None and following is None:
                 break
-            encoded = None if record is None else self._encode(record, cell)
+            encoded = None if record is None else self._encode(run_id, record, cell)
             _, next_start = self.store.advance(run_id, encoded, following)
             start = next_start or start
             record = None
@@ -196,7 +204,7 @@ class CellRunner:
                 counts["requeue"].append(cell)
             else:
                 record = self._cell_record(run_id, manifest, cell, None)
-                self.store.put_record(run_id, self._encode(record, cell))
+                self.store.put_record(run_id, self._encode(run_id, record, cell))
                 counts["lost"] += 1
         return counts
 
@@ -207,7 +215,8 @@ class CellRunner:
         None while a speculative start is still on its way."""
         if run_id not in self._noted:
             info = {**self.env, "host": self.hostname, "drift": drift(manifest, self.env)}
-            self.store.note_worker(run_id, self.node, info)
+            stamp = sign_stamp(info, self.settings.secret, run_id, self.node)
+            self.store.note_worker(run_id, self.node, stamp)
             self._noted.add(run_id)
         options = manifest.get("options", {})
         limit = int(options.get("max_attempts", self.settings.max_attempts))

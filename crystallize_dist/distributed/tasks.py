@@ -37,7 +37,12 @@ def runner_for(settings: Settings, hostname: str | None) -> CellRunner:
 
         store = store_for(settings, retries=20)
         _runner = CellRunner(
-            store, settings, node=hostname or None, requeue=True, ship_artifacts=True
+            store,
+            settings,
+            node=hostname or None,
+            requeue=True,
+            ship_artifacts=True,
+            require_bundle=True,
         )
     return _runner
 

@@ -30,6 +30,17 @@ def reexec_with_hashseed() -> None:
     os.execve(sys.executable, [sys.executable, "-m", "crystallize_dist", *sys.argv[1:]], env)
 
 
+def unsigned_warning(settings: Settings) -> str | None:
+    """The line a worker without a secret says when it starts."""
+    if settings.secret:
+        return None
+    return (
+        f"this worker has no {C.ENV_PREFIX}SECRET: it will run whatever code the run store "
+        "points to (anyone who can write to that Redis can run code here); set the "
+        "submitters' secret on every worker"
+    )
+
+
 def start_worker(
     settings: Settings,
     *,
@@ -42,8 +53,14 @@ def start_worker(
     reexec_with_hashseed()
     from crystallize_dist.distributed.app import create_app
     from crystallize_dist.distributed.store import store_for
+    from crystallize_dist.distributed.store.eviction import check_eviction
 
-    store_for(settings, retries=1).ping()  # a clear one-line error before Celery starts
+    store = store_for(settings, retries=1)
+    store.ping()  # a clear one-line error before Celery starts
+    for warning in (check_eviction(store, settings), unsigned_warning(settings)):
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+    store.close()
     os.environ[C.ENV_IN_WORKER] = "1"  # inherited by the pool's processes
     app = create_app(settings)
     argv = [

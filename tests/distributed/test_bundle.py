@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import sqlite3
 import stat
@@ -30,6 +31,7 @@ from crystallize_dist.distributed.coordinator import create_run, plan_run
 from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.packing import collect, pack, sign, signature_ok, unpack
 from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.signing import sign_manifest
 from crystallize_dist.distributed.runner import CellRunner
 from crystallize_dist.distributed.store import RunStore, SQLiteStore
 from crystallize_dist.distributed.store.redis_store import RedisStore
@@ -67,7 +69,7 @@ def submit(store: RunStore, ref_text: str, settings: Settings, **kw: Any) -> dic
     exp, ref = load_experiment(ref_text)
     spec = plan_run(exp, seed=5)
     options = attach_bundle({"drift_policy": "warn"}, ref, store, settings, **kw)
-    return create_run(store, exp, ref, ref_text, spec, options)
+    return create_run(store, exp, ref, ref_text, spec, options, secret=settings.secret)
 
 
 @pytest.fixture(autouse=True)
@@ -307,10 +309,15 @@ def _worker_case(
 
 
 def _assert_refused(
-    records: list[dict[str, Any]], manifest: dict[str, Any], marker: Path, home: Path, word: str
+    records: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    marker: Path,
+    home: Path,
+    word: str,
+    error: str = "BundleError",
 ) -> None:
     assert len(records) == manifest["n_cells"]
-    assert {r["error"]["type"] for r in records} == {"BundleError"}
+    assert {r["error"]["type"] for r in records} == {error}
     assert all(word in r["error"]["message"] for r in records), records[0]["error"]
     assert not marker.exists()  # nothing from the bundle was imported
     assert not (home / BUNDLES_DIRNAME / manifest["options"]["bundle"]["sha256"]).exists()
@@ -332,21 +339,51 @@ def test_one_flipped_byte_is_refused_and_nothing_is_imported(
     _assert_refused(records, manifest, marker, home, "tampered")
 
 
-def test_unsigned_or_wrongly_signed_bundles_are_refused_by_a_worker_with_a_secret(
+def test_unsigned_or_wrongly_signed_runs_are_refused_by_a_worker_with_a_secret(
     store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The whole run is signed: a run submitted without the secret, or with another one, is
+    refused before its bundle is even fetched."""
     unsigned, marker = _worker_case(store, tmp_path, monkeypatch, "unsigned", "")
     home = tmp_path / "home"
     records = run_all(store, unsigned, Settings(home=home, secret=SECRET))
-    _assert_refused(records, unsigned, marker, home, "unsigned")
+    _assert_refused(records, unsigned, marker, home, "unsigned", "SignatureError")
     other = tmp_path / "other"
     other.mkdir()
     wrong, marker = _worker_case(store, other, monkeypatch, "wrongkey", "another secret")
     records = run_all(store, wrong, Settings(home=home, secret=SECRET))
-    _assert_refused(records, wrong, marker, home, "tampered")
+    _assert_refused(records, wrong, marker, home, "does not match", "SignatureError")
 
 
-def test_a_signed_bundle_runs_and_is_unpacked_once(
+def test_a_bundle_signed_with_another_key_is_refused(
+    store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest re-signed with the right key around a bundle signed with another: the
+    bundle's own signature still decides."""
+    manifest, marker = _worker_case(store, tmp_path, monkeypatch, "bundlekey", SECRET)
+    bundle = manifest["options"]["bundle"]
+    bundle["signature"] = sign(store.get_blob(bundle["sha256"]) or b"", "another secret")
+    resigned = sign_manifest(manifest, SECRET)
+    overwrite_manifest(store, resigned)
+    home = tmp_path / "home"
+    records = run_all(store, resigned, Settings(home=home, secret=SECRET))
+    _assert_refused(records, manifest, marker, home, "signed with another")
+
+
+def overwrite_manifest(store: RunStore, manifest: dict[str, Any]) -> None:
+    """Replace a run's manifest behind the store's back (create_run never overwrites)."""
+    if isinstance(store, RedisStore):
+        store.r.set(C.key_manifest(manifest["run_id"]), json.dumps(manifest))
+        return
+    assert isinstance(store, SQLiteStore)
+    with sqlite3.connect(store.path) as db:
+        db.execute(
+            f"UPDATE {C.TABLE_RUNS} SET manifest = ? WHERE run_id = ?",
+            (json.dumps(manifest), manifest["run_id"]),
+        )
+
+
+def test_a_signed_bundle_runs_and_is_unpacked_once_into_a_private_folder(
     store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest, marker = _worker_case(store, tmp_path, monkeypatch, "signed", SECRET)
@@ -355,10 +392,40 @@ def test_a_signed_bundle_runs_and_is_unpacked_once(
     assert {r["status"] for r in records} == {"ok"}
     assert marker.exists()  # the marker works: a verified bundle is imported
     folder = tmp_path / "home" / BUNDLES_DIRNAME / manifest["options"]["bundle"]["sha256"]
-    (folder / "sentinel").write_text("")
+    assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    before = (folder / "exp_signed.py").stat().st_ino
     ref = ExperimentRef.from_dict(manifest["experiment"]["ref"])
     assert Path(ensure_code(ref, manifest, store, settings).target).parent == folder
-    assert (folder / "sentinel").exists()  # reused, not extracted again
+    assert (folder / "exp_signed.py").stat().st_ino == before  # reused, not extracted again
+
+
+@pytest.mark.parametrize("change", ["added", "edited", "removed"])
+def test_a_changed_bundle_folder_is_refused_before_import_with_a_secret(
+    change: str, store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unpacked bundle folder is checked against the verified zip before its code is
+    imported again: a file planted, edited or removed there is refused."""
+    tag = f"cache{change}"
+    manifest, marker = _worker_case(store, tmp_path, monkeypatch, tag, SECRET)
+    home = tmp_path / "home"
+    settings = Settings(home=home, secret=SECRET)
+    assert {r["status"] for r in run_all(store, manifest, settings)} == {"ok"}
+    folder = home / BUNDLES_DIRNAME / manifest["options"]["bundle"]["sha256"]
+    helpers = folder / f"helpers_{tag}.py"
+    if change == "added":
+        (folder / "numpy_extra.py").write_text("import os\n")
+    elif change == "edited":
+        helpers.write_text(helpers.read_text() + "\nPLANTED = 1\n")
+    else:
+        helpers.unlink()
+    ref = ExperimentRef.from_dict(manifest["experiment"]["ref"])
+    with pytest.raises(BundleError, match="differs from bundle"):
+        ensure_code(ref, manifest, store, settings)
+    (folder / "__pycache__").mkdir(exist_ok=True)  # Python's own cache is not a change
+    if change == "added":
+        (folder / "numpy_extra.py").unlink()
+        assert Path(ensure_code(ref, manifest, store, settings).target).parent == folder
 
 
 def test_missing_blob_and_bad_address_are_bundle_errors(store: RunStore, tmp_path: Path) -> None:

@@ -430,23 +430,30 @@ experiment = Experiment(
 
 
 def test_result_says_why_hypotheses_are_missing(home: Path, tmp_path: Path) -> None:
-    """Hypotheses are verified with the code on this machine only when it is the submitted
-    code: a file nothing imports does not count as a change, an imported helper does, and
-    then every format says why the hypotheses are missing."""
+    """Reading a run imports no code: hypotheses are verified only with an experiment the
+    reader passes (``--experiment``), and only when it is the submitted code - a file
+    nothing imports does not count as a change, an imported helper does; every format says
+    why hypotheses are missing and how to verify them."""
     folder = tmp_path / "hyp"
     folder.mkdir()
+    exp = str(folder / "hyp_exp.py")
     (folder / "hyp_exp.py").write_text(HYPOTHESIS_EXPERIMENT)
     (folder / "hyp_helper.py").write_text("def offset():\n    return 0.0\n")
-    res = cli("submit", str(folder / "hyp_exp.py"), "--local", "--no-progress", "--wait")
+    res = cli("submit", exp, "--local", "--no-progress", "--wait")
+    assert "hypothesis gap:" in res.stdout  # the submitter verifies them with its own copy
     run_id = res.stdout.splitlines()[0]
+    res = cli("result", run_id, "--local", "--format", "json")
+    assert json.loads(res.stdout)["hypotheses"] == []
+    assert res.stderr.startswith("note: hypotheses not verified: reading a run imports no code")
+    assert "--experiment" in res.stderr
     (folder / "scratch.py").write_text("print('nothing imports me')\n")
-    data = json.loads(cli("result", run_id, "--local", "--format", "json").stdout)
-    assert [h["name"] for h in data["hypotheses"]] == ["gap"]
+    res = cli("result", run_id, "--local", "--format", "json", "--experiment", exp)
+    assert [h["name"] for h in json.loads(res.stdout)["hypotheses"]] == ["gap"]
     assert cli("resume", run_id, "--local").exit_code == 0  # not refused as changed code
     (folder / "hyp_helper.py").write_text("def offset():\n    return 1.0  # changed\n")
-    table = cli("result", run_id, "--local").stdout
-    assert "hypotheses not verified: the experiment's code here differs" in table
-    res = cli("result", run_id, "--local", "--format", "json")
+    table = cli("result", run_id, "--local", "--experiment", exp).stdout
+    assert "hypotheses not verified: the experiment given has fingerprint" in table
+    res = cli("result", run_id, "--local", "--format", "json", "--experiment", exp)
     assert json.loads(res.stdout)["hypotheses"] == []
     assert res.stderr.startswith("note: hypotheses not verified"), res.stderr
 

@@ -6,16 +6,17 @@ import os
 from pathlib import Path
 
 from crystallize_dist import constants as C
-from crystallize_dist.config import Settings, check_url
+from crystallize_dist.config import Settings
 from crystallize_dist.distributed.store.base import RunStore
 from crystallize_dist.distributed.store.records import cell_key, split_key
 from crystallize_dist.distributed.store.sqlite_store import SQLiteStore
 from crystallize_dist.errors import BrokerError, RunNotFoundError
+from crystallize_dist.urls import check_url
 
 
 def open_store(url: str, *, ttl: int | None = None, retries: int = 3) -> RunStore:
     """A store for ``url``: ``redis://`` / ``rediss://`` or ``sqlite:///path``."""
-    check_url(url, ("redis", "rediss", "sqlite"), "store URL")
+    url = check_url(url, ("redis", "rediss", "sqlite"), "store URL")
     if url.startswith("sqlite://"):
         return SQLiteStore(
             Path(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crystallize_dist import constants as C
-from crystallize_dist.distributed.store.records import Encoded, encode
+from crystallize_dist.distributed.store.records import Encoded, RecordCheck, encode
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,16 @@ class RunStore(ABC):
 
     @abstractmethod
     def iter_records(
-        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE, *, steps: bool = True
+        self,
+        run_id: str,
+        page_size: int = C.DEFAULT_PAGE_SIZE,
+        *,
+        steps: bool = True,
+        check: RecordCheck | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every record (in no particular order), fetched in pages, with ``attempts`` and
-        ``duplicates`` merged in; without ``steps`` the per-step provenance is not parsed."""
+        ``duplicates`` merged in; without ``steps`` the per-step provenance is not parsed.
+        ``check`` verifies each stored text before it is decoded (``records.decode_page``)."""
 
     @abstractmethod
     def delete_records(self, run_id: str, keys: list[str]) -> int:

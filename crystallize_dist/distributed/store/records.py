@@ -2,19 +2,26 @@
 
 A stored record is two JSON documents joined by a newline: the record without its steps,
 then its per-step provenance (compact JSON never holds a raw newline), so a reader that
-does not need the steps parses only the first part. A record that cannot be read back is
-reported, never silently dropped.
+does not need the steps parses only the first part. A worker with a secret adds a third
+line, ``hmac-sha256:<64 hex digits>``, the record's signature (``record_signatures``). A
+record that cannot be read back is reported, never silently dropped.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from crystallize_dist.canonical import dumps
-from crystallize_dist.errors import CorruptRecordError
+from crystallize_dist.errors import CorruptRecordError, SignatureError
+
+#: the start of a signed record's last line
+SIGNATURE_TAG = "hmac-sha256:"
+#: a reader's check of each stored record: given its cell key and its text, the text to
+#: decode (its signature checked and taken off); TamperedRecordError when it does not verify
+RecordCheck = Callable[[str, str], str]
 
 
 def cell_key(condition: str, replicate: int) -> str:
@@ -30,17 +37,51 @@ def split_key(key: str) -> tuple[str, int]:
 _DECODER = json.JSONDecoder()
 
 
+def split_signature(text: str) -> tuple[str, str | None]:
+    """A stored text as (the signed text, its signature or None when it has none)."""
+    body, sep, last = text.rpartition("\n")
+    if sep and last.startswith(SIGNATURE_TAG):
+        return body, last[len(SIGNATURE_TAG) :]
+    return text, None
+
+
 def _parse(raw: str | bytes, steps: bool) -> Any:
     text = raw if isinstance(raw, str) else raw.decode()
     head, sep, tail = text.partition("\n")
     rec = _DECODER.decode(head)
     if steps and sep and isinstance(rec, dict):
-        rec["steps"] = _DECODER.decode(tail)
+        rec["steps"] = _DECODER.decode(tail.partition("\n")[0])
     return rec
 
 
 def _is_record(rec: Any) -> bool:
-    return isinstance(rec, dict) and "condition" in rec and "replicate" in rec and "status" in rec
+    """The shape the aggregator relies on: condition, replicate and status of their types;
+    seed an int (or null), error and worker mappings (or null), metrics a mapping of lists,
+    artifacts a list of mappings with a name and a path."""
+    if type(rec) is not dict:
+        return False
+    get = rec.get
+    if type(get("condition")) is not str or type(get("replicate")) is not int:
+        return False
+    if type(get("status")) is not str or type(get("seed")) not in _SEED_TYPES:
+        return False
+    if type(get("error")) not in _OPTIONAL_MAP or type(get("worker")) not in _OPTIONAL_MAP:
+        return False
+    metrics = get("metrics")
+    if metrics is not None and not (
+        type(metrics) is dict and all(type(v) is list for v in metrics.values())
+    ):
+        return False
+    arts = get("artifacts")
+    return not arts or (type(arts) is list and all(_is_artifact(a) for a in arts))
+
+
+_SEED_TYPES = (int, type(None))
+_OPTIONAL_MAP = (dict, type(None))
+
+
+def _is_artifact(art: Any) -> bool:
+    return type(art) is dict and type(art.get("name")) is str and type(art.get("path")) is str
 
 
 def decode_record(raw: str | bytes, where: str, *, steps: bool = True) -> dict[str, Any]:
@@ -70,22 +111,54 @@ def decode_or_flag(
     try:  # the slow path, for its message
         return decode_record(raw, f"run '{run_id}' cell {key}", steps=steps)
     except CorruptRecordError as exc:
+        return flagged(key, exc)
+
+
+def flagged(key: str, exc: Exception) -> dict[str, Any]:
+    """A failed-cell record in place of a stored one that cannot be used, saying why."""
+    try:
         condition, replicate = split_key(key)
-        return {
-            "condition": condition,
-            "replicate": replicate,
-            "seed": None,
-            "status": "error",
-            "metrics": {},
-            "error": {"type": "CorruptRecordError", "message": str(exc), "traceback": ""},
-        }
+    except ValueError:
+        condition, replicate = key, -1
+    return {
+        "condition": condition,
+        "replicate": replicate,
+        "seed": None,
+        "status": "error",
+        "metrics": {},
+        "error": {"type": type(exc).__name__, "message": str(exc), "traceback": ""},
+    }
 
 
 def decode_page(
-    raws: list[Any], keys: list[str], run_id: str, *, steps: bool = True
+    raws: list[Any],
+    keys: list[str],
+    run_id: str,
+    *,
+    steps: bool = True,
+    check: RecordCheck | None = None,
 ) -> list[dict[str, Any]]:
     """Records of a page, parsed as one JSON array (one decoder call instead of one per
-    record); any doubt - a legacy or damaged record - falls back to record by record."""
+    record); any doubt - a legacy or damaged record - falls back to record by record.
+    ``check`` (a reader with the secret) verifies each record first: one that does not
+    verify is a failed cell (TamperedRecordError) whose text is never parsed."""
+    if check is None:
+        return _page(raws, keys, run_id, steps)
+    texts: list[str] = []
+    good: list[str] = []
+    out: list[dict[str, Any] | None] = []
+    for raw, key in zip(raws, keys, strict=True):
+        try:
+            texts.append(check(key, raw if isinstance(raw, str) else raw.decode()))
+            good.append(key)
+            out.append(None)
+        except (SignatureError, UnicodeDecodeError) as exc:
+            out.append(flagged(key, exc))
+    decoded = iter(_page(texts, good, run_id, steps))
+    return [rec if rec is not None else next(decoded) for rec in out]
+
+
+def _page(raws: list[Any], keys: list[str], run_id: str, steps: bool) -> list[dict[str, Any]]:
     try:
         parts: list[str] = []
         for raw in raws:
@@ -94,7 +167,7 @@ def decode_page(
                 raise ValueError("not in the two-part format")
             parts.append(head)
             if steps:
-                parts.append(tail)
+                parts.append(tail.partition("\n")[0])
         values = _DECODER.decode("[" + ",".join(parts) + "]")
         width = 2 if steps else 1
         if len(values) == width * len(raws):

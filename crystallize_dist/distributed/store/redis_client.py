@@ -15,8 +15,8 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from crystallize_dist import constants as C
-from crystallize_dist.config import redact
 from crystallize_dist.errors import BrokerError, StoreError
+from crystallize_dist.urls import redact
 
 T = TypeVar("T")
 

@@ -15,10 +15,10 @@ import redis
 
 from crystallize_dist import constants as C
 from crystallize_dist.canonical import dumps
-from crystallize_dist.config import redact
 from crystallize_dist.distributed.store.base import CellStart, RunStore
 from crystallize_dist.distributed.store.records import (
     Encoded,
+    RecordCheck,
     decode_json,
     decode_or_flag,
     decode_page,
@@ -28,6 +28,7 @@ from crystallize_dist.distributed.store.redis_cells import CellPath
 from crystallize_dist.distributed.store.redis_client import RedisClient
 from crystallize_dist.distributed.store.scripts import DELETE
 from crystallize_dist.errors import RunNotFoundError, StoreError
+from crystallize_dist.urls import redact
 
 T = TypeVar("T")
 
@@ -127,7 +128,12 @@ class RedisStore(RunStore):
         return self._call(go)
 
     def iter_records(
-        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE, *, steps: bool = True
+        self,
+        run_id: str,
+        page_size: int = C.DEFAULT_PAGE_SIZE,
+        *,
+        steps: bool = True,
+        check: RecordCheck | None = None,
     ) -> Iterator[dict[str, Any]]:
         self._require(run_id)
         cursor = 0
@@ -143,7 +149,9 @@ class RedisStore(RunStore):
                 pipe.hmget(C.key_duplicates(run_id), fields)
                 attempts, dups = self._call(pipe.execute)
                 keys = [f.decode() for f in fields]
-                recs = decode_page([page[f] for f in fields], keys, run_id, steps=steps)
+                recs = decode_page(
+                    [page[f] for f in fields], keys, run_id, steps=steps, check=check
+                )
                 for rec, att, dup in zip(recs, attempts, dups, strict=True):
                     rec["attempts"] = int(att or 0)
                     rec["duplicates"] = int(dup or 0)

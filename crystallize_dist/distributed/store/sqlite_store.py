@@ -20,6 +20,7 @@ from crystallize_dist.distributed.store import sqlite_cells as cells
 from crystallize_dist.distributed.store.base import CellStart, RunStore
 from crystallize_dist.distributed.store.records import (
     Encoded,
+    RecordCheck,
     decode_json,
     decode_page,
     decode_record,
@@ -134,7 +135,12 @@ class SQLiteStore(RunStore):
         return [k in have for k in keys]
 
     def iter_records(
-        self, run_id: str, page_size: int = C.DEFAULT_PAGE_SIZE, *, steps: bool = True
+        self,
+        run_id: str,
+        page_size: int = C.DEFAULT_PAGE_SIZE,
+        *,
+        steps: bool = True,
+        check: RecordCheck | None = None,
     ) -> Iterator[dict[str, Any]]:
         self._require(run_id)
         last = ""
@@ -146,7 +152,9 @@ class SQLiteStore(RunStore):
                 "WHERE r.run_id = ? AND r.cell > ? ORDER BY r.cell LIMIT ?",
                 (run_id, last, page_size),
             )
-            recs = decode_page([r[1] for r in rows], [r[0] for r in rows], run_id, steps=steps)
+            recs = decode_page(
+                [r[1] for r in rows], [r[0] for r in rows], run_id, steps=steps, check=check
+            )
             for rec, (_, _, attempts, dups) in zip(recs, rows, strict=True):
                 rec["attempts"], rec["duplicates"] = int(attempts), int(dups)
                 yield rec
