@@ -8,6 +8,7 @@ message *before* the worker starts, and the verdict / summary helpers every scri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -180,17 +181,21 @@ def ours_round(
     queue: str,
     *,
     env: dict[str, str] | None = None,
+    secret: str | None = None,
 ) -> dict[str, float]:
     """Submit ``n`` cells of ``ref`` (published before any worker runs), then start one worker
-    and time it from the run's ``first_at`` to its ``last_at`` counter."""
+    and time it from the run's ``first_at`` to its ``last_at`` counter. ``secret`` is the
+    submitter's and the worker's CRYSTALLIZE_DIST_SECRET (None: neither has one)."""
     settings = Settings.from_env(broker_url=url, queue=queue, home=tmp / "home")
+    settings = dataclasses.replace(settings, secret=secret)
+    env = {**(env or {}), "CRYSTALLIZE_DIST_SECRET": secret or ""}
     store = open_store(url)
     t0 = time.perf_counter()
     sub = coordinator.submit(
         ref, settings=settings, store=store, replicates=n, seed=1, cells_per_task=cells_per_task
     )
     submitted = time.perf_counter() - t0
-    worker = start_ours(url, tmp, queue, **(env or {}))
+    worker = start_ours(url, tmp, queue, **env)
     try:
         wait_until(finished(store, sub.run_id, n), [worker], f"{n} cells")
         counters = store.counters(sub.run_id)

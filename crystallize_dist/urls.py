@@ -129,11 +129,17 @@ def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
             "'?' or '#'; percent-encode them (@ as %40, / as %2F, ? as %3F, # as %23)"
         )
     query = rest.partition("#")[0].partition("?")[2]
-    unknown = sorted({n for n, _ in _query(query)} - KNOWN_PARAMETERS)
+    names = {n for n, _ in _query(query)}
+    unknown = sorted(names - KNOWN_PARAMETERS)
     if unknown:
         raise InvalidOptionError(
             f"{what} '{redact(url)}' has an unknown query parameter '{quote(unknown[0])}'; "
             f"known: {', '.join(sorted(KNOWN_PARAMETERS))}"
+        )
+    tls = sorted(n for n in names if n.startswith("ssl_"))
+    if tls and scheme != "rediss":
+        raise InvalidOptionError(
+            f"{what} '{redact(url)}' has the TLS parameter '{tls[0]}', which needs rediss://"
         )
     try:
         urlsplit(url).port  # noqa: B018 - raises ValueError for a malformed port or host

@@ -87,9 +87,7 @@ def result_notes(result: Any, *, problems_only: bool = False) -> list[str]:
     lines = []
     signatures = prov.get("signatures") if "run_id" in prov else None
     if signatures and not (
-        problems_only
-        and not signatures.get("records_tampered")
-        and not signatures.get("left_out")
+        problems_only and not signatures.get("records_tampered") and not signatures.get("left_out")
     ):
         lines.append(signature_line(signatures))
     note = prov.get("hypothesis_note") or prov.get("hypothesis_error")

@@ -1,10 +1,12 @@
 """Replay: re-run recorded cells of a run in this process and compare them with the store.
 
-The experiment is loaded as a worker would (``ensure_code``: the submitted code, from the
-bundle when this machine's copy differs), prepared with the manifest's plan, and each chosen
-cell is run on the engine's cell path with the manifest's seed. A cell matches when its *metrics
-digest* - sha256 of the canonical JSON of the record's metrics - equals the stored
-record's; for a stored error record the error type is compared instead.
+Replay runs the run's code on purpose. With a secret, the manifest must verify first and
+records are read through their signatures. The experiment is loaded as a worker would
+(``ensure_code``: the submitted code, from the bundle when this machine's copy differs),
+prepared with the manifest's plan, and each chosen cell is run on the engine's cell path
+with the manifest's seed. A cell matches when its *metrics digest* - sha256 of the
+canonical JSON of the record's metrics - equals the stored record's; for a stored error
+record the error type is compared instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from crystallize_dist.canonical import canonical_json
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.record_signatures import RecordVerifier
+from crystallize_dist.distributed.signing import verify_manifest
 from crystallize_dist.distributed.store.base import RunStore
 from crystallize_dist.distributed.store.records import cell_key
 from crystallize_dist.engine.cell import execute_cell
@@ -100,13 +104,16 @@ class ReplayReport:
 
 
 def choose_cells(
-    store: RunStore, run_id: str, plan: RunPlan, count: int | None
+    store: RunStore, run_id: str, plan: RunPlan, count: int | None, secret: str | None = None
 ) -> list[tuple[Cell, dict[str, Any]]]:
     """Recorded cells in canonical order with their records; the first ``count`` (all when
-    None)."""
+    None). With ``secret`` a record that does not verify is compared as the failed cell
+    (TamperedRecordError) it is read as."""
     if count is not None and count < 1:
         raise InvalidOptionError(f"--cells must be >= 1, got {count}")
-    stored = {cell_key(r["condition"], r["replicate"]): r for r in store.iter_records(run_id)}
+    check = RecordVerifier(secret, run_id) if secret else None
+    records = store.iter_records(run_id, check=check)
+    stored = {cell_key(r["condition"], r["replicate"]): r for r in records}
     out = []
     for cell in plan.cells():
         record = stored.get(cell_key(cell.condition, cell.replicate))
@@ -125,8 +132,10 @@ def replay_run(
     from crystallize_dist.distributed.preparing import spec_for_run
 
     manifest = store.manifest(run_id)
+    if settings.secret:  # before anything it names is imported
+        verify_manifest(manifest, run_id, settings.secret)
     plan = RunPlan.from_dict(manifest["plan"])
-    chosen = choose_cells(store, run_id, plan, cells)
+    chosen = choose_cells(store, run_id, plan, cells, settings.secret)
     report = ReplayReport(run_id)
     if not chosen:
         return report

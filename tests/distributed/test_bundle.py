@@ -31,8 +31,8 @@ from crystallize_dist.distributed.coordinator import create_run, plan_run
 from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.packing import collect, pack, sign, signature_ok, unpack
 from crystallize_dist.distributed.results import load_result
-from crystallize_dist.distributed.signing import sign_manifest
 from crystallize_dist.distributed.runner import CellRunner
+from crystallize_dist.distributed.signing import sign_manifest
 from crystallize_dist.distributed.store import RunStore, SQLiteStore
 from crystallize_dist.distributed.store.redis_store import RedisStore
 from crystallize_dist.engine.plan import RunPlan
@@ -407,7 +407,7 @@ def test_a_changed_bundle_folder_is_refused_before_import_with_a_secret(
     """An unpacked bundle folder is checked against the verified zip before its code is
     imported again: a file planted, edited or removed there is refused."""
     tag = f"cache{change}"
-    manifest, marker = _worker_case(store, tmp_path, monkeypatch, tag, SECRET)
+    manifest, _ = _worker_case(store, tmp_path, monkeypatch, tag, SECRET)
     home = tmp_path / "home"
     settings = Settings(home=home, secret=SECRET)
     assert {r["status"] for r in run_all(store, manifest, settings)} == {"ok"}

@@ -77,10 +77,16 @@ def test_every_example_matches_serial_and_result_reads_back(
     run_id, submitted = submit_json(ref, broker, tmp_path)
     assert submitted["digest"] == serial_digest(ref)
     assert submitted["provenance"]["run_id"] == run_id  # type: ignore[index]
-    # A new process, after the submitter exited, reads the same result.
-    again = run_cli("result", run_id, "--format", "json", broker_url=broker, cwd=tmp_path)
+    # A new process, after the submitter exited, reads the same result; its hypotheses are
+    # verified with the code the reader passes (reading alone imports no code).
+    args = ["result", run_id, "--format", "json"]
+    again = run_cli(*args, "--experiment", ref, broker_url=broker, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == submitted
+    bare = json.loads(run_cli(*args, broker_url=broker, cwd=tmp_path).stdout)
+    assert bare["digest"] == submitted["digest"] and bare["metrics"] == submitted["metrics"]
+    if submitted["hypotheses"]:
+        assert "reading a run imports no code" in bare["provenance"]["hypothesis_note"]
 
 
 @pytest.mark.parametrize("layout", ["1x1-prefork", "3x1-prefork", "1x2-threads", "1x1-solo"])

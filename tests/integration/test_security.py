@@ -146,3 +146,107 @@ def test_tls_rediss_urls_work_for_broker_and_store(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert PASSWORD not in seen
+
+
+# --- URLs: checked before anything is dialled, passwords never printed ----------------------
+def test_a_password_in_the_query_string_works_and_never_leaks(tmp_path: Path) -> None:
+    """``?password=`` is moved into the userinfo (where kombu and redis-py both read it)
+    and hidden wherever the URL is shown, also percent-encoded in the query's name."""
+    server = RedisServer(tmp_path / "query", password=PASSWORD).start()
+    url = f"redis://127.0.0.1:{server.port}/0?pass%77ord={PASSWORD}"
+    try:
+        worker = Worker(url, tmp_path, name="query", concurrency=1, cwd=tmp_path)
+        worker.wait_ready()
+        seen = _everything_printed_and_stored(url, tmp_path, {}, [worker])
+    finally:
+        server.stop()
+    assert PASSWORD not in seen
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:1/0?password=Xq7%40Zw9",
+        "redis://:Xq7%40Zw9@127.0.0.1:1/0",
+        "rediss://127.0.0.1:1/0?ssl_password=Xq7%40Zw9",
+    ],
+    ids=["query", "userinfo-encoded", "ssl-password"],
+)
+def test_a_password_is_never_printed_in_any_form(url: str, tmp_path: Path) -> None:
+    out = run_cli("list", "--broker", url, cwd=tmp_path, timeout=60)
+    assert out.returncode == 1 and "cannot reach Redis" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    for form in ("Xq7", "Zw9", "%40"):
+        assert form not in out.stdout + out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("password", ["Xq7@Zw9", "Xq7#Zw9", "Xq7/Zw9", "Xq7?Zw9"])
+def test_an_ambiguous_password_is_refused_before_anything_is_dialled(
+    password: str, tmp_path: Path
+) -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    url = f"redis://user:{password}@127.0.0.1:{port}/0"
+    try:
+        for args in (["list"], ["worker"], ["submit", QUICKSTART, "--no-progress"]):
+            out = run_cli(*args, "--broker", url, cwd=tmp_path, timeout=60)
+            lines = out.stderr.strip().splitlines()
+            assert out.returncode == 1 and len(lines) == 1, out.stderr
+            assert "is ambiguous" in lines[0] and "percent-encode" in lines[0], lines[0]
+            assert "Xq7" not in lines[0] and "Zw9" not in lines[0], lines[0]
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody dialled
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("bogus=Xq7&db=2", "unknown query parameter 'bogus'"),
+        ("ssl_cert_reqs=required", "TLS parameter 'ssl_cert_reqs', which needs rediss://"),
+    ],
+)
+def test_an_unknown_query_parameter_is_one_line(query: str, says: str, tmp_path: Path) -> None:
+    out = run_cli("list", "--broker", f"redis://127.0.0.1:1/0?{query}", cwd=tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr
+    assert says in lines[0] and "Xq7" not in lines[0], lines[0]
+
+
+# --- a Redis that may evict keys; a worker without a secret ---------------------------------
+def test_an_evicting_redis_is_named_and_can_be_refused(tmp_path: Path) -> None:
+    server = RedisServer(
+        tmp_path / "lru", extra=["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"]
+    ).start()
+    env = {"CRYSTALLIZE_DIST_QUEUE": "q-lru"}
+    warning = "has maxmemory-policy 'allkeys-lru': when it is full it evicts keys"
+    try:
+        out = run_cli("submit", QUICKSTART, "-r", "1", broker_url=server.url, cwd=tmp_path,
+                      env=env)
+        assert out.returncode == 0, out.stderr
+        lines = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+        assert len(lines) == 1 and warning in lines[0], out.stderr
+        worker = Worker(server.url, tmp_path, name="lru", concurrency=1, cwd=tmp_path, env=env)
+        try:
+            worker.wait_ready()
+        finally:
+            worker.stop()
+        log = worker.text()
+        assert log.count(warning) == 1, log[:3000]
+        assert log.count("this worker has no CRYSTALLIZE_DIST_SECRET") == 1, log[:3000]
+        strict = {**env, "CRYSTALLIZE_DIST_REQUIRE_NOEVICTION": "1"}
+        runs = open_store(server.url).run_ids()
+        for args in (["submit", QUICKSTART, "--no-progress"], ["worker"]):
+            out = run_cli(*args, broker_url=server.url, cwd=tmp_path, env=strict, timeout=60)
+            lines = out.stderr.strip().splitlines()
+            assert out.returncode == 1 and len(lines) == 1, out.stderr
+            assert "'allkeys-lru'" in lines[0] and "refusing it" in lines[0], lines[0]
+        assert open_store(server.url).run_ids() == runs  # nothing was submitted
+    finally:
+        server.stop()
