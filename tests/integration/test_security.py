@@ -220,7 +220,7 @@ def test_an_unknown_query_parameter_is_one_line(query: str, says: str, tmp_path:
 
 
 # --- a Redis that may evict keys; a worker without a secret ---------------------------------
-def test_an_evicting_redis_is_named_and_can_be_refused(tmp_path: Path) -> None:
+def test_an_evicting_redis_and_a_worker_without_a_secret_are_named_at_start(tmp_path: Path) -> None:
     server = RedisServer(
         tmp_path / "lru", extra=["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"]
     ).start()
