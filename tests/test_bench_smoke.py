@@ -91,3 +91,14 @@ def test_bench_instructions_quick_runs(tmp_path: Path) -> None:
     assert "serial/plain loop by instructions =" in stdout, stdout
     ratio = float(stdout.split("by instructions =")[1].split("x")[0])
     assert 0.1 < ratio < 2, stdout  # a count, not a crash or a zero
+
+
+def test_bench_signing_quick_runs(tmp_path: Path, out_dir: Path) -> None:
+    stdout = _run("signing.py", tmp_path, "--out", str(out_dir))
+    for word in ("unsigned", "signed", "signing", "verifying", "load_result", "load average"):
+        assert word in stdout, stdout
+    assert "target < 1.05" in stdout and ("PASS" in stdout or "MISS" in stdout), stdout
+    figures = json.loads((out_dir / "signing.json").read_text())
+    assert len(figures["signed_per_cell_s"]) == len(figures["unsigned_per_cell_s"]) == 2
+    assert 0 < figures["micro"]["sign_us"] < 1000
+    assert not list(p for p in tmp_path.iterdir() if p != out_dir), "files left behind"
