@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from crystallize_dist.distributed.artifacts import ship
 from crystallize_dist.distributed.cell_records import error_record, quick, storable
 from crystallize_dist.distributed.deadline import cell_deadline
 from crystallize_dist.distributed.messages import check_cells
-from crystallize_dist.distributed.preparing import Preparer, drift, worker_environment
+from crystallize_dist.distributed.preparing import Prepared, Preparer, drift, worker_environment
 from crystallize_dist.distributed.store.base import CellStart, RunStore
 from crystallize_dist.distributed.store.records import Encoded, cell_key
 from crystallize_dist.engine.cell import execute_cell
@@ -29,6 +30,8 @@ from crystallize_dist.engine.runspec import RunSpec
 from crystallize_dist.model.experiment import Experiment
 
 _log = logging.getLogger("crystallize_dist.worker")
+#: seconds a worker waits before it hands back cells of a run it already failed to load
+HAND_BACK_PAUSE = 0.5
 
 
 class CellRunner:
@@ -56,7 +59,7 @@ class CellRunner:
         self.node = node or f"local@{socket.gethostname()}"
         self.hostname = self.node.rpartition("@")[2] or socket.gethostname()
         self.env = worker_environment()
-        self.preparer = Preparer(store, settings, loader)
+        self.preparer = Preparer(store, settings, loader, self.node)
         self._manifests: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, RunPlan] = {}
         self._noted: set[str] = set()
@@ -101,6 +104,13 @@ class CellRunner:
     def _encode(self, record: dict[str, Any], cell: Cell) -> Encoded:
         return storable(record, cell, self.settings.max_record_bytes)
 
+    def record_failure(self, run_id: str, cells: list[Cell], cause: str) -> None:
+        """Record ``cells`` as failed outside experiment code (InfrastructureError): a message
+        that could not be run nor sent again leaves its cause, never nothing."""
+        for cell in cells:
+            record = error_record(cell, "InfrastructureError", cause, worker=dict(self._stamp))
+            self.store.put_record(run_id, self._encode(record, cell))
+
     def unfinished(self, run_id: str, raw_cells: list[Any]) -> list[Cell]:
         """The cells of a message that have no record (after its task was killed)."""
         cells = self.cells(run_id, raw_cells)
@@ -130,12 +140,13 @@ class CellRunner:
             "duplicates": 0,
             "lost": 0,
             "cancelled": 0,
+            "gone": 0,
             "requeue": [],
         }
         keys = [cell_key(c.condition, c.replicate) for c in cells]
         ready = self.preparer.prepare(run_id, manifest, recheck=not speculative)
         if self.requeue and ready.spec is None:
-            return self._hand_back(run_id, manifest, cells, counts)
+            return self._hand_back(run_id, manifest, cells, counts, ready)
         record: dict[str, Any] | None = None
         early = speculative and ready.quick  # a slow cell waits for its start: cancel stops it
         if early and len(cells) == 1:
@@ -154,6 +165,9 @@ class CellRunner:
         else:
             start = self.store.start_cell(run_id, keys[0])
         for i, cell in enumerate(cells):
+            if start.gone:  # deleted, or its keys expired: nothing more to do for it
+                counts["gone"] = len(cells) - i
+                break
             if start.recorded or start.cancelled:
                 record = None
             elif record is None:
@@ -181,19 +195,29 @@ class CellRunner:
             counts["lost" if lost else "ran"] += 1
 
     def _hand_back(
-        self, run_id: str, manifest: Mapping[str, Any], cells: list[Cell], counts: dict[str, Any]
+        self,
+        run_id: str,
+        manifest: Mapping[str, Any],
+        cells: list[Cell],
+        counts: dict[str, Any],
+        ready: Prepared,
     ) -> dict[str, Any]:
-        """This worker cannot load the experiment: count each cell's attempt and hand it
-        back for another worker, recording the failure once a cell is out of attempts."""
+        """This worker cannot load the experiment: hand the cells back for another worker
+        (their attempts are not counted). Once ``max_attempts`` loads of the run have failed
+        and no worker has run one of its cells, the cells are recorded as failed with the
+        load error instead, so a run that no worker can load ends instead of circling."""
         limit = int(manifest.get("options", {}).get("max_attempts", self.settings.max_attempts))
+        loaded_elsewhere = bool(self.store.counters(run_id).get("ok"))
+        if ready.failed_loads < limit or loaded_elsewhere:
+            time.sleep(HAND_BACK_PAUSE)  # another worker may take them; this one must not spin
+            counts["requeue"] = list(cells)
+            return counts
         for cell in cells:
             start = self.store.start_cell(run_id, cell.key)
             if start.recorded:
                 counts["duplicates"] += 1
-            elif start.cancelled:
+            elif start.cancelled or start.gone:
                 counts["cancelled"] += 1
-            elif start.attempt < limit:
-                counts["requeue"].append(cell)
             else:
                 record = self._cell_record(run_id, manifest, cell, None)
                 self.store.put_record(run_id, self._encode(record, cell))
