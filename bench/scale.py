@@ -53,7 +53,8 @@ from harness import (
 )
 
 from crystallize_dist.distributed.calibrate import auto_cells_per_task
-from crystallize_dist.distributed.results import load_result, run_status
+from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.status import run_status
 
 TARGETS = {"status_ms": 50.0, "load_s": 3.0, "rss_mb": 500.0}
 QUEUE = "bench-scale"

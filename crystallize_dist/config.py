@@ -16,6 +16,8 @@ CRYSTALLIZE_DIST_RESULT_TTL            result_ttl (s)              2592000 (30 d
 CRYSTALLIZE_DIST_SECRET                secret (HMAC-SHA256 key)    unset
 CRYSTALLIZE_DIST_DRIFT_POLICY          drift_policy                warn
 CRYSTALLIZE_DIST_REQUIRE_NOEVICTION    require_noeviction          0 (warn only)
+CRYSTALLIZE_DIST_HEARTBEAT_INTERVAL    heartbeat_interval (s)      5
+CRYSTALLIZE_DIST_HEARTBEAT_GRACE       heartbeat_grace (s)         30
 =====================================  ==========================  ==========================
 
 With ``secret`` set, submitters sign each run's manifest and code bundle, workers sign the
@@ -90,6 +92,8 @@ class Settings:
     secret: str | None = None
     drift_policy: str = "warn"
     require_noeviction: bool = False
+    heartbeat_interval: float = C.DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_grace: float = C.DEFAULT_HEARTBEAT_GRACE
 
     def __post_init__(self) -> None:
         # checked before anything is dialled; query-string credentials moved to the userinfo
@@ -113,6 +117,12 @@ class Settings:
             raise InvalidOptionError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.retries < 0:
             raise InvalidOptionError(f"retries must be >= 0, got {self.retries}")
+        if self.heartbeat_interval <= 0 or self.heartbeat_grace < 2 * self.heartbeat_interval:
+            raise InvalidOptionError(
+                f"heartbeat_grace ({self.heartbeat_grace:g}s) must be at least twice "
+                f"heartbeat_interval ({self.heartbeat_interval:g}s, > 0), or live workers "
+                "look dead between two beats"
+            )
         if self.drift_policy not in DRIFT_POLICIES:
             raise InvalidOptionError(
                 f"drift_policy must be one of {DRIFT_POLICIES}, got {self.drift_policy!r}"
@@ -139,6 +149,10 @@ class Settings:
             "secret": env.get(p + "SECRET") or None,
             "drift_policy": env.get(p + "DRIFT_POLICY") or "warn",
             "require_noeviction": _flag(env, "REQUIRE_NOEVICTION"),
+            "heartbeat_interval": _number(
+                env, "HEARTBEAT_INTERVAL", C.DEFAULT_HEARTBEAT_INTERVAL, float
+            ),
+            "heartbeat_grace": _number(env, "HEARTBEAT_GRACE", C.DEFAULT_HEARTBEAT_GRACE, float),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not (overrides.get("visibility_timeout") or env.get(p + "VISIBILITY_TIMEOUT")):
@@ -187,6 +201,8 @@ class Settings:
             p + "RESULT_TTL": str(self.result_ttl),
             p + "DRIFT_POLICY": self.drift_policy,
             p + "REQUIRE_NOEVICTION": "1" if self.require_noeviction else "0",
+            p + "HEARTBEAT_INTERVAL": str(self.heartbeat_interval),
+            p + "HEARTBEAT_GRACE": str(self.heartbeat_grace),
         }
         if self.store_url:
             out[p + "STORE_URL"] = self.store_url

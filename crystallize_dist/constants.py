@@ -26,10 +26,22 @@ SQLITE_FILENAME = "runs.sqlite3"
 # --- Redis run store: every key, its type and lifetime ---------------------------------------
 # All keys of one run share the prefix ``cdist:run:{<run_id>}:`` (the braces are a Redis
 # Cluster hash tag: one run's keys live in one slot, so its Lua scripts may touch them all) and
-# expire together ``DEFAULT_RESULT_TTL`` seconds after the last write (each write refreshes it).
+# expire together ``DEFAULT_RESULT_TTL`` seconds after the last write: every write refreshes
+# the TTL of all of them (``run_keys``), so no key of a live run expires.
 KEY_PREFIX = "cdist"
-#: sorted set of run ids scored by creation time (unix seconds); lives forever, pruned by TTL.
+#: sorted set of run ids scored by creation time (unix seconds); pruned of runs older than the
+#: TTL and given the TTL itself whenever a run is created, so it expires with its runs.
 KEY_RUNS = f"{KEY_PREFIX}:runs"
+#: sorted set of worker nodes scored by their last heartbeat (unix seconds); a node silent for
+#: a day is dropped.
+KEY_NODES = f"{KEY_PREFIX}:nodes"
+#: string with NX/EX: held by the one process that looks for orphaned messages right now.
+KEY_REAPER = f"{KEY_PREFIX}:reaper"
+#: kombu's Redis transport (not ours): the hash of messages delivered to a worker and not yet
+#: acknowledged (delivery tag -> [message, exchange, routing key]), and the sorted set of
+#: their delivery times (unix seconds).
+KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
 
 
 def key_manifest(run_id: str) -> str:
@@ -73,6 +85,33 @@ def key_skipped(run_id: str) -> str:
     return f"{KEY_PREFIX}:run:{{{run_id}}}:skipped"
 
 
+def key_status(run_id: str) -> str:
+    """Hash: field ``<condition>:<replicate>`` -> the status (and node) its record was counted
+    under, so deleting a record takes back exactly what its write added to the counters."""
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:status"
+
+
+def run_keys(run_id: str) -> list[str]:
+    """Every key of a run (they share its hash slot and its TTL)."""
+    return [
+        key_manifest(run_id),
+        key_state(run_id),
+        key_records(run_id),
+        key_counters(run_id),
+        key_attempts(run_id),
+        key_duplicates(run_id),
+        key_status(run_id),
+        key_workers(run_id),
+        key_skipped(run_id),
+    ]
+
+
+def key_node(node: str) -> str:
+    """String: a worker node's last heartbeat (JSON: host, pid, pool, versions, the delivery
+    tags of the messages it holds, its cells in flight per run); lives NODE_TTL seconds."""
+    return f"{KEY_PREFIX}:node:{node}"
+
+
 def key_bundle(digest: str) -> str:
     """String: a zipped code bundle, content-addressed by its sha256."""
     return f"{KEY_PREFIX}:bundle:{digest}"
@@ -86,6 +125,8 @@ COUNTER_ATTEMPTS = "attempts"
 COUNTER_DUPLICATES = "duplicates"
 COUNTER_FIRST_AT = "first_at"
 COUNTER_LAST_AT = "last_at"
+#: how many loads of the run's experiment failed on workers (all nodes together)
+COUNTER_LOAD_FAILURES = "load_failures"
 
 # --- SQLite run store: tables ----------------------------------------------------------------
 #: runs(run_id PK, created REAL unix s, manifest TEXT JSON, state TEXT JSON)
@@ -117,6 +158,16 @@ DEFAULT_CELL_TIME_LIMIT = 3600.0
 DEFAULT_VISIBILITY_TIMEOUT = 3900.0
 #: seconds: how long a run's keys live in Redis after their last write (30 days).
 DEFAULT_RESULT_TTL = 30 * 24 * 3600
+#: seconds between two heartbeats of a worker node.
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+#: seconds: a node silent this long is dead; the messages it held are given to other workers.
+DEFAULT_HEARTBEAT_GRACE = 30.0
+#: seconds a node's heartbeat key (and its entry in KEY_NODES) outlives its last beat.
+NODE_TTL = 24 * 3600
+#: seconds without any worker taking a cell before a waiting submitter says so.
+NO_WORKER_NOTICE = 15.0
+#: seconds a worker process waits before it tries again to load an experiment it failed to.
+LOAD_RETRY_SECONDS = 5.0
 #: deliveries of one cell before it is recorded as failed with "worker lost".
 DEFAULT_MAX_ATTEMPTS = 3
 #: extra runs of a cell whose code raised, before its error is recorded.
@@ -130,5 +181,8 @@ DEFAULT_PAGE_SIZE = 2000
 #: seconds: how long a command waits for Redis to answer its first ping (a port that accepts
 #: connections but never answers is an error after this, not a hang).
 PING_TIMEOUT = 5.0
+#: where ``result`` and ``wait`` write a run's artifact files (relative to the folder they
+#: run in); the run's manifest has no say in it.
+DEFAULT_ARTIFACTS_DIR = "data"
 #: bytes: largest code bundle ``submit`` will pack.
 DEFAULT_BUNDLE_LIMIT = 20 * 1024 * 1024

@@ -22,6 +22,7 @@
     ├── BrokerError                     the broker cannot be reached or refused us
     ├── RunTimeoutError                 a run did not finish within the time waited for it
     ├── NestedRunError                  a distributed run was started from inside a worker
+    ├── InfrastructureError             a task failed outside experiment code, for good
     ├── StoreError                      the run store cannot be used
     │   ├── RunNotFoundError            no run with that id
     │   ├── CorruptRecordError          a stored record is not valid JSON of the right shape
@@ -192,6 +193,11 @@ class RunTimeoutError(CrystallizeError, TimeoutError):
 
 class NestedRunError(CrystallizeError, RuntimeError):
     """Raised when code running inside a worker tries to submit a distributed run."""
+
+
+class InfrastructureError(CrystallizeError):
+    """Recorded for the cells of a task that failed outside experiment code (the store or the
+    broker refused, a limit fired outside a cell) and could not be sent again."""
 
 
 class StoreError(CrystallizeError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from crystallize_dist.cli import reading, runs, workers
+from crystallize_dist.cli import manage, reading, runs, waiting, workers
 from crystallize_dist.cli.options import OneLineErrors
 
 
@@ -20,11 +20,14 @@ def main() -> None:
 
 for _verb in (
     runs.submit,
+    waiting.wait,
     workers.worker,
     reading.status,
     reading.result,
     reading.list_runs,
-    runs.cancel,
+    manage.cancel,
+    manage.delete,
+    manage.purge,
     runs.resume,
     runs.replay,
 ):

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from crystallize_dist.cli.text import plain
 from crystallize_dist.config import Settings
+from crystallize_dist.constants import DEFAULT_ARTIFACTS_DIR
 from crystallize_dist.distributed.store import RunStore, command_store
 from crystallize_dist.errors import CrystallizeError
 
@@ -71,6 +72,32 @@ def warn(message: str | None) -> None:
     """One ``warning:`` line on stderr (nothing for None)."""
     if message:
         click.echo(f"warning: {plain(message)}", err=True)
+
+
+def note(message: str | None) -> None:
+    """One ``note:`` line on stderr (nothing for None)."""
+    if message:
+        click.echo(f"note: {plain(message)}", err=True)
+
+
+def reader_options(fn: F) -> F:
+    """``--experiment REF`` and ``--artifacts-dir DIR``: what a reader of a run brings of its
+    own (reading a run imports no code named by the store and writes only under DIR)."""
+    fn = click.option(
+        "--artifacts-dir",
+        type=click.Path(file_okay=False),
+        default=DEFAULT_ARTIFACTS_DIR,
+        show_default=True,
+        envvar=ENV + "ARTIFACTS_DIR",
+        help="Where the run's shipped artifact files are written [CRYSTALLIZE_DIST_ARTIFACTS_DIR].",
+    )(fn)
+    return click.option(
+        "--experiment",
+        "experiment_ref",
+        metavar="REF",
+        help="The submitted experiment (file.py[:attr], package.module:attr or a config "
+        "folder) on this machine: verifies the run's hypotheses when its fingerprint matches.",
+    )(fn)
 
 
 def out() -> Console:

@@ -9,7 +9,8 @@ import click
 from crystallize_dist.cli import options as opt
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
-from crystallize_dist.distributed.results import load_result, run_status_with_lost
+from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.status import full_status
 from crystallize_dist.model.references import load_experiment
 
 
@@ -27,7 +28,7 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
     """Cells done / failed / pending per condition, attempts, workers, elapsed and ETA."""
     settings = opt.settings(broker)
     store = opt.store(settings, local, reading=run_id)
-    st = run_status_with_lost(store, settings, run_id, lost=lost, local=local)
+    st = full_status(store, settings, run_id, lost=lost, local=local)
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2))
     else:
@@ -45,21 +46,7 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
     envvar=ENV + "FORMAT",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE.")
-@click.option(
-    "--experiment",
-    "experiment_ref",
-    metavar="REF",
-    help="The submitted experiment (file.py[:attr], package.module:attr or a config folder) "
-    "on this machine: verifies the run's hypotheses when its fingerprint matches.",
-)
-@click.option(
-    "--artifacts-dir",
-    type=click.Path(file_okay=False),
-    default="data",
-    show_default=True,
-    envvar=ENV + "ARTIFACTS_DIR",
-    help="Where the run's shipped artifact files are written [CRYSTALLIZE_DIST_ARTIFACTS_DIR].",
-)
+@opt.reader_options
 def result(
     run_id: str,
     broker: str | None,

@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from crystallize_dist.canonical import to_jsonable
 from crystallize_dist.cli.text import plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.distributed.messages import RUN_ID_PATTERN
-from crystallize_dist.distributed.results import RunStatus, run_status
 from crystallize_dist.distributed.signing import verify_manifest
+from crystallize_dist.distributed.status import RunStatus, run_status
 from crystallize_dist.distributed.store import RunStore
 from crystallize_dist.distributed.verification import signature_line
 from crystallize_dist.engine.summary import summary_rows
@@ -124,13 +125,26 @@ def status_table(status: RunStatus, console: Console) -> None:
         table.add_row(plain(cond), str(c["ok"]), str(c["error"]), str(c["pending"]))
     table.add_row("total", str(status.done), str(status.failed), str(status.pending))
     console.print(table)
-    state = "cancelled" if status.cancelled else ("finished" if status.finished else "running")
     console.print(
-        f"state: {state}  attempts: {status.attempts}  duplicates: "
+        f"state: {status.state}  attempts: {status.attempts}  duplicates: "
         f"{status.duplicates}  elapsed: {_duration(status.elapsed)}  "
         f"eta: {_duration(status.eta)}"
     )
-    console.print(plain(f"workers: {', '.join(status.workers) or '-'}"))
+    if status.nodes:
+        workers = Table(title="Workers")
+        for col in ("worker", "last heartbeat", "done", "in flight", "state"):
+            workers.add_column(col, justify="left" if col in ("worker", "state") else "right")
+        now = time.time()
+        for node in status.nodes:
+            ago = "-" if node.last_beat is None else f"{_duration(now - node.last_beat)} ago"
+            workers.add_row(
+                plain(node.node), ago, str(node.done), str(node.in_flight), plain(node.state)
+            )
+        console.print(workers)
+    else:
+        console.print(plain(f"workers: {', '.join(status.workers) or '-'}"))
+    for name, error in sorted(status.load_errors.items()):
+        console.print(plain(f"load error on {name}: {error}"))
     if status.extra.get("drift"):
         console.print(plain(f"drift: {status.extra['drift']}"))
     if status.extra.get("lost"):
@@ -164,6 +178,10 @@ class CellProgress:
 
     def update(self, n: int) -> None:
         self.progress.advance(self.task, n)
+
+    def say(self, line: str) -> None:
+        """One line on stderr, above the bar."""
+        self.progress.console.print(plain(line), markup=False, highlight=False, soft_wrap=True)
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()

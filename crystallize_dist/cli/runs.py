@@ -1,4 +1,4 @@
-"""Verbs that start or change runs: ``submit``, ``resume``, ``cancel`` and ``replay``."""
+"""Verbs that run cells: ``submit``, ``resume`` and ``replay``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from crystallize_dist.cli import options as opt
 from crystallize_dist.cli.options import ENV, store_options
-from crystallize_dist.cli.render import CellProgress, write_result
+from crystallize_dist.cli.waiting import wait_and_show
 from crystallize_dist.distributed import coordinator
 from crystallize_dist.distributed.calibrate import auto_cells_per_task, parse_cells_per_task
 from crystallize_dist.distributed.store.eviction import check_eviction
@@ -107,24 +107,26 @@ def submit(
         local=local,
         workers=workers,
     )
-    click.echo(sub.run_id)
-    sys.stdout.flush()
-    if local or wait:
-        from crystallize_dist.distributed.local import finished_result
-
-        cells = RunPlan.from_dict(sub.manifest["plan"]).n_cells
-        with CellProgress(cells, progress) as bar:
-            result = finished_result(
-                sub,
-                store,
-                settings,
-                local=local,
-                workers=workers,
-                cells_per_task=int(per_task),
-                timeout=timeout,
-                on_progress=bar.update,
-            )
-        write_result(result, fmt)
+    waits = local or wait
+    if fmt == "json" and waits:  # stdout is one JSON document (the run id is inside it)
+        click.echo(f"run {sub.run_id}", err=True)
+    else:
+        click.echo(sub.run_id)
+        sys.stdout.flush()
+    if waits:
+        wait_and_show(
+            store,
+            settings,
+            sub.run_id,
+            local=local,
+            fmt=fmt,
+            timeout=timeout,
+            progress=progress,
+            run_here=list(RunPlan.from_dict(sub.manifest["plan"]).cells()) if local else None,
+            workers=workers,
+            cells_per_task=None if int(per_task) == 1 else int(per_task),
+            submitted=sub,
+        )
 
 
 @click.command()
@@ -152,7 +154,7 @@ def resume(
     timeout: float | None,
 ) -> None:
     """Re-enqueue cells without a record, with their original seeds."""
-    from crystallize_dist.distributed.results import wait_for
+    from crystallize_dist.distributed.waiting import wait_for
 
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
@@ -174,16 +176,13 @@ def resume(
         assert isinstance(store, SQLiteStore)
         run_local(run_id, todo, store=store, settings=settings, workers=workers)
     elif wait:
-        wait_for(store, run_id, timeout=timeout)
-
-
-@click.command()
-@click.argument("run_id")
-@store_options
-def cancel(run_id: str, broker: str | None, local: bool) -> None:
-    """Cancel a run: no new cell starts; recorded cells stay."""
-    coordinator.cancel(run_id, store=opt.store(opt.settings(broker), local, reading=run_id))
-    click.echo(f"cancelled {run_id}")
+        wait_for(
+            store,
+            run_id,
+            timeout=timeout,
+            settings=None if local else settings,
+            say=lambda line: click.echo(line, err=True),
+        )
 
 
 @click.command()

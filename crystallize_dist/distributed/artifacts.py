@@ -170,15 +170,39 @@ def for_run(experiment: Any, info: Mapping[str, Any] | None) -> None:
     ]
 
 
-def write_run_files(manifest: Mapping[str, Any], result: Any) -> None:
-    """A finished run's metadata, results and markers under this machine's artifact root,
-    as the ArtifactPlugin writes them after an in-process run (so ``strategy="resume"``,
-    ``load_metrics`` and Artifact datasources work on it too). ``submit`` writes them when
-    it waits for its run (``--wait``, ``--local``)."""
+_PLAIN_NAME = re.compile(r"\A[\w.-]{1,200}\Z")
+
+
+def _plain_name(name: Any) -> bool:
+    """A name that is one path component, no more (``..`` and ``.`` are not names)."""
+    return isinstance(name, str) and bool(_PLAIN_NAME.match(name)) and name not in (".", "..")
+
+
+def write_run_files(
+    manifest: Mapping[str, Any], result: Any, root: str | Path, experiment: Any = None
+) -> str | None:
+    """A finished run's metadata, results and markers under the reader's artifact root, as
+    the ArtifactPlugin writes them after an in-process run (so ``strategy="resume"``,
+    ``load_metrics`` and Artifact datasources work on it too); ``submit --wait`` and ``wait``
+    write them. The root is ``experiment``'s ArtifactPlugin's (the submitter's own), else
+    ``root``; only the run's folder name, version and condition names come from the
+    manifest, and they must be plain names (and a number): otherwise nothing is written,
+    and the returned note says why."""
     from crystallize_dist.model.artifacts import ArtifactPlugin
 
     info = manifest["experiment"].get("artifacts")
-    if info and not result.missing:
-        plugin = ArtifactPlugin.from_run_info(info)
-        replicates = int(manifest["plan"]["replicates"])
-        plugin.write_results(replicates, info.get("id"), info.get("name"), result)
+    if not info or result.missing:
+        return None
+    folder, version = info.get("folder"), info.get("version", 0)
+    names = [folder, *result.metrics.treatments]
+    if not all(_plain_name(n) for n in names) or type(version) is not int or version < 0:
+        return (
+            f"the run's files (metadata.json, results.json) are not written: its folder "
+            f"{folder!a}, version {version!a} or a treatment's name is not a plain "
+            "name"
+        )
+    base = experiment.get_plugin(ArtifactPlugin) if experiment is not None else None
+    plugin = ArtifactPlugin.from_run_info(info, base or ArtifactPlugin(root_dir=str(root)))
+    replicates = int(manifest["plan"]["replicates"])
+    plugin.write_results(replicates, info.get("id"), info.get("name"), result)
+    return None

@@ -7,19 +7,20 @@ persistence. ``resume`` re-enqueues lost cells with their original seeds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import redis
 
+from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.publisher import message_cells
 from crystallize_dist.errors import BrokerError
 from crystallize_dist.urls import redact
 
-#: kombu's Redis transport keeps delivered, unacknowledged messages in this hash.
-UNACKED_KEY = "unacked"
+UNACKED_KEY = C.KOMBU_UNACKED
 #: queues longer than this are not scanned by ``status`` unless asked (``--lost``).
 SCAN_LIMIT = 20_000
 _PAGE = 1000
@@ -39,7 +40,7 @@ def _cells_of(raw: bytes) -> list[str]:
 
 
 @contextmanager
-def _broker(settings: Settings) -> Iterator[Any]:
+def broker_client(settings: Settings) -> Iterator[Any]:
     """A client of the broker, closed after use; Redis errors become one-line BrokerErrors."""
     client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
     try:
@@ -54,7 +55,7 @@ def _broker(settings: Settings) -> Iterator[Any]:
 
 def queue_size(settings: Settings) -> int:
     """Messages waiting plus messages held unacknowledged (O(1))."""
-    with _broker(settings) as client:
+    with broker_client(settings) as client:
         return int(client.llen(settings.queue)) + int(client.hlen(UNACKED_KEY))
 
 
@@ -62,7 +63,7 @@ def queued_cells(settings: Settings, run_id: str) -> set[str]:
     """Cell keys of ``run_id`` that have a task message in the queue or unacked."""
     marker = f'"{run_id}:'.encode()
     found: set[str] = set()
-    with _broker(settings) as client:
+    with broker_client(settings) as client:
         for raw in _raw_messages(client, settings.queue):
             if marker in raw:
                 try:
@@ -70,3 +71,36 @@ def queued_cells(settings: Settings, run_id: str) -> set[str]:
                 except (ValueError, KeyError, IndexError, TypeError):
                     continue  # not one of our messages
     return found
+
+
+def _task_id(raw: bytes) -> str | None:
+    """The task id of a queued message, or None when it is not one of ours."""
+    try:
+        return message_cells(raw)[0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def drop_messages(settings: Settings, run_id: str) -> int:
+    """Remove every task message of ``run_id`` from its queue and from the messages workers
+    hold unacknowledged; returns how many were removed."""
+    prefix = f"{run_id}:"
+    removed = 0
+    with broker_client(settings) as client:
+        queued = [
+            raw
+            for start in range(0, int(client.llen(settings.queue)), _PAGE)
+            for raw in client.lrange(settings.queue, start, start + _PAGE - 1)
+            if (_task_id(raw) or "").startswith(prefix)
+        ]
+        for raw in queued:
+            removed += int(client.lrem(settings.queue, 1, raw))
+        for tag, value in client.hscan_iter(UNACKED_KEY, count=_PAGE):
+            try:
+                task = json.loads(value)[0]["headers"]["id"]
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue
+            if isinstance(task, str) and task.startswith(prefix):
+                removed += int(client.hdel(UNACKED_KEY, tag))
+                client.zrem(C.KOMBU_UNACKED_INDEX, tag)
+    return removed

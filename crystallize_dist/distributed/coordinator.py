@@ -234,7 +234,9 @@ def resume(
         )
     todo = missing_cells(store, run_id, include_failed=retry_failed, secret=settings.secret)
     state = store.state(run_id)
-    store.update_state(run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False)
+    store.update_state(
+        run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False, interrupted=False
+    )
     # after the flag is down: a cell skipped while the run was cancelled goes again, even
     # when the message that skipped it is still held unacknowledged (it will not run it)
     skipped = store.take_skipped(run_id)
@@ -250,7 +252,45 @@ def resume(
     return todo
 
 
-def cancel(run_id: str, *, store: RunStore) -> None:
-    """Mark a run cancelled: workers skip its cells; recorded cells stay."""
-    store.manifest(run_id)  # raises RunNotFoundError for an unknown run
+def cancel(run_id: str, *, store: RunStore) -> str:
+    """Mark a run cancelled: workers skip its cells; recorded cells stay. Returns what was
+    done, in a line: a finished or already cancelled run is left as it is."""
+    from crystallize_dist.distributed.status import run_status
+
+    status = run_status(store, run_id)  # raises RunNotFoundError for an unknown run
+    if status.cancelled:
+        return f"run {run_id} is already cancelled; nothing changed"
+    if status.finished:
+        return f"run {run_id} already finished (every cell has a record); nothing to cancel"
     store.update_state(run_id, cancelled=True)
+    return f"cancelled {run_id}"
+
+
+def delete(run_id: str, *, store: RunStore, settings: Settings | None) -> int:
+    """Remove a run: its keys (or rows) and, for a run on workers, the task messages of it
+    still queued or held; returns the number of messages removed. A worker still running one
+    of its cells finds the run gone and writes nothing."""
+    manifest = store.manifest(run_id)  # raises RunNotFoundError for an unknown run
+    removed = 0
+    if settings is not None:
+        from crystallize_dist.distributed.broker import drop_messages
+
+        removed = drop_messages(run_settings(settings, manifest), run_id)
+    store.delete_run(run_id)
+    return removed
+
+
+def purge(older_than: float, *, store: RunStore, settings: Settings | None) -> list[str]:
+    """Delete every run created more than ``older_than`` seconds ago; returns their ids."""
+    import time
+
+    from crystallize_dist.errors import RunNotFoundError
+
+    gone = []
+    for run_id in store.runs_created_before(time.time() - older_than):
+        try:
+            delete(run_id, store=store, settings=settings)
+        except RunNotFoundError:  # its keys expired already: only its index entry was left
+            store.delete_run(run_id)
+        gone.append(run_id)
+    return gone

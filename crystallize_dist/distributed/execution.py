@@ -99,8 +99,8 @@ class CeleryExecution(BasePlugin):
         from crystallize_dist.distributed.coordinator import create_run
         from crystallize_dist.distributed.manifest import run_options
         from crystallize_dist.distributed.publisher import enqueue
-        from crystallize_dist.distributed.results import wait_for
         from crystallize_dist.distributed.store import store_for
+        from crystallize_dist.distributed.waiting import wait_for
 
         if os.environ.get(C.ENV_IN_WORKER):
             raise NestedRunError(

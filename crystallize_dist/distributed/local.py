@@ -3,7 +3,9 @@ SQLite store through the same CellRunner the Celery workers use."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -11,14 +13,12 @@ from pathlib import Path
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.distributed.coordinator import Submission
 from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.publisher import batches
 from crystallize_dist.distributed.runner import CellRunner
-from crystallize_dist.distributed.store import RunStore, SQLiteStore
-from crystallize_dist.engine.plan import Cell, RunPlan
+from crystallize_dist.distributed.store import SQLiteStore
+from crystallize_dist.engine.plan import Cell
 from crystallize_dist.errors import CrystallizeError
-from crystallize_dist.model.result import Result
 
 _runner: CellRunner | None = None
 
@@ -26,6 +26,8 @@ _runner: CellRunner | None = None
 def _init(path: str, settings: Settings) -> None:
     global _runner
     os.environ[C.ENV_IN_WORKER] = "1"
+    # Ctrl-C in a terminal reaches the whole process group: the driver stops the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _runner = CellRunner(SQLiteStore(Path(path)), settings)
 
 
@@ -86,9 +88,10 @@ def _run_pool(
     died (its cells' attempts were counted before they ran, so a cell that kills its
     process every time is recorded as failed after ``max_attempts``)."""
     left: list[list[list[object]]] = []
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers, initializer=_init, initargs=(str(store.path), settings)
-    ) as pool:
+    )
+    try:
         futures = {pool.submit(_run_batch, run_id, g): g for g in groups}
         for fut in as_completed(futures):
             try:
@@ -98,42 +101,21 @@ def _run_pool(
                 continue
             if on_progress:
                 on_progress(done)
+    except BaseException:  # Ctrl-C, or this process is stopped: stop the cells at once
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return left
 
 
-def finished_result(
-    sub: Submission,
-    store: RunStore,
-    settings: Settings,
-    *,
-    local: bool,
-    workers: int | None = None,
-    cells_per_task: int = 1,
-    timeout: float | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> Result:
-    """A submitted run's Result once it is finished: ``local`` runs its cells on this
-    machine's pool, otherwise the workers' records are waited for (``on_progress`` is told
-    of cells as they finish). The run's files are left under the artifact root as an
-    in-process run leaves them."""
-    from crystallize_dist.distributed.artifacts import write_run_files
-    from crystallize_dist.distributed.results import load_result, wait_for
-
-    plan = RunPlan.from_dict(sub.manifest["plan"])
-    if local:
-        assert isinstance(store, SQLiteStore)
-        run_local(
-            sub.run_id,
-            list(plan.cells()),
-            store=store,
-            settings=settings,
-            workers=workers,
-            cells_per_task=None if cells_per_task == 1 else cells_per_task,
-            on_progress=on_progress,
-        )
-    else:
-        wait_for(store, sub.run_id, timeout=timeout, on_progress=on_progress)
-    # the submitter's own experiment: hypotheses verified, artifacts under its own root
-    result = load_result(store, sub.run_id, settings=settings, experiment=sub.experiment)
-    write_run_files(sub.manifest, result)
-    return result
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's processes now, cells half run included (their attempts are counted and
+    they have no record: ``resume`` runs them again)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=1)
+        if child.is_alive():
+            child.kill()

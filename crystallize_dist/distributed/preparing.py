@@ -14,11 +14,14 @@ from __future__ import annotations
 import atexit
 import copy
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.artifacts import for_run
 from crystallize_dist.distributed.signing import verify_entry, verify_manifest
@@ -60,6 +63,10 @@ def drift(manifest: Mapping[str, Any], here: Mapping[str, Any]) -> dict[str, lis
     }
 
 
+def first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
 def spec_for_run(base: Experiment, manifest: Mapping[str, Any]) -> RunSpec:
     """The RunSpec of the run ``manifest`` describes, on a shallow copy of ``base`` (runs
     never share one): its treatments looked up by name, the manifest's plan as it is, its
@@ -86,13 +93,16 @@ def spec_for_run(base: Experiment, manifest: Mapping[str, Any]) -> RunSpec:
 @dataclass
 class Prepared:
     """A run readied in this process (``spec``), or why it could not be (``failure``:
-    error type and message)."""
+    error type and message; ``failed_loads``: how many loads of the run have failed on all
+    workers together, when this one failed)."""
 
     spec: RunSpec | None
     failure: tuple[str, str] | None
     fingerprint: str | None = None
     #: the last cell this process ran for the run was quick (see ``cell_records.quick``)
     quick: bool = False
+    failed_loads: int = 0
+    failed_at: float = 0.0
     #: the failure is the run's, not this worker's (a signature that does not verify):
     #: another worker cannot do better, so its cells are recorded at once
     final: bool = False
@@ -106,16 +116,20 @@ class Preparer:
         store: RunStore,
         settings: Settings,
         loader: Callable[[Mapping[str, Any]], Experiment] | None = None,
+        node: str = "",
         *,
         require_bundle: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.node = node
         #: see ``bundle.ensure_code`` (Celery workers)
         self.require_bundle = require_bundle
         self._loader = loader or self._load
         self._experiments: dict[tuple[str, str], Experiment] = {}
         self._prepared: dict[str, Prepared] = {}
+        #: runs this process failed to load, kept LOAD_RETRY_SECONDS before it tries again
+        self._failed: dict[str, Prepared] = {}
         self._lock = threading.Lock()
 
     def _load(self, manifest: Mapping[str, Any]) -> Experiment:
@@ -134,6 +148,9 @@ class Preparer:
         looks again at the run's state: after ``resume --allow-drift`` a warm worker must
         switch to the code it was resumed with."""
         with self._lock:  # threads pool: one thread loads, the others wait for it
+            failed = self._failed.get(run_id)
+            if failed is not None and time.monotonic() - failed.failed_at < C.LOAD_RETRY_SECONDS:
+                return failed
             cached = self._prepared.get(run_id)
             if cached is not None and recheck:
                 drift_ok = self.store.state(run_id).get("allow_drift")
@@ -173,11 +190,26 @@ class Preparer:
             prepared = Prepared(spec_for_run(base, manifest), None, min(allowed))
         except SignatureError as exc:  # the run's own fault: no worker with the secret runs it
             _log.error("run %s: refused: %s", run_id, exc)
-            return Prepared(None, (type(exc).__name__, str(exc)), final=True)
+            failed = self._failure(run_id, type(exc).__name__, str(exc))
+            failed.final = True
+            return failed
         except Exception as exc:
             _log.error("run %s: cannot prepare experiment: %s", run_id, exc)
-            return Prepared(None, (type(exc).__name__, str(exc)))  # not kept: next try
+            return self._failure(run_id, type(exc).__name__, str(exc))
         self._prepared[run_id] = prepared
+        self._failed.pop(run_id, None)
         while len(self._prepared) > MAX_PREPARED_RUNS:  # a long-lived worker sees many runs
             self._prepared.pop(next(iter(self._prepared)))
         return prepared
+
+    def _failure(self, run_id: str, kind: str, message: str) -> Prepared:
+        """A failed load: noted in the run's state once per failure (``status`` and ``wait``
+        show it) and kept for LOAD_RETRY_SECONDS."""
+        node = self.node or f"pid {os.getpid()}"
+        try:
+            count = self.store.note_load_failure(run_id, node, f"{kind}: {first_line(message)}")
+        except Exception:  # the store is out of reach: the cells say why when it is back
+            count = 0
+        failed = Prepared(None, (kind, message), failed_loads=count, failed_at=time.monotonic())
+        self._failed[run_id] = failed
+        return failed

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from crystallize_dist.distributed.artifacts import ship
 from crystallize_dist.distributed.cell_records import error_record, quick, storable
 from crystallize_dist.distributed.deadline import cell_deadline
 from crystallize_dist.distributed.messages import check_cells
-from crystallize_dist.distributed.preparing import Preparer, drift, worker_environment
+from crystallize_dist.distributed.preparing import Prepared, Preparer, drift, worker_environment
 from crystallize_dist.distributed.record_signatures import sign_record
 from crystallize_dist.distributed.signing import sign_stamp
 from crystallize_dist.distributed.store.base import CellStart, RunStore
@@ -32,6 +33,8 @@ from crystallize_dist.engine.runspec import RunSpec
 from crystallize_dist.model.experiment import Experiment
 
 _log = logging.getLogger("crystallize_dist.worker")
+#: seconds a worker waits before it hands back cells of a run it already failed to load
+HAND_BACK_PAUSE = 0.5
 
 
 class CellRunner:
@@ -62,7 +65,7 @@ class CellRunner:
         self.env = worker_environment()
         # with a secret, a Celery worker runs a run's code only from its verified bundle or
         # an installed module (the --local pool runs the submitter's own files)
-        self.preparer = Preparer(store, settings, loader, require_bundle=require_bundle)
+        self.preparer = Preparer(store, settings, loader, self.node, require_bundle=require_bundle)
         self._manifests: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, RunPlan] = {}
         self._noted: set[str] = set()
@@ -109,6 +112,13 @@ class CellRunner:
         secret = self.settings.secret
         return sign_record(encoded, secret, run_id) if secret else encoded
 
+    def record_failure(self, run_id: str, cells: list[Cell], cause: str) -> None:
+        """Record ``cells`` as failed outside experiment code (InfrastructureError): a message
+        that could not be run nor sent again leaves its cause, never nothing."""
+        for cell in cells:
+            record = error_record(cell, "InfrastructureError", cause, worker=dict(self._stamp))
+            self.store.put_record(run_id, self._encode(run_id, record, cell))
+
     def unfinished(self, run_id: str, raw_cells: list[Any]) -> list[Cell]:
         """The cells of a message that have no record (after its task was killed)."""
         cells = self.cells(run_id, raw_cells)
@@ -138,12 +148,13 @@ class CellRunner:
             "duplicates": 0,
             "lost": 0,
             "cancelled": 0,
+            "gone": 0,
             "requeue": [],
         }
         keys = [cell_key(c.condition, c.replicate) for c in cells]
         ready = self.preparer.prepare(run_id, manifest, recheck=not speculative)
         if self.requeue and ready.spec is None and not ready.final:
-            return self._hand_back(run_id, manifest, cells, counts)
+            return self._hand_back(run_id, manifest, cells, counts, ready)
         record: dict[str, Any] | None = None
         early = speculative and ready.quick  # a slow cell waits for its start: cancel stops it
         if early and len(cells) == 1:
@@ -162,6 +173,9 @@ class CellRunner:
         else:
             start = self.store.start_cell(run_id, keys[0])
         for i, cell in enumerate(cells):
+            if start.gone:  # deleted, or its keys expired: nothing more to do for it
+                counts["gone"] = len(cells) - i
+                break
             if start.recorded or start.cancelled:
                 record = None
             elif record is None:
@@ -189,19 +203,29 @@ class CellRunner:
             counts["lost" if lost else "ran"] += 1
 
     def _hand_back(
-        self, run_id: str, manifest: Mapping[str, Any], cells: list[Cell], counts: dict[str, Any]
+        self,
+        run_id: str,
+        manifest: Mapping[str, Any],
+        cells: list[Cell],
+        counts: dict[str, Any],
+        ready: Prepared,
     ) -> dict[str, Any]:
-        """This worker cannot load the experiment: count each cell's attempt and hand it
-        back for another worker, recording the failure once a cell is out of attempts."""
+        """This worker cannot load the experiment: hand the cells back for another worker
+        (their attempts are not counted). Once ``max_attempts`` loads of the run have failed
+        and no worker has run one of its cells, the cells are recorded as failed with the
+        load error instead, so a run that no worker can load ends instead of circling."""
         limit = int(manifest.get("options", {}).get("max_attempts", self.settings.max_attempts))
+        loaded_elsewhere = bool(self.store.counters(run_id).get("ok"))
+        if ready.failed_loads < limit or loaded_elsewhere:
+            time.sleep(HAND_BACK_PAUSE)  # another worker may take them; this one must not spin
+            counts["requeue"] = list(cells)
+            return counts
         for cell in cells:
             start = self.store.start_cell(run_id, cell.key)
             if start.recorded:
                 counts["duplicates"] += 1
-            elif start.cancelled:
+            elif start.cancelled or start.gone:
                 counts["cancelled"] += 1
-            elif start.attempt < limit:
-                counts["requeue"].append(cell)
             else:
                 record = self._cell_record(run_id, manifest, cell, None)
                 self.store.put_record(run_id, self._encode(run_id, record, cell))

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import Reject, Retry, TimeLimitExceeded
 from celery.signals import worker_process_init
 
 from crystallize_dist import constants as C
@@ -64,11 +64,17 @@ class CellTask(Task):  # type: ignore[misc]  # celery has no type hints
             return
         try:
             run_id, cells = parse_message(args, kwargs)
-            rest = runner_for(self.settings, None).unfinished(run_id, cells)
+            runner = runner_for(self.settings, None)
+            rest = runner.unfinished(run_id, cells)
             if rest:
                 from crystallize_dist.distributed.publisher import enqueue
 
-                enqueue(self.settings, run_id, rest, len(rest), again=True)
+                try:
+                    enqueue(self.settings, run_id, rest, len(rest), again=True)
+                except Exception as err:  # no message left for these cells: record them
+                    runner.record_failure(
+                        run_id, rest, f"killed at its time limit and not sent again: {err}"
+                    )
         except Exception as err:  # never let bookkeeping crash the worker's main process
             _log.error("task %s: could not re-enqueue after its time limit: %s", task_id, err)
 
@@ -105,18 +111,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             # Not the experiment's fault (cell errors are records): the store refused a
             # write, Redis went read-only, a limit fired outside a cell... Send the message
             # again rather than lose its cells: recorded cells are skipped, attempts counted.
-            retries = int(self.request.retries or 0)
-            _log.error(
-                "task %s failed (%s: %s); sending it again (%d/%d)",
-                self.request.id,
-                type(exc).__name__,
-                exc,
-                retries + 1,
-                INFRA_RETRIES,
-            )
-            raise self.retry(
-                exc=exc, countdown=min(60, 2**retries), max_retries=INFRA_RETRIES
-            ) from exc
+            # When it cannot be sent again, its cells are recorded with the cause.
+            retry_left(self, settings, args, kwargs, exc)
         if counts["requeue"]:  # this worker cannot load the experiment: let another try
             from crystallize_dist.distributed.publisher import enqueue
 
@@ -134,3 +130,38 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             )
         if counts["duplicates"]:
             _log.info("task %s: %d cell(s) already recorded", self.request.id, counts["duplicates"])
+
+
+def retry_left(task: Task, settings: Settings, args: Any, kwargs: Any, exc: Exception) -> None:
+    """Send a task that failed outside experiment code again (backoff 1 s .. 60 s); once its
+    retries are spent, or when the retry cannot be published, record each of its cells
+    without a record as an InfrastructureError with the cause (``resume --retry-failed``
+    runs them again). When even that cannot be written, the message goes back to the queue
+    unacknowledged (``Reject``): no cell is dropped without a record."""
+    retries = int(task.request.retries or 0)
+    cause = f"{type(exc).__name__}: {exc}"
+    if retries < INFRA_RETRIES:
+        _log.error(
+            "task %s failed (%s); sending it again (%d/%d)",
+            task.request.id,
+            cause,
+            retries + 1,
+            INFRA_RETRIES,
+        )
+        try:
+            raise task.retry(exc=exc, countdown=min(60, 2**retries), max_retries=INFRA_RETRIES)
+        except Retry:
+            raise
+        except Exception as publish_error:
+            cause += f"; sending it again failed: {type(publish_error).__name__}: {publish_error}"
+    else:
+        cause += f" (after {INFRA_RETRIES} retries)"
+    try:
+        run_id, raw = parse_message(args, kwargs)
+        runner = runner_for(settings, task.request.hostname)
+        runner.record_failure(run_id, runner.unfinished(run_id, raw), cause)
+    except Exception as err:
+        _log.error(
+            "task %s: cannot record its cells either (%s): back to the queue", task.request.id, err
+        )
+        raise Reject(str(err), requeue=True) from exc

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
@@ -41,6 +43,29 @@ def unsigned_warning(settings: Settings) -> str | None:
     )
 
 
+def beat_while_running(settings: Settings, pool: str, concurrency: int | None) -> None:
+    """Start the node's heartbeat (``heartbeat.NodeBeat``) once the worker is ready, and
+    stop it when the worker shuts down."""
+    from celery.signals import worker_ready, worker_shutdown
+
+    from crystallize_dist.distributed.heartbeat import NodeBeat
+
+    beats: list[NodeBeat] = []
+
+    def ready(sender: Any = None, **_: Any) -> None:
+        node = str(getattr(sender, "hostname", "") or f"celery@{socket.gethostname()}")
+        beat = NodeBeat(settings, node, pool, concurrency)
+        beat.start()
+        beats.append(beat)
+
+    def shutdown(**_: Any) -> None:
+        while beats:
+            beats.pop().stop()
+
+    worker_ready.connect(ready, weak=False)
+    worker_shutdown.connect(shutdown, weak=False)
+
+
 def start_worker(
     settings: Settings,
     *,
@@ -63,6 +88,7 @@ def start_worker(
     store.close()
     os.environ[C.ENV_IN_WORKER] = "1"  # inherited by the pool's processes
     app = create_app(settings)
+    beat_while_running(settings, pool, concurrency)
     argv = [
         "worker",
         f"--loglevel={loglevel}",

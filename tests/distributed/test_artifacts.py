@@ -103,7 +103,7 @@ def test_submitted_runs_take_the_next_version_and_leave_the_run_files(
             env={"CRYSTALLIZE_DIST_HOME": str(tmp_path / "home")},
         )
         assert out.exit_code == 0, out.output
-        assert json.loads(out.output.partition("\n")[2])["digest"] == first
+        assert json.loads(out.stdout)["digest"] == first
     root = tmp_path / "data" / "notes"
     assert sorted(p.name for p in root.iterdir()) == ["v0", "v1", "v2"]
     for v in ("v1", "v2"):

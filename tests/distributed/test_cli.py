@@ -218,8 +218,9 @@ def test_env_replicates_seed_and_format(home: Path) -> None:
         CRYSTALLIZE_DIST_WORKERS="1",
         CRYSTALLIZE_DIST_FORMAT="json",
     )
-    run_id, _, text = res.stdout.partition("\n")
-    data = json.loads(text)
+    data = json.loads(res.stdout)  # one JSON document: the run id is inside it
+    run_id = data["provenance"]["run_id"]
+    assert res.stderr.startswith(f"run {run_id}\n")
     assert data["provenance"]["replicates"] == 4
     assert data["provenance"]["master_seed"] == 3
     assert data["digest"] == serial_digest(3, 4)
@@ -493,5 +494,5 @@ def test_a_metric_with_non_string_keys_gives_the_same_result_everywhere(home: Pa
     assert serial.metrics.baseline.metrics["m"] == [{"(1, 0)": 3}, {"(1, 1)": 3}]
     assert json.loads(serial.to_json() or "")["digest"] == serial.digest  # provenance too
     out = cli("submit", str(src), "--local", "--seed", "3", "--format", "json", "--no-progress")
-    local = json.loads(out.stdout.partition("\n")[2])
+    local = json.loads(out.stdout)
     assert local["digest"] == serial.digest and local["errors"] == {}

@@ -18,7 +18,8 @@ from crystallize_dist.config import Settings
 from crystallize_dist.distributed import runner as runner_module
 from crystallize_dist.distributed.coordinator import submit
 from crystallize_dist.distributed.messages import cell_message
-from crystallize_dist.distributed.results import load_result, run_status
+from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.status import run_status
 from crystallize_dist.distributed.store import SQLiteStore
 from crystallize_dist.engine.plan import RunPlan
 
@@ -94,6 +95,6 @@ def test_submit_drift_policy_reaches_the_manifest(tmp_path: Path, how: str) -> N
         env["CRYSTALLIZE_DIST_DRIFT_POLICY"] = "refuse"
     out = CliRunner().invoke(main, args, env=env)
     assert out.exit_code == 0, out.output
-    run_id = out.output.split()[0]
+    run_id = json.loads(out.stdout)["provenance"]["run_id"]
     store = SQLiteStore(tmp_path / "home" / C.SQLITE_FILENAME)
     assert store.manifest(run_id)["options"]["drift_policy"] == "refuse"

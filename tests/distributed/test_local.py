@@ -53,8 +53,10 @@ def test_a_cell_that_kills_its_local_worker_is_recorded_and_the_run_finishes(
         timeout=120,
         env={"PATH": "/usr/bin:/bin", "CRYSTALLIZE_DIST_HOME": str(tmp_path / "home")},
     )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.partition("\n")[2])
+    # the run finished with a failed cell: exit code 3 and one line saying so
+    assert out.returncode == 3, out.stderr
+    assert "1 of 16 cells failed; the first: baseline_rep_5: WorkerLostError" in out.stderr
+    result = json.loads(out.stdout)
     assert list(result["errors"]) == ["baseline_rep_5"]
     assert result["error_details"]["baseline_rep_5"]["type"] == "WorkerLostError"
     assert len(result["metrics"]["baseline"]["x"]) == 15

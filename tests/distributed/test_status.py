@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from crystallize_dist.distributed.results import run_status
+from crystallize_dist.distributed.status import run_status
 from crystallize_dist.distributed.store import SQLiteStore
 
 MANIFEST = {

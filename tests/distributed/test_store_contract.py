@@ -283,3 +283,79 @@ def test_redis_store_survives_a_flushed_script_cache(redis_url: str) -> None:
         assert s.counters("r1")["ok"] == 2
     finally:
         s.close()
+
+
+def _corrupt(store: RunStore, cell: str, text: str) -> None:
+    """Overwrite a stored record behind the store's back, as a damaged disk or a hostile
+    writer would."""
+    if isinstance(store, SQLiteStore):
+        store._db().execute("UPDATE records SET record = ? WHERE cell = ?", (text, cell))
+    else:
+        assert isinstance(store, RedisStore)
+        store.r.hset("cdist:run:{r1}:records", cell, text)
+
+
+def test_deleting_a_record_takes_back_what_its_write_counted(store: RunStore) -> None:
+    """The counters follow what is stored: deleting a record - also one corrupted or rewritten
+    with another status since - takes back exactly the status its write counted."""
+    store.create_run("r1", MANIFEST)
+    store.put_record("r1", {**record("baseline", 0), "worker": {"node": "w1@h"}})
+    store.put_record("r1", record("baseline", 1, status="error"))
+    store.put_record("r1", record("t", 0))
+    _corrupt(store, "baseline:0", "{not json")
+    _corrupt(store, "baseline:1", '{"condition":"baseline","replicate":1,"status":"ok"}\n[]')
+    assert store.count_records("r1") == 3
+    assert store.delete_records("r1", ["baseline:0", "baseline:1", "t:1"]) == 2
+    c = store.counters("r1")
+    assert (c["ok"], c["error"], c["ok:baseline"], c["error:baseline"]) == (1, 0, 0, 0)
+    assert c["ok:t"] == 1 and c["node:w1@h"] == 0
+    assert store.count_records("r1") == 1
+
+
+def test_a_deleted_run_is_gone_and_a_late_write_recreates_nothing(store: RunStore) -> None:
+    store.create_run("r1", MANIFEST)
+    store.put_record("r1", record("baseline", 0))
+    store.note_worker("r1", "w1", {"python": "3"})
+    assert store.delete_run("r1") is True
+    assert not store.exists("r1") and store.run_ids() == []
+    # a worker that was still running a cell of the run finds it gone and writes nothing
+    assert store.advance("r1", record("baseline", 1), "baseline:2") == (None, CellStart(gone=True))
+    assert store.start_and_put("r1", record("baseline", 3), 1.0) == (None, CellStart(gone=True))
+    assert not store.exists("r1") and store.count_records("r1") == 0
+    assert store.delete_run("r1") is False
+
+
+def test_runs_created_before_a_time(store: RunStore) -> None:
+    import time
+
+    store.create_run("r1", MANIFEST)
+    assert store.runs_created_before(time.time() + 60) == ["r1"]
+    assert store.runs_created_before(0.5) == []
+
+
+@pytest.mark.parametrize("kind", ["fakeredis", "redis"])
+def test_no_key_of_a_run_being_worked_on_expires(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Every write gives all of the run's keys (manifest and state included) their full TTL
+    again: a run that lasts longer than the TTL loses nothing while it is worked on."""
+    import time
+
+    if kind == "fakeredis":
+        import fakeredis
+
+        s = RedisStore("redis://fake/0", ttl=2, client=fakeredis.FakeRedis())
+    else:
+        s = RedisStore(request.getfixturevalue("redis_url"), ttl=2)
+    try:
+        s.create_run("r1", MANIFEST)
+        s.update_state("r1", cancelled=False)
+        for rep in range(4):  # 4 x 0.8 s: well past the 2 s TTL
+            time.sleep(0.8)
+            assert s.put_record("r1", record("baseline", rep))
+        assert s.exists("r1") and s.state("r1")["cancelled"] is False
+        assert s.count_records("r1") == 4
+        time.sleep(2.5)  # no more writes: the whole run expires together
+        assert not s.exists("r1") and s.count_records("r1") == 0 and s.counters("r1") == {}
+    finally:
+        s.close()

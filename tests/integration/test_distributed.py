@@ -18,8 +18,10 @@ from workers import ROOT, Worker, run_cli
 from crystallize_dist import SerialExecution, load_experiment
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.publisher import enqueue
-from crystallize_dist.distributed.results import load_result, run_status, wait_for
+from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.status import run_status
 from crystallize_dist.distributed.store import open_store
+from crystallize_dist.distributed.waiting import wait_for
 from crystallize_dist.errors import RunTimeoutError
 
 EXAMPLES = ROOT / "examples"
@@ -66,8 +68,8 @@ def submit_json(ref: str, broker: str, cwd: Path, *extra: str,
                   "--no-progress", "--timeout", "120", *extra, broker_url=broker, cwd=cwd,
                   env=env)
     assert out.returncode == 0, out.stderr
-    run_id, _, text = out.stdout.partition("\n")
-    return run_id.strip(), json.loads(text)
+    result = json.loads(out.stdout)
+    return result["provenance"]["run_id"], result
 
 
 @pytest.mark.parametrize("ref", REFS, ids=lambda r: Path(r).name)
@@ -234,7 +236,7 @@ def test_local_runs_agree_whatever_the_hash_seed_of_the_shell(tmp_path: Path) ->
         out = run_cli("submit", str(src), "--local", "--format", "json", "--seed", "1",
                       "--no-progress", cwd=tmp_path)  # run_cli drops PYTHONHASHSEED
         assert out.returncode == 0, out.stderr
-        digests.add(json.loads(out.stdout.partition("\n")[2])["digest"])
+        digests.add(json.loads(out.stdout)["digest"])
     assert len(digests) == 1
 
 
@@ -254,13 +256,14 @@ def test_local_matches_serial(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    run_id, _, text = out.stdout.partition("\n")
-    assert json.loads(text)["digest"] == serial_digest(ref)
+    data = json.loads(out.stdout)
+    run_id = data["provenance"]["run_id"]
+    assert data["digest"] == serial_digest(ref)
     # status / result / list work on the embedded store from a new process
     status = run_cli("status", run_id.strip(), "--local", "--json", cwd=tmp_path)
     assert json.loads(status.stdout)["finished"] is True
     again = run_cli("result", run_id.strip(), "--local", "--format", "json", cwd=tmp_path)
-    assert json.loads(again.stdout) == json.loads(text)
+    assert json.loads(again.stdout) == data
 
 
 def test_a_task_published_twice_counts_a_duplicate_and_keeps_the_digest(
@@ -325,7 +328,7 @@ def test_digest_is_identical_with_every_batching_setting(
     assert len(cells) == 40 and all(c["attempts"] == 1 for c in cells.values())
     local = run_cli("submit", ref, "--local", "--workers", "2", "--cells-per-task", per_task,
                     "--format", "json", "--seed", str(SEED), "--no-progress", cwd=tmp_path)
-    assert json.loads(local.stdout.partition("\n")[2])["digest"] == serial_digest(ref)
+    assert json.loads(local.stdout)["digest"] == serial_digest(ref)
 
 
 def test_a_redelivered_batch_reruns_only_cells_without_a_record(

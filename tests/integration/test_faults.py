@@ -24,8 +24,10 @@ from workers import ROOT, Worker, cli_env, run_cli
 
 from crystallize_dist import SerialExecution, load_experiment
 from crystallize_dist.config import Settings
-from crystallize_dist.distributed.results import load_result, lost_cells, run_status, wait_for
+from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.status import lost_cells, run_status
 from crystallize_dist.distributed.store import RunStore, open_store
+from crystallize_dist.distributed.waiting import wait_for
 from crystallize_dist.errors import RunTimeoutError
 
 EXPERIMENT = str(Path(__file__).with_name("fault_experiments.py"))

@@ -36,9 +36,9 @@ from workers import Worker, run_cli
 
 from crystallize_dist import constants as C
 from crystallize_dist.distributed.artifacts import blob_key
-from crystallize_dist.distributed.results import wait_for
 from crystallize_dist.distributed.signing import sign_manifest
 from crystallize_dist.distributed.store import RunStore, open_store
+from crystallize_dist.distributed.waiting import wait_for
 
 QUEUE = "q-hostile"
 PARKED = "q-parked"  # no worker reads it: a run waits there while the attacker works

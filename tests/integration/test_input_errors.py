@@ -18,8 +18,9 @@ from workers import ROOT, Worker, run_cli
 
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.app import create_app
-from crystallize_dist.distributed.results import load_result, wait_for
+from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.store import RunStore, open_store
+from crystallize_dist.distributed.waiting import wait_for
 
 BAD = str(Path(__file__).with_name("bad_experiments.py"))
 

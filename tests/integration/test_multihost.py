@@ -157,8 +157,8 @@ def test_two_worker_hosts_run_the_bundle_with_the_serial_digest(tmp_path: Path) 
             stderr=subprocess.PIPE,
         )
         procs.append(submit)
-        assert submit.stdout is not None
-        run_id = submit.stdout.readline().decode().strip()
+        assert submit.stderr is not None  # with --format json, stdout is the result alone
+        run_id = submit.stderr.readline().decode().strip().removeprefix("run ")
         hide(staging)  # after submit, as a user would; the workers never saw it anyway
         out, err = submit.communicate(timeout=180)
         elapsed = time.perf_counter() - started

@@ -20,8 +20,9 @@ from workers import ROOT, Worker, run_cli
 from crystallize_dist import SerialExecution, load_experiment
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.distributed.results import load_result, wait_for
+from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.store import open_store
+from crystallize_dist.distributed.waiting import wait_for
 
 SEED = 7
 SECRET = "integration-secret"

@@ -54,11 +54,11 @@ def _everything_printed_and_stored(broker: str, tmp_path: Path, env: dict[str, s
                   broker_url=broker, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
     texts += [out.stdout, out.stderr]
-    run_id = out.stdout.split()[0]
-    result = json.loads(out.stdout.partition("\n")[2])
+    result = json.loads(out.stdout)
+    run_id = result["provenance"]["run_id"]
     local = run_cli("submit", QUICKSTART, "--local", "--format", "json", "--no-progress",
                     cwd=tmp_path)
-    assert result["digest"] == json.loads(local.stdout.partition("\n")[2])["digest"]
+    assert result["digest"] == json.loads(local.stdout)["digest"]
     for args in (["status", run_id], ["status", run_id, "--json"], ["list"],
                  ["result", run_id, "--format", "json"], ["result", run_id]):
         out = run_cli(*args, broker_url=broker, cwd=tmp_path, env=env)

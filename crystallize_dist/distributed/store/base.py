@@ -8,7 +8,7 @@ counters, per-cell attempt and duplicate counts, the workers seen, and a small m
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +18,13 @@ from crystallize_dist.distributed.store.records import Encoded, RecordCheck, enc
 
 @dataclass(frozen=True)
 class CellStart:
-    """What starting a cell found: run it when ``attempt`` > 0."""
+    """What starting a cell found: run it when ``attempt`` > 0. ``gone``: the run no longer
+    exists (deleted, or its keys expired)."""
 
     attempt: int = 0
     cancelled: bool = False
     recorded: bool = False
+    gone: bool = False
 
 
 class RunStore(ABC):
@@ -46,6 +48,18 @@ class RunStore(ABC):
     @abstractmethod
     def exists(self, run_id: str) -> bool:
         """Whether a run with this id exists."""
+
+    @abstractmethod
+    def runs_created_before(self, cutoff: float) -> list[str]:
+        """Ids of the runs created before ``cutoff`` (unix seconds)."""
+
+    @abstractmethod
+    def delete_run(self, run_id: str) -> bool:
+        """Remove every key (every row) of a run; False when there was no such run."""
+
+    def touch(self, run_id: str, blobs: Sequence[str] = ()) -> None:
+        """Give the run's keys, and the blobs it uses (its code bundle, its artifacts), their
+        full lifetime again (stores whose data does not expire do nothing)."""
 
     # -- records ---------------------------------------------------------------------------
     @abstractmethod
@@ -117,8 +131,13 @@ class RunStore(ABC):
 
     @abstractmethod
     def delete_records(self, run_id: str, keys: list[str]) -> int:
-        """Remove records (``resume --retry-failed``); counters are adjusted and the cells'
+        """Remove records (``resume --retry-failed``); the counters go down by what each
+        record's write added (its stored status, whatever the record holds now) and the cells'
         attempt counts reset, so each gets a fresh ``max_attempts`` budget."""
+
+    @abstractmethod
+    def count_records(self, run_id: str) -> int:
+        """How many cells have a record (read from the records, not the counters)."""
 
     # -- counters ------------------------------------------------------------------------------
     @abstractmethod
@@ -138,6 +157,12 @@ class RunStore(ABC):
     @abstractmethod
     def workers(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Worker host -> its environment."""
+
+    @abstractmethod
+    def note_load_failure(self, run_id: str, node: str, error: str) -> int:
+        """Remember that worker ``node`` failed to load the run's experiment (``error``: one
+        line, shown by ``status`` and ``wait`` as ``load_errors``); returns how many loads
+        of the run have failed in all."""
 
     @abstractmethod
     def update_state(self, run_id: str, **fields: Any) -> None:

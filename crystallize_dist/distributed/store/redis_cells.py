@@ -38,14 +38,8 @@ class CellPath:
     ) -> tuple[list[str], list[Any]]:
         keys = self._run_keys.get(run_id)
         if keys is None:
-            keys = self._run_keys[run_id] = [
-                C.key_records(run_id),
-                C.key_counters(run_id),
-                C.key_duplicates(run_id),
-                C.key_attempts(run_id),
-                C.key_state(run_id),
-                C.key_skipped(run_id),
-            ]
+            keys = self._run_keys[run_id] = C.run_keys(run_id)
+        node = ""
         if record is None:
             put = ["", "", "", ""]
         else:
@@ -53,14 +47,17 @@ class CellPath:
             rec = enc.record
             field = f"{rec['condition']}:{rec['replicate']}"
             put = [field, enc.text, rec["status"], rec["condition"]]
+            node = str((rec.get("worker") or {}).get("node") or "")
         now = repr(time.time())
         if ran is None:
-            return keys, [*put, now, self.ttl, next_key or ""]
-        return keys, [*put, repr(ran), self.ttl, "", "ran", now]
+            return keys, [*put, now, self.ttl, next_key or "", "", "", node]
+        return keys, [*put, repr(ran), self.ttl, "", "ran", now, node]
 
     @staticmethod
     def decode(reply: list[Any]) -> tuple[bool | None, CellStart]:
         written, attempt, cancelled, recorded = (int(x) for x in reply)
+        if written == -2:  # the run is gone (deleted or expired): nothing was written
+            return None, CellStart(gone=True)
         return (
             None if written < 0 else bool(written),
             CellStart(attempt, bool(cancelled), bool(recorded)),

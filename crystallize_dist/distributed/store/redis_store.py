@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -20,7 +20,6 @@ from crystallize_dist.distributed.store.records import (
     Encoded,
     RecordCheck,
     decode_json,
-    decode_or_flag,
     decode_page,
     decode_record,
 )
@@ -31,6 +30,10 @@ from crystallize_dist.errors import RunNotFoundError, StoreError
 from crystallize_dist.urls import redact
 
 T = TypeVar("T")
+
+
+#: state field prefix of a worker node's load failure (``load_error:<node>``)
+LOAD_ERROR = "load_error:"
 
 
 class RedisStore(RunStore):
@@ -67,9 +70,13 @@ class RedisStore(RunStore):
             created = self.r.set(C.key_manifest(run_id), dumps(manifest), nx=True, ex=self.ttl)
             if not created:
                 raise StoreError(f"run '{run_id}' already exists")
+            now = time.time()
             pipe = self.r.pipeline()
-            pipe.zadd(C.KEY_RUNS, {run_id: float(manifest.get("created", time.time()))})
-            pipe.hset(C.key_state(run_id), "created", json.dumps(time.time()))
+            pipe.zadd(C.KEY_RUNS, {run_id: now})
+            # the index holds no run older than the TTL, and expires with the newest run
+            pipe.zremrangebyscore(C.KEY_RUNS, "-inf", f"({now - self.ttl}")
+            pipe.expire(C.KEY_RUNS, self.ttl)
+            pipe.hset(C.key_state(run_id), "created", json.dumps(now))
             pipe.expire(C.key_state(run_id), self.ttl)
             pipe.execute()
 
@@ -88,6 +95,28 @@ class RedisStore(RunStore):
     def run_ids(self, limit: int = 50) -> list[str]:
         ids = self._call(lambda: self.r.zrevrange(C.KEY_RUNS, 0, max(0, limit - 1)))
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def runs_created_before(self, cutoff: float) -> list[str]:
+        ids = self._call(lambda: self.r.zrangebyscore(C.KEY_RUNS, "-inf", f"({cutoff}"))
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def delete_run(self, run_id: str) -> bool:
+        def go() -> bool:
+            pipe = self.r.pipeline()
+            pipe.delete(*C.run_keys(run_id))
+            pipe.zrem(C.KEY_RUNS, run_id)
+            return bool(pipe.execute()[0])
+
+        return self._call(go)
+
+    def touch(self, run_id: str, blobs: Sequence[str] = ()) -> None:
+        def go() -> None:
+            pipe = self.r.pipeline(transaction=False)
+            for key in (*C.run_keys(run_id), *(C.key_bundle(b) for b in blobs)):
+                pipe.expire(key, self.ttl)
+            pipe.execute()
+
+        self._call(go)
 
     def _require(self, run_id: str) -> None:
         if not self.exists(run_id):
@@ -164,21 +193,21 @@ class RedisStore(RunStore):
             return 0
 
         def go() -> int:
-            raws = self.r.hmget(C.key_records(run_id), keys)
             pipe = self.r.pipeline(transaction=False)
-            for k, raw in zip(keys, raws, strict=True):
-                if raw is None:
-                    continue
-                rec = decode_or_flag(raw, k, run_id)
-                status = rec["status"] if rec.get("seed") is not None else ""
-                self._delete(
-                    keys=[C.key_records(run_id), C.key_counters(run_id), C.key_attempts(run_id)],
-                    args=[k, k.rpartition(":")[0], status],
-                    client=pipe,
-                )
+            run_keys = [
+                C.key_records(run_id),
+                C.key_counters(run_id),
+                C.key_attempts(run_id),
+                C.key_status(run_id),
+            ]
+            for k in keys:
+                self._delete(keys=run_keys, args=[k, k.rpartition(":")[0]], client=pipe)
             return sum(int(x) for x in pipe.execute())
 
         return self._call(go)
+
+    def count_records(self, run_id: str) -> int:
+        return int(self._call(lambda: self.r.hlen(C.key_records(run_id))))
 
     # -- counters ------------------------------------------------------------------------------
     def counters(self, run_id: str) -> dict[str, float]:
@@ -194,7 +223,8 @@ class RedisStore(RunStore):
         def go() -> None:
             pipe = self.r.pipeline(transaction=False)
             pipe.hset(C.key_workers(run_id), host, dumps(info))
-            pipe.expire(C.key_workers(run_id), self.ttl)
+            for key in C.run_keys(run_id):
+                pipe.expire(key, self.ttl)
             pipe.execute()
 
         self._call(go)
@@ -203,6 +233,17 @@ class RedisStore(RunStore):
         raw = self._call(lambda: self.r.hgetall(C.key_workers(run_id)))
         return {k.decode(): decode_json(v, f"worker {k.decode()}") for k, v in raw.items()}
 
+    def note_load_failure(self, run_id: str, node: str, error: str) -> int:
+        def go() -> int:
+            pipe = self.r.pipeline()
+            pipe.hset(C.key_state(run_id), f"{LOAD_ERROR}{node}", json.dumps(error))
+            pipe.hincrby(C.key_counters(run_id), C.COUNTER_LOAD_FAILURES, 1)
+            for key in C.run_keys(run_id):
+                pipe.expire(key, self.ttl)
+            return int(pipe.execute()[1])
+
+        return self._call(go)
+
     def update_state(self, run_id: str, **fields: Any) -> None:
         self._require(run_id)
         mapping = {k: json.dumps(v) for k, v in fields.items()}
@@ -210,8 +251,7 @@ class RedisStore(RunStore):
         def go() -> None:
             pipe = self.r.pipeline(transaction=False)
             pipe.hset(C.key_state(run_id), mapping=mapping)
-            # a run someone acts on (resume, cancel) lives another full TTL, manifest too
-            for key in (C.key_state(run_id), C.key_manifest(run_id)):
+            for key in C.run_keys(run_id):  # every key of the run lives another full TTL
                 pipe.expire(key, self.ttl)
             pipe.execute()
 
@@ -219,7 +259,18 @@ class RedisStore(RunStore):
 
     def state(self, run_id: str) -> dict[str, Any]:
         raw = self._call(lambda: self.r.hgetall(C.key_state(run_id)))
-        return {k.decode(): decode_json(v, f"state {k.decode()}") for k, v in raw.items()}
+        out: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        for k, v in raw.items():
+            name = k.decode()
+            value = decode_json(v, f"state {name}")
+            if name.startswith(LOAD_ERROR):
+                errors[name[len(LOAD_ERROR) :]] = value
+            else:
+                out[name] = value
+        if errors:
+            out["load_errors"] = errors
+        return out
 
     def take_skipped(self, run_id: str) -> set[str]:
         def go() -> Any:

@@ -45,20 +45,31 @@ def put(
         int(enc.record["replicate"]),
         enc.record["status"],
     )
+    node = str((enc.record.get("worker") or {}).get("node") or "")
     cell = f"{cond}:{rep}"
     cur = db.execute(
         f"INSERT OR IGNORE INTO {C.TABLE_RECORDS} "
-        "(run_id, cell, condition, replicate, status, record) VALUES (?, ?, ?, ?, ?, ?)",
-        (run_id, cell, cond, rep, status, enc.text),
+        "(run_id, cell, condition, replicate, status, record, node) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (run_id, cell, cond, rep, status, enc.text, node),
     )
     if cur.rowcount == 1:
-        db.executemany(BUMP, [(run_id, status, 1), (run_id, f"{status}:{cond}", 1)])
+        bumps = [(run_id, status, 1), (run_id, f"{status}:{cond}", 1)]
+        if node:
+            bumps.append((run_id, f"node:{node}", 1))
+        db.executemany(BUMP, bumps)
         db.execute(_SET_FIRST, (run_id, C.COUNTER_FIRST_AT, now))
         db.execute(_SET, (run_id, C.COUNTER_LAST_AT, now))
         return True
     db.execute(BUMP, (run_id, C.COUNTER_DUPLICATES, 1))
     _bump_cell(db, run_id, cell, "duplicates")
     return False
+
+
+def exists(db: sqlite3.Connection, run_id: str) -> bool:
+    """Whether the run still exists (a worker finishing a cell of a deleted run writes
+    nothing)."""
+    found = db.execute(f"SELECT 1 FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
+    return found is not None
 
 
 def start(db: sqlite3.Connection, run_id: str, key: str, now: float) -> CellStart:

@@ -79,6 +79,18 @@ class SQLiteStore(RunStore):
         )
         return [r[0] for r in rows]
 
+    def runs_created_before(self, cutoff: float) -> list[str]:
+        rows = self._read(f"SELECT run_id FROM {C.TABLE_RUNS} WHERE created < ?", (cutoff,))
+        return [r[0] for r in rows]
+
+    def delete_run(self, run_id: str) -> bool:
+        tables = (C.TABLE_RECORDS, C.TABLE_COUNTERS, C.TABLE_ATTEMPTS, C.TABLE_WORKERS)
+        with self._tx() as db:
+            gone = db.execute(f"DELETE FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,))
+            for table in tables:
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            return gone.rowcount > 0
+
     def _missing(self, run_id: str) -> str:
         return (
             f"no run '{run_id}' in {self.path} (--local runs are kept under "
@@ -94,6 +106,8 @@ class SQLiteStore(RunStore):
     ) -> tuple[bool | None, CellStart | None]:
         now = time.time()
         with self._tx() as db:
+            if not cells.exists(db, run_id):
+                return None, (None if next_key is None else CellStart(gone=True))
             written = None if record is None else cells.put(db, run_id, record, now)
             start = None if next_key is None else cells.start(db, run_id, next_key, now)
         return written, start
@@ -104,6 +118,8 @@ class SQLiteStore(RunStore):
         enc = encode(record)
         key = f"{enc.record['condition']}:{enc.record['replicate']}"
         with self._tx() as db:
+            if not cells.exists(db, run_id):
+                return None, CellStart(gone=True)
             start = cells.start(db, run_id, key, started)
             written = cells.put(db, run_id, enc, time.time()) if start.attempt else None
         return written, start
@@ -167,7 +183,7 @@ class SQLiteStore(RunStore):
         with self._tx() as db:
             for cell in keys:
                 row = db.execute(
-                    f"SELECT status, condition FROM {C.TABLE_RECORDS} "
+                    f"SELECT status, condition, node FROM {C.TABLE_RECORDS} "
                     "WHERE run_id = ? AND cell = ?",
                     (run_id, cell),
                 ).fetchone()
@@ -176,15 +192,21 @@ class SQLiteStore(RunStore):
                 db.execute(
                     f"DELETE FROM {C.TABLE_RECORDS} WHERE run_id = ? AND cell = ?", (run_id, cell)
                 )
-                db.executemany(
-                    cells.BUMP, [(run_id, row[0], -1), (run_id, f"{row[0]}:{row[1]}", -1)]
-                )
+                status, condition, node = row  # as counted when the record was written
+                bumps = [(run_id, status, -1), (run_id, f"{status}:{condition}", -1)]
+                if node:
+                    bumps.append((run_id, f"node:{node}", -1))
+                db.executemany(cells.BUMP, bumps)
                 db.execute(
                     f"UPDATE {C.TABLE_ATTEMPTS} SET n = 0 WHERE run_id = ? AND cell = ?",
                     (run_id, cell),
                 )
                 deleted += 1
         return deleted
+
+    def count_records(self, run_id: str) -> int:
+        rows = self._read(f"SELECT COUNT(*) FROM {C.TABLE_RECORDS} WHERE run_id = ?", (run_id,))
+        return int(rows[0][0])
 
     # -- counters ------------------------------------------------------------------------------
     def counters(self, run_id: str) -> dict[str, float]:
@@ -208,6 +230,25 @@ class SQLiteStore(RunStore):
     def workers(self, run_id: str) -> dict[str, dict[str, Any]]:
         rows = self._read(f"SELECT host, info FROM {C.TABLE_WORKERS} WHERE run_id = ?", (run_id,))
         return {host: decode_json(info, f"worker {host}") for host, info in rows}
+
+    def note_load_failure(self, run_id: str, node: str, error: str) -> int:
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT state FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(self._missing(run_id))
+            state = decode_json(row[0], f"state of run '{run_id}'") or {}
+            state.setdefault("load_errors", {})[node] = error
+            db.execute(
+                f"UPDATE {C.TABLE_RUNS} SET state = ? WHERE run_id = ?", (json.dumps(state), run_id)
+            )
+            db.execute(cells.BUMP, (run_id, C.COUNTER_LOAD_FAILURES, 1))
+            found = db.execute(
+                f"SELECT value FROM {C.TABLE_COUNTERS} WHERE run_id = ? AND name = ?",
+                (run_id, C.COUNTER_LOAD_FAILURES),
+            ).fetchone()
+            return int(found[0])
 
     def update_state(self, run_id: str, **fields: Any) -> None:
         with self._tx() as db:

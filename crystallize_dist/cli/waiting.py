@@ -1,0 +1,180 @@
+"""Waiting for a run and ending the command by how it went: ``wait`` and ``submit --wait``.
+
+Both print the result when every cell has a record and exit 0 when every cell succeeded,
+3 when some failed (one line on stderr: how many, and the first error), 1 when the run was
+cancelled or the wait timed out, and 130 on Ctrl-C after saying how to come back to the run.
+"""
+
+from __future__ import annotations
+
+import click
+
+from crystallize_dist.cli import options as opt
+from crystallize_dist.cli.options import ENV, store_options
+from crystallize_dist.cli.render import CellProgress, write_result
+from crystallize_dist.config import Settings
+from crystallize_dist.constants import DEFAULT_ARTIFACTS_DIR
+from crystallize_dist.distributed.artifacts import artifact_root, write_run_files
+from crystallize_dist.distributed.coordinator import Submission
+from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.status import RunStatus
+from crystallize_dist.distributed.store import RunStore, SQLiteStore
+from crystallize_dist.distributed.waiting import Waiter
+from crystallize_dist.engine.plan import Cell, RunPlan
+from crystallize_dist.model.experiment import Experiment
+from crystallize_dist.model.references import load_experiment
+from crystallize_dist.model.result import Result
+
+EXIT_FAILED_CELLS = 3
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted(store: RunStore, run_id: str, local: bool) -> click.exceptions.Exit:
+    if local:
+        store.update_state(run_id, interrupted=True)
+        click.echo(
+            f"interrupted: run {run_id} stopped; `crystallize-dist resume {run_id} --local` "
+            "runs the cells it has left",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"interrupted: run {run_id} goes on on the workers; `crystallize-dist wait "
+            f"{run_id}` waits again, `crystallize-dist cancel {run_id}` stops it",
+            err=True,
+        )
+    return click.exceptions.Exit(EXIT_INTERRUPTED)
+
+
+def _exit_code(status: RunStatus, result: Result) -> int:
+    """0, or the code of a run that did not end well (see the module docstring), after
+    saying why on stderr."""
+    if status.cancelled:
+        click.echo(
+            f"run {status.run_id} was cancelled: {status.done + status.failed} of "
+            f"{status.total} cells have a record (`crystallize-dist resume {status.run_id}` "
+            "sends the rest)",
+            err=True,
+        )
+        return 1
+    if status.failed:
+        key, first = next(iter(result.errors.items()), ("?", None))
+        what = f"{key}: {getattr(first, 'error_type', type(first).__name__)}: {first}"
+        click.echo(f"{status.failed} of {status.total} cells failed; the first: {what}", err=True)
+        return EXIT_FAILED_CELLS
+    return 0
+
+
+def wait_and_show(
+    store: RunStore,
+    settings: Settings,
+    run_id: str,
+    *,
+    local: bool,
+    fmt: str,
+    timeout: float | None,
+    progress: bool,
+    run_here: list[Cell] | None = None,
+    workers: int | None = None,
+    cells_per_task: int | None = None,
+    submitted: Submission | None = None,
+    experiment: Experiment | None = None,
+    artifacts_dir: str = DEFAULT_ARTIFACTS_DIR,
+) -> None:
+    """Run the cells of ``run_here`` on this machine's pool (``--local``) or wait for the
+    workers, then print the result and end the command by how the run went. ``submitted``
+    is this process's own submission (its manifest and experiment need not be read back);
+    otherwise hypotheses are verified with ``experiment`` and files go to
+    ``artifacts_dir``."""
+    if submitted is not None:
+        manifest, experiment = submitted.manifest, submitted.experiment
+    else:
+        manifest = store.manifest(run_id)
+    total = RunPlan.from_dict(manifest["plan"]).n_cells
+    try:
+        with CellProgress(total, progress) as bar:
+            if run_here is not None:
+                from crystallize_dist.distributed.local import run_local
+
+                assert isinstance(store, SQLiteStore)
+                run_local(
+                    run_id,
+                    run_here,
+                    store=store,
+                    settings=settings,
+                    workers=workers,
+                    cells_per_task=cells_per_task,
+                    on_progress=bar.update,
+                )
+            waiter = Waiter(
+                store,
+                run_id,
+                None if local else settings,
+                timeout=timeout,
+                on_progress=bar.update,
+                say=bar.say,
+            )
+            status = waiter.wait()
+    except KeyboardInterrupt:
+        raise _interrupted(store, run_id, local) from None
+    root = artifact_root(experiment) if experiment is not None else artifacts_dir
+    result = load_result(
+        store, run_id, settings=settings, experiment=experiment, artifacts_dir=root
+    )
+    opt.note(write_run_files(manifest, result, root, experiment))
+    write_result(result, fmt)
+    code = _exit_code(status, result)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+@click.command()
+@click.argument("run_id")
+@store_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    envvar=ENV + "FORMAT",
+    help="Summary format once the run is finished.",
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait at most."
+)
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@opt.reader_options
+def wait(
+    run_id: str,
+    broker: str | None,
+    local: bool,
+    fmt: str,
+    timeout: float | None,
+    progress: bool,
+    experiment_ref: str | None,
+    artifacts_dir: str,
+) -> None:
+    """Wait for RUN_ID to finish, then print its summary (as submit --wait does).
+
+    Exit code 0 when every cell succeeded, 3 when some failed, 130 on Ctrl-C.
+    """
+    settings = opt.settings(broker)
+    store = opt.store(settings, local, reading=run_id)
+    if local and store.state(run_id).get("interrupted"):
+        click.echo(
+            f"error: run {run_id} was interrupted and nothing runs its cells; "
+            f"`crystallize-dist resume {run_id} --local` finishes it",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    wait_and_show(
+        store,
+        settings,
+        run_id,
+        local=local,
+        fmt=fmt,
+        timeout=timeout,
+        progress=progress,
+        experiment=load_experiment(experiment_ref)[0] if experiment_ref else None,
+        artifacts_dir=artifacts_dir,
+    )
