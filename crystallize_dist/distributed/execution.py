@@ -9,6 +9,7 @@ reference: the module attribute that holds it (found automatically) or ``experim
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,6 +119,11 @@ class CeleryExecution(BasePlugin):
         ref, text = self._ref(experiment)
         store = store_for(settings)
         try:
+            from crystallize_dist.distributed.store.eviction import check_eviction
+
+            evicts = check_eviction(store, settings)  # refuses with REQUIRE_NOEVICTION
+            if evicts:
+                warnings.warn(evicts, stacklevel=2)
             options = run_options(settings, cells_per_task=self.cells_per_task, local=False)
             from crystallize_dist.distributed.bundle import attach_bundle
 

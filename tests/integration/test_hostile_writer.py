@@ -318,7 +318,13 @@ def test_reading_a_forged_run_imports_nothing_and_writes_only_under_the_readers_
     run_id = "20990101-000005-a1a1a1"
     manifest = forged_manifest(run_id, str(evil))
     manifest["experiment"]["artifact_root"] = str(victim)
-    manifest["experiment"]["artifacts"] = {"root_dir": str(victim), "id": "x", "version": 0}
+    manifest["experiment"]["artifacts"] = {
+        "root_dir": str(victim),
+        "folder": "../../escape",
+        "version": 0,
+        "artifact_retention": 1,
+        "versioned": True,
+    }
     good = b"fine"
     good_sha = hashlib.sha256(good).hexdigest()
     altered_sha = hashlib.sha256(b"what the record says").hexdigest()
@@ -332,7 +338,20 @@ def test_reading_a_forged_run_imports_nothing_and_writes_only_under_the_readers_
     ]
     lab.raw.forge_run(run_id, manifest)
     lab.raw.put_record(run_id, "baseline:0", _forged_record(run_id, arts))
+    lab.raw.r.hset(C.key_counters(run_id), mapping={"ok": 1, "ok:baseline": 1})
     arts_dir = lab.root / "reader" / "arts"
+    waited = lab.cli(
+        "wait",
+        run_id,
+        "--no-progress",
+        "--timeout",
+        "30",
+        "--artifacts-dir",
+        str(arts_dir),
+        secret=False,
+    )
+    assert waited.returncode == 0, waited.stderr
+    assert "note: the run's files (metadata.json, results.json) are not written" in waited.stderr
     for args in (
         ["status", run_id],
         ["list"],
@@ -342,10 +361,9 @@ def test_reading_a_forged_run_imports_nothing_and_writes_only_under_the_readers_
         assert out.returncode == 0, out.stderr
     lab.nothing_planted_ran()
     assert list(victim.iterdir()) == []
-    assert (
-        not (lab.root / "escaped.txt").exists()
-        and not (lab.root / "reader" / "escaped.txt").exists()
-    )
+    for outside in (lab.root, lab.root / "reader"):
+        assert not (outside / "escaped.txt").exists() and not (outside / "escape").exists()
+    assert {p.name for p in arts_dir.iterdir()} == {".bashrc"}
     assert (arts_dir / ".bashrc").read_bytes() == good  # inside the reader's own root
     assert not (arts_dir / "ok" / "altered.txt").exists()
     text = out.stdout
