@@ -99,3 +99,30 @@ def test_cli_replay_exit_codes(tmp_path: Path) -> None:
     both = CliRunner().invoke(main, ["replay", ok_id, "--local", "--all", "--cells", "1"], env=env)
     assert both.exit_code == 1 and "exclude each other" in both.output
     ok_store.close()
+
+
+def test_with_a_secret_replay_and_resume_verify_the_run_before_importing_it(
+    tmp_path: Path,
+) -> None:
+    """Both run the run's code on purpose; with a secret, only a run signed with it (the
+    manifest is verified before the reference it names is loaded)."""
+    from crystallize_dist.distributed.coordinator import resume
+    from crystallize_dist.errors import SignatureError
+
+    store, _, run_id = _local_run(tmp_path, write_bundled(tmp_path / "src", "replaysig"))
+    with_secret = Settings(home=tmp_path / "home", secret="replay-secret")
+    with pytest.raises(SignatureError, match="its manifest is unsigned"):
+        replay_run(run_id, store=store, settings=with_secret)
+    with pytest.raises(SignatureError, match="its manifest is unsigned"):
+        resume(run_id, settings=with_secret, store=store, local=True)
+    sub = submit(
+        str(tmp_path / "src" / "exp_replaysig.py"),
+        settings=with_secret,
+        store=store,
+        seed=11,
+        local=True,
+    )
+    cells = list(RunPlan.from_dict(sub.manifest["plan"]).cells())
+    run_local(sub.run_id, cells, store=store, settings=with_secret, workers=1)
+    report = replay_run(sub.run_id, store=store, settings=with_secret)
+    assert (report.matches, report.mismatches) == (8, 0)
