@@ -228,13 +228,15 @@ def runs_table(
     if store is None:
         console.print(table)
         return
+    notes: list[str] = []
     for run_id in ids:
         try:
             st = run_status(store, run_id)
         except RunNotFoundError:  # expired: its keys outlived by the runs index
             continue
         except (CrystallizeError, KeyError, TypeError, ValueError) as exc:
-            table.add_row(run_id, "-", "-", "-", "-", f"unreadable ({type(exc).__name__})")
+            table.add_row(run_id, "-", "-", "-", "-", "unreadable")
+            notes.append(f"note: {plain(exc)}")
             continue
         state = "cancelled" if st.cancelled else ("finished" if st.finished else "running")
         if secret:
@@ -247,6 +249,8 @@ def runs_table(
         )
     console.print(table)
     if len(ids) < len(found):
-        console.print(
+        notes.append(
             f"note: {len(found) - len(ids)} entries of the runs index are not run ids; left out"
         )
+    for line in notes:
+        console.print(line)

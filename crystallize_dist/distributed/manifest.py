@@ -106,7 +106,7 @@ def provenance_meta(
         "run_id": manifest["run_id"],
         "experiment": exp.get("name"),
         "experiment_ref": exp.get("text"),
-        "fingerprint": exp["fingerprint"],
+        "fingerprint": exp.get("fingerprint"),
         "pipeline_signature": exp.get("pipeline_signature"),
         "environment": {
             k: submitter.get(k)

@@ -38,7 +38,7 @@ def _hypotheses(
         return [], None
     if experiment is None:
         return [], f"hypotheses not verified: reading a run imports no code; {HOW_TO_VERIFY}"
-    found, submitted = experiment.fingerprint(), str(manifest["experiment"]["fingerprint"])
+    found, submitted = experiment.fingerprint(), str(manifest["experiment"].get("fingerprint"))
     if found != submitted:
         return [], (
             f"hypotheses not verified: the experiment given has fingerprint {found[:12]}, "

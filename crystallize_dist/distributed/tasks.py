@@ -13,7 +13,7 @@ from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.messages import parse_message
 from crystallize_dist.distributed.runner import CellRunner
-from crystallize_dist.errors import RunNotFoundError, TaskMessageError
+from crystallize_dist.errors import CorruptRecordError, RunNotFoundError, TaskMessageError
 
 _log = logging.getLogger("crystallize_dist.worker")
 #: times a task that failed outside experiment code is sent again (backoff 1 s .. 60 s).
@@ -103,8 +103,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
             fresh = not redelivered and not self.request.retries
             counts = runner.run(run_id, cells, speculative=fresh)
-        except (TaskMessageError, RunNotFoundError) as exc:
-            # A malformed or orphaned message: log it and drop it; nothing ran.
+        except (TaskMessageError, RunNotFoundError, CorruptRecordError) as exc:
+            # A malformed or orphaned message, or a run whose manifest cannot be read: log
+            # it and drop it; nothing ran.
             _log.error("rejected task %s: %s", self.request.id, exc)
             return
         except Exception as exc:

@@ -39,7 +39,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[RunStore]:
     s.close()
 
 
-MANIFEST = {"run_id": "r1", "created": 1.0, "plan": {"replicates": 3}}
+MANIFEST = {
+    "run_id": "r1",
+    "created": 1.0,
+    "plan": {"replicates": 3, "master_seed": 1},
+    "experiment": {"name": "e"},
+}
 
 
 def test_create_and_read_manifest(store: RunStore) -> None:

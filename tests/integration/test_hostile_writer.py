@@ -221,6 +221,45 @@ def test_a_signed_run_without_a_bundle_naming_a_file_runs_nothing(lab: Lab) -> N
     lab.nothing_planted_ran()
 
 
+@pytest.mark.parametrize(
+    ("n", "change", "says"),
+    [
+        (1, {"plan": "everything"}, "has no plan with integer replicates and master_seed"),
+        (2, {"experiment": ["x"]}, "has no experiment"),
+        (3, {"seeds": {"0": 1}}, "has a malformed seeds"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_one_clear_line(
+    lab: Lab, n: int, change: dict[str, Any], says: str
+) -> None:
+    """Readers with or without the secret, and the worker, name the broken manifest in one
+    line (no traceback); the worker drops the message and runs nothing."""
+    run_id = f"20990101-000011-00000{n}"
+    manifest = {**forged_manifest(run_id, str(planted(lab.root / "plant", "evil_shape"))), **change}
+    lab.raw.forge_run(run_id, manifest)
+    for secret in (True, False):
+        for verb in ("status", "result"):
+            one_line(lab.cli(verb, run_id, secret=secret), f"manifest of run '{run_id}' {says}")
+    listed = lab.cli("list", "--limit", "100").stdout
+    row = next(r for r in listed.splitlines() if run_id in r)
+    assert "unreadable" in row, listed
+    assert f"note: manifest of run '{run_id}' {says}; it cannot be read" in listed
+    send(lab.url, QUEUE, run_id, [("baseline", 0, 1)])
+    _wait_for_log(lab, f"manifest of run '{run_id}' {says}")
+    assert "rejected task" in lab.worker.text()
+    assert lab.raw.r.hlen(C.key_records(run_id)) == 0
+    lab.nothing_planted_ran()
+
+
+def _wait_for_log(lab: Lab, text: str) -> None:
+    import time
+
+    deadline = time.time() + 60
+    while text not in lab.worker.text():
+        assert time.time() < deadline, lab.worker.text()[-2000:]
+        time.sleep(0.1)
+
+
 # --- code bundles -------------------------------------------------------------------------------
 def test_a_replaced_bundle_runs_nothing(lab: Lab) -> None:
     run_id, folder = lab.submit("replaced-bundle")
@@ -507,7 +546,7 @@ def test_a_forged_runs_index_lists_only_run_ids_and_no_escape_codes(
     assert "\x1b" not in out.stdout and "pwned" not in out.stdout and "rm -rf" not in out.stdout
     assert "20990101-000009-999999" not in out.stdout  # no such run: left out
     assert finished in out.stdout
-    notes = [line for line in out.stdout.splitlines() if line.startswith("note:")]
+    notes = [line for line in out.stdout.splitlines() if "runs index" in line]
     assert notes == ["note: 2 entries of the runs index are not run ids; left out"], out.stdout
 
 

@@ -184,6 +184,35 @@ def _page(raws: list[Any], keys: list[str], run_id: str, steps: bool) -> list[di
     ]
 
 
+def decode_manifest(raw: str | bytes, run_id: str) -> dict[str, Any]:
+    """A stored manifest, with the shape every reader relies on (a plan, an experiment, a
+    seed table, options); anything else is a one-line CorruptRecordError."""
+    where = f"manifest of run '{run_id}'"
+    data = decode_json(raw, where)
+    problem = _manifest_problem(data)
+    if problem:
+        raise CorruptRecordError(f"{where} {problem}; it cannot be read")
+    manifest: dict[str, Any] = data
+    return manifest
+
+
+def _manifest_problem(data: Any) -> str | None:
+    if type(data) is not dict:
+        return "is not a JSON object"
+    plan = data.get("plan")
+    if type(plan) is not dict or not all(
+        type(plan.get(k)) is int for k in ("replicates", "master_seed")
+    ):
+        return "has no plan with integer replicates and master_seed"
+    if not all(type(t) is str for t in plan.get("treatments") or ()):
+        return "has treatments that are not names"
+    if type(data.get("experiment")) is not dict:
+        return "has no experiment"
+    kinds = {"options": dict, "seeds": list}
+    wrong = [k for k, kind in kinds.items() if type(data.get(k, kind())) is not kind]
+    return f"has a malformed {wrong[0]}" if wrong else None
+
+
 def decode_json(raw: str | bytes | None, where: str) -> Any:
     if raw is None:
         return None

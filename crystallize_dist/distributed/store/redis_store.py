@@ -20,6 +20,7 @@ from crystallize_dist.distributed.store.records import (
     Encoded,
     RecordCheck,
     decode_json,
+    decode_manifest,
     decode_page,
     decode_record,
 )
@@ -86,8 +87,7 @@ class RedisStore(RunStore):
         raw = self._call(lambda: self.r.get(C.key_manifest(run_id)))
         if raw is None:
             raise RunNotFoundError(f"no run '{run_id}' in {redact(self.url)}")
-        data: dict[str, Any] = decode_json(raw, f"manifest of run '{run_id}'")
-        return data
+        return decode_manifest(raw, run_id)
 
     def exists(self, run_id: str) -> bool:
         return bool(self._call(lambda: self.r.exists(C.key_manifest(run_id))))

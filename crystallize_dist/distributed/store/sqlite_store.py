@@ -22,6 +22,7 @@ from crystallize_dist.distributed.store.records import (
     Encoded,
     RecordCheck,
     decode_json,
+    decode_manifest,
     decode_page,
     decode_record,
     encode,
@@ -67,8 +68,7 @@ class SQLiteStore(RunStore):
         rows = self._read(f"SELECT manifest FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,))
         if not rows:
             raise RunNotFoundError(self._missing(run_id))
-        data: dict[str, Any] = decode_json(rows[0][0], f"manifest of run '{run_id}'")
-        return data
+        return decode_manifest(rows[0][0], run_id)
 
     def exists(self, run_id: str) -> bool:
         return bool(self._read(f"SELECT 1 FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,)))
