@@ -9,6 +9,7 @@ reference: the module attribute that holds it (found automatically) or ``experim
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,11 @@ def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
                 if probe is not None:
                     return ExperimentRef(probe.kind, probe.target, attr)
     return None
+
+
+def say(line: str) -> None:
+    """One line on stderr, for the person waiting for a run."""
+    print(f"crystallize-dist: {line}", file=sys.stderr, flush=True)
 
 
 def _check_treatments(experiment: Experiment, spec: RunSpec) -> None:
@@ -123,16 +129,25 @@ class CeleryExecution(BasePlugin):
             options = attach_bundle(options, ref, store, settings)
             manifest = create_run(store, experiment, ref, text, spec, options)
             self.run_id = manifest["run_id"]
+            say(
+                f"run {self.run_id} submitted ({spec.plan.n_cells} cells, queue "
+                f"'{settings.queue}'); if this process stops, `crystallize-dist wait "
+                f"{self.run_id}` waits for it"
+            )
             enqueue(settings, self.run_id, list(spec.plan.cells()), self.cells_per_task)
             bar = progress_bar(spec.plan.n_cells, "Cells", self.progress)
-            wait_for(
-                store,
-                self.run_id,
-                timeout=self.timeout,
-                poll=self.poll_interval,
-                on_progress=bar.update,
-            )
-            bar.close()
+            try:
+                wait_for(
+                    store,
+                    self.run_id,
+                    timeout=self.timeout,
+                    poll=self.poll_interval,
+                    on_progress=bar.update,
+                    settings=settings,
+                    say=say,
+                )
+            finally:
+                bar.close()
             from crystallize_dist.distributed.artifacts import artifact_root, fetch
 
             return list(fetch(store, store.iter_records(self.run_id), artifact_root(experiment)))
