@@ -340,3 +340,54 @@ def test_a_run_longer_than_its_ttl_loses_nothing(redis_url: str, tmp_path: Path)
     result = json.loads(out.stdout)
     assert result["digest"] == serial_digest() and not result["provenance"].get("missing")
     assert len(result["provenance"]["cells"]) == CELLS
+
+
+def test_a_waiting_submitter_sends_lost_cells_again(redis_url: str, tmp_path: Path) -> None:
+    """Task messages that vanished from the broker (a Redis without persistence restarted,
+    say) leave cells with no record and no message: ``wait`` finds them once the run has made
+    no progress for a grace period, sends them again with their seeds, and the run finishes
+    with the serial digest - no ``resume`` needed."""
+    fast = {"CRYSTALLIZE_DIST_HEARTBEAT_INTERVAL": "1", "CRYSTALLIZE_DIST_HEARTBEAT_GRACE": "3"}
+    env = {**fast, "CRYSTALLIZE_DIST_QUEUE": "q-lost", "CRYSTALLIZE_DIST_CELLS_PER_TASK": "1"}
+    run_id = submit(redis_url, env, tmp_path)
+    client = redis.Redis.from_url(redis_url)
+    assert client.llen("q-lost") == CELLS
+    assert len(client.rpop("q-lost", 5) or []) == 5  # five messages vanish
+    worker = Worker(redis_url, tmp_path, name="finisher", concurrency=2, env=env).wait_ready()
+    try:
+        out = run_cli("wait", run_id, "--format", "json", "--no-progress", "--timeout", "90",
+                      broker_url=redis_url, cwd=tmp_path, env=env)  # fmt: skip
+    finally:
+        worker.stop()
+    assert out.returncode == 0, out.stderr
+    assert f"5 cell(s) of run {run_id} had no record and no task message left (lost)" in out.stderr
+    assert json.loads(out.stdout)["digest"] == serial_digest()
+
+
+def test_cancel_delete_and_purge_on_redis(redis_url: str, tmp_path: Path) -> None:
+    """No worker runs: cancel twice says so the second time; delete removes the run's keys
+    and its queued messages (not another run's); purge removes what is older than its age,
+    and the runs index with it."""
+    env = {"CRYSTALLIZE_DIST_QUEUE": "q-manage"}
+    client = redis.Redis.from_url(redis_url)
+    first, second = submit(redis_url, env, tmp_path), submit(redis_url, env, tmp_path)
+    queued = client.llen("q-manage")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, broker_url=redis_url, cwd=tmp_path, env=env)
+
+    assert cli("cancel", first).stdout.strip() == f"cancelled {first}"
+    again = cli("cancel", first)
+    assert (again.returncode, again.stdout.strip()) == (
+        0, f"run {first} is already cancelled; nothing changed"
+    )  # fmt: skip
+    out = cli("delete", first)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"deleted {first} and {queued // 2} task message(s)"
+    assert client.llen("q-manage") == queued - queued // 2
+    assert not client.keys(f"*{first}*")
+    assert cli("status", first).returncode != 0
+    out = cli("purge", "--older-than", "0s")
+    assert out.stdout.strip() == f"purged 1 run(s): {second}", out.stderr
+    assert client.llen("q-manage") == 0 and not client.keys(f"*{second}*")
+    assert client.zcard(C.KEY_RUNS) == 0
