@@ -64,6 +64,7 @@ class Topology:
         self.hub = names[0]
         self.created: list[str] = []  # namespaces, for cleanup
         self.links: list[str] = []  # veth ends made in the root namespace, for cleanup
+        self.devices: dict[str | None, str] = {}  # each namespace's end of its link
 
     def ns(self, name: str) -> str:
         return f"cdt-{os.getpid()}-{name}"
@@ -92,6 +93,12 @@ class Topology:
             ip("link", "set", outer, "netns", self.ns(name))
         self._in(name, "addr", "add", f"{self.address(name)}/24", "dev", outer)
         self._in(name, "link", "set", outer, "up")
+        self.devices[name] = outer
+
+    def set_link(self, name: str, up: bool) -> None:
+        """Take the link of namespace ``name`` down (its "machine" drops off the network) or
+        bring it up again (its address comes back with it)."""
+        self._in(name, "link", "set", self.devices[name], "up" if up else "down")
 
     def create(self) -> Topology:
         for name in self.names:

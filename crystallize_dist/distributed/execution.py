@@ -9,7 +9,7 @@ reference: the module attribute that holds it (found automatically) or ``experim
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,11 @@ def _same_fingerprint_ref(experiment: Experiment) -> ExperimentRef | None:
                 if probe is not None:
                     return ExperimentRef(probe.kind, probe.target, attr)
     return None
+
+
+def say(line: str) -> None:
+    """One line on stderr, for the person waiting for a run."""
+    print(f"crystallize-dist: {line}", file=sys.stderr, flush=True)
 
 
 def _check_treatments(experiment: Experiment, spec: RunSpec) -> None:
@@ -123,7 +128,7 @@ class CeleryExecution(BasePlugin):
 
             evicts = check_eviction(store, settings)  # refuses with REQUIRE_NOEVICTION
             if evicts:
-                warnings.warn(evicts, stacklevel=2)
+                say(f"warning: {evicts}")
             options = run_options(settings, cells_per_task=self.cells_per_task, local=False)
             from crystallize_dist.distributed.bundle import attach_bundle
 
@@ -132,16 +137,25 @@ class CeleryExecution(BasePlugin):
                 store, experiment, ref, text, spec, options, secret=settings.secret
             )
             self.run_id = manifest["run_id"]
+            say(
+                f"run {self.run_id} submitted ({spec.plan.n_cells} cells, queue "
+                f"'{settings.queue}'); if this process stops, `crystallize-dist wait "
+                f"{self.run_id}` waits for it"
+            )
             enqueue(settings, self.run_id, list(spec.plan.cells()), self.cells_per_task)
             bar = progress_bar(spec.plan.n_cells, "Cells", self.progress)
-            wait_for(
-                store,
-                self.run_id,
-                timeout=self.timeout,
-                poll=self.poll_interval,
-                on_progress=bar.update,
-            )
-            bar.close()
+            try:
+                wait_for(
+                    store,
+                    self.run_id,
+                    timeout=self.timeout,
+                    poll=self.poll_interval,
+                    on_progress=bar.update,
+                    settings=settings,
+                    say=say,
+                )
+            finally:
+                bar.close()
             from crystallize_dist.distributed.artifacts import artifact_root, fetch
             from crystallize_dist.distributed.verification import RunVerification
 
