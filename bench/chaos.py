@@ -203,6 +203,7 @@ class Soak:
     runs: list[Run] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     refused: int = 0  # submits refused while Redis was down (and submitted again)
+    exits: list[str] = field(default_factory=list)  # workers that exited by themselves
     longest_stall: float = 0.0
     client: Any = None  # a Redis client of the soak's own, for the queue and heartbeats
     stop: threading.Event = field(default_factory=threading.Event)
@@ -223,28 +224,43 @@ class Soak:
 
     def _collect(self, run: Run) -> None:
         out, err = run.proc.communicate()
-        run.out, run.err, run.code = out, err, run.proc.returncode
         for line in err.splitlines():
             if line.startswith("run "):
                 run.run_id = line.split()[1]
                 break
+        with self.lock:
+            run.out, run.err = out, err
+            if run.proc.returncode != 0 and run.run_id is None and "Redis" in err:
+                run.code = REFUSED  # refused while Redis was down: nothing was created
+                self.refused += 1
+            else:
+                run.code = run.proc.returncode
 
     def in_flight(self) -> list[Run]:
         with self.lock:
             return [r for r in self.runs if r.code is None]
 
-    def keep_submitting(self) -> None:
+    def supervise(self) -> None:
+        """Start again, after the same pause, a worker that exited by itself, as systemd's
+        ``Restart=always`` of deploy/systemd does (each such exit is counted: it is a fault
+        of ours or of Celery's, not one the soak injected)."""
         while not self.stop.is_set():
-            refused = 0
-            with self.lock:
-                for run in self.runs:  # refused while Redis was down: nothing was created
-                    if run.code not in (None, 0, REFUSED) and run.run_id is None:
-                        run.code = REFUSED
-                        refused += 1
-                self.refused += refused
+            for host in self.hosts:
+                if not host.alive() and not host.busy.locked():
+                    self.exits.append(host.node)
+                    code = host.proc.returncode if host.proc else None
+                    when = time.strftime("%H:%M:%S")
+                    print(f"  {when} worker {host.node} exited by itself (exit {code})", flush=True)
+                    self._later(self.prof.restart_after, host, host.start)
+            time.sleep(0.5)
+
+    def keep_submitting(self) -> None:
+        refused = 0
+        while not self.stop.is_set():
             if len(self.in_flight()) < self.prof.in_flight:
                 self.submit()
-            time.sleep(1.0 if refused else 0.2)
+            time.sleep(1.0 if self.refused > refused else 0.2)
+            refused = self.refused
 
     # -- watching ------------------------------------------------------------------------------
     def recorded(self, cells: set[tuple[str, str]]) -> bool:
@@ -263,9 +279,10 @@ class Soak:
         return total
 
     def watch(self) -> None:
-        """Track the longest stall and each fault's recovery."""
+        """Track the longest stall and each fault's recovery, until the last run ended."""
         last, since = -1, time.monotonic()
-        while not self.stop.is_set() or self.in_flight():
+        while True:
+            ending = self.stop.is_set() and not self.in_flight()
             now = time.monotonic()
             try:
                 done = self.progress()
@@ -277,6 +294,8 @@ class Soak:
             except Exception:  # Redis is down: the stall goes on
                 pass
             self.longest_stall = max(self.longest_stall, now - since)
+            if ending:
+                return
             time.sleep(0.25)
 
     def in_flight_cells(self, node: str) -> set[tuple[str, str]]:
@@ -425,6 +444,7 @@ def check(soak: Soak) -> dict[str, Any]:
         "digest_mismatches": wrong,
         "failed_runs": failed,
         "submits_refused_while_redis_down": soak.refused,
+        "workers_exited_by_themselves": len(soak.exits),
     }
 
 
@@ -452,6 +472,8 @@ def table(soak: Soak, verdict: dict[str, Any]) -> str:
         f"lost cells sent again by waiting submitters  {verdict['lost_cells_sent_again']}",
         f"submits refused while Redis was down (submitted again)  "
         f"{verdict['submits_refused_while_redis_down']}",
+        f"workers that exited by themselves (restarted as systemd would)  "
+        f"{verdict['workers_exited_by_themselves']}",
     ]
     return "\n".join(lines)
 
@@ -507,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         soak = Soak(prof, net, server, hosts, store,
                     {**env, "CRYSTALLIZE_DIST_BROKER_URL": server.url}, workdir)  # fmt: skip
         threading.Thread(target=soak.keep_submitting, daemon=True).start()
+        threading.Thread(target=soak.supervise, daemon=True).start()
         watcher = threading.Thread(target=soak.watch, daemon=True)
         watcher.start()
         end = time.monotonic() + prof.minutes * 60

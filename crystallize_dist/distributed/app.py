@@ -51,6 +51,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
+        # Celery's consumer, made to reconnect when a lost connection fails to close
+        "worker_consumer": "crystallize_dist.distributed.consumer:Consumer",
     }
 
 

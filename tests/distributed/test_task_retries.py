@@ -90,3 +90,34 @@ def test_when_nothing_can_be_written_the_message_goes_back_to_the_queue(
     with pytest.raises(Reject) as rejected:
         retry_left(task, SETTINGS, ARGS, {}, CAUSE)  # type: ignore[arg-type]
     assert rejected.value.requeue is True
+
+
+def test_closing_a_lost_connection_with_a_detached_transport_does_not_stop_the_worker() -> None:
+    """Celery's consumer closes a lost broker connection after detaching its transport;
+    giving held messages back then raises AttributeError, which would end the worker."""
+    from crystallize_dist.distributed.consumer import contain_close
+
+    class Lost:
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+            self.closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+            raise self.error
+
+    detached = Lost(AttributeError("'NoneType' object has no attribute 'hostname'"))
+    contain_close(detached)
+    detached.close()  # logged, not raised
+    assert detached.closed == 1
+    refused = Lost(ConnectionError("refused"))
+    contain_close(refused)
+    with pytest.raises(ConnectionError):  # Celery's ignore_errors deals with these
+        refused.close()
+
+
+def test_workers_use_the_consumer_that_reconnects() -> None:
+    from crystallize_dist.distributed.app import create_app
+
+    app = create_app(SETTINGS)
+    assert app.conf.worker_consumer == "crystallize_dist.distributed.consumer:Consumer"

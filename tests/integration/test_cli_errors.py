@@ -305,4 +305,9 @@ def test_bad_option_from_its_environment_variable(
     one_line_error(out, "replicates", "-3")
     out = submit(QUICKSTART, redis_url, tmp_path, {**env, "CRYSTALLIZE_DIST_SEED": "-1"})
     one_line_error(out, "seed", "-1")
+    short_grace = {**env, "CRYSTALLIZE_DIST_HEARTBEAT_GRACE": "4"}  # under two intervals of 5 s
+    out = submit(QUICKSTART, redis_url, tmp_path, short_grace)
+    one_line_error(out, "heartbeat_grace (4s) must be at least twice heartbeat_interval (5s")
+    worker = run_cli("worker", broker_url=redis_url, cwd=tmp_path, env=short_grace, timeout=60)
+    one_line_error(worker, "heartbeat_grace (4s)")
     assert_no_run(redis_url)

@@ -391,3 +391,32 @@ def test_cancel_delete_and_purge_on_redis(redis_url: str, tmp_path: Path) -> Non
     assert out.stdout.strip() == f"purged 1 run(s): {second}", out.stderr
     assert client.llen("q-manage") == 0 and not client.keys(f"*{second}*")
     assert client.zcard(C.KEY_RUNS) == 0
+
+
+def test_a_worker_survives_redis_restarts_while_it_holds_cells(tmp_path: Path) -> None:
+    """Redis is killed and started again four times while a worker runs 1 s cells: the worker
+    reconnects every time (Celery would otherwise exit on closing the lost connection with
+    messages in hand) and the run finishes with the serial digest."""
+    server = RedisServer(tmp_path / "redis", appendonly=True,
+                         extra=["--appendfsync", "always"]).start()  # fmt: skip
+    fast = {"CRYSTALLIZE_DIST_HEARTBEAT_INTERVAL": "1", "CRYSTALLIZE_DIST_HEARTBEAT_GRACE": "3"}
+    env = {**fast, "CDT_SLEEP": "1", "CRYSTALLIZE_DIST_QUEUE": "q-restarts"}
+    worker = Worker(server.url, tmp_path, name="steadfast", concurrency=2, env=env)
+    try:
+        worker.wait_ready()
+        run_id = submit(server.url, env, tmp_path, "--cells-per-task", "1")
+        store = open_store(server.url, retries=20)
+        for n in range(4):
+            wait_records(store, run_id, 2 * (n + 1), timeout=90)
+            server.stop(signal.SIGKILL)
+            time.sleep(0.5)
+            server.start()
+            time.sleep(2.5)  # reconnected, and taken cells again
+            assert worker.proc.poll() is None, worker.log.read_text()[-3000:]
+        wait_for(store, run_id, timeout=120)
+        assert worker.proc.poll() is None
+        assert load_result(store, run_id).digest == serial_digest()
+    finally:
+        worker.stop()
+        server.stop()
+    assert "Unrecoverable error" not in worker.log.read_text()
