@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from crystallize_dist.errors import ConfigError
+from crystallize_dist.errors import ConfigError, MissingConfigError, ValidationError
 from crystallize_dist.model.config_sections import (
     Folder,
     read_datasource,
@@ -45,7 +45,7 @@ def config_path_of(path: str | Path) -> Path:
 
 def read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise ConfigError(f"{path}: no such file")
+        raise MissingConfigError(f"{path}: no such file")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -89,3 +89,29 @@ def experiment_parts(config_path: str | Path, load_other: Callable[[Path], Any])
         "replicates": replicates,
         "outputs": list(outputs.values()),
     }
+
+
+class FolderLoader:
+    """Builds the experiment of each config folder once (with ``make(**parts)``, the
+    Experiment class), so every experiment that reads another folder's output reads it
+    from the same producer; folders that refer to each other in a circle are an error."""
+
+    def __init__(self, make: Callable[..., Any]) -> None:
+        self.make = make
+        self.loaded: dict[Path, Any] = {}
+        self._loading: list[Path] = []
+
+    def __call__(self, folder: str | Path) -> Any:
+        config = config_path_of(folder).resolve()
+        if config in self._loading:
+            loop = [p.parent.name for p in self._loading[self._loading.index(config) :]]
+            raise ValidationError(
+                f"Experiment graph contains cycles: {' -> '.join([*loop, config.parent.name])}"
+            )
+        if config not in self.loaded:
+            self._loading.append(config)
+            try:
+                self.loaded[config] = self.make(**experiment_parts(config, self))
+            finally:
+                self._loading.pop()
+        return self.loaded[config]
