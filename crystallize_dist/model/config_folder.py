@@ -67,8 +67,9 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def experiment_parts(config_path: str | Path, load_other: Callable[[Path], Any]) -> dict[str, Any]:
     """The arguments of the Experiment that ``config_path`` (a config.yaml or its folder)
-    describes. ``load_other`` builds the experiment of another folder, one whose output
-    this folder's datasource reads (``"other_experiment#artifact"``)."""
+    describes, but ``outputs`` is a mapping of alias to Artifact. ``load_other`` builds the
+    experiment of another folder, one whose output this folder's datasource reads
+    (``"other_experiment#alias"``)."""
     config = config_path_of(config_path).resolve()
     cfg = read_config(config)
     mods = Folder(config.parent, config, load_other)
@@ -87,7 +88,7 @@ def experiment_parts(config_path: str | Path, load_other: Callable[[Path], Any])
         "treatments": read_treatments(cfg, mods),
         "hypotheses": read_hypotheses(cfg, mods),
         "replicates": replicates,
-        "outputs": list(outputs.values()),
+        "outputs": outputs,
     }
 
 
@@ -111,7 +112,11 @@ class FolderLoader:
         if config not in self.loaded:
             self._loading.append(config)
             try:
-                self.loaded[config] = self.make(**experiment_parts(config, self))
+                parts = experiment_parts(config, self)
+                outputs = parts.pop("outputs")
+                experiment = self.make(**parts, outputs=list(outputs.values()))
+                experiment.outputs = outputs  # by alias, as references name them
+                self.loaded[config] = experiment
             finally:
                 self._loading.pop()
         return self.loaded[config]
