@@ -276,3 +276,18 @@ def test_the_process_pool_called_directly_runs_the_experiments_replicates() -> N
         step.handle.close()
     message = str(caught.value)
     assert "bad-exp" in message and "Holds" in message and "resource_factory" in message
+
+
+def test_max_workers_sizes_the_process_pool() -> None:
+    def pids(workers: int) -> set[int]:
+        exp = Experiment(
+            ReplicateSource(),
+            Pipeline([Record()]),
+            plugins=[ParallelExecution(executor_type="process", max_workers=workers)],
+            replicates=6,
+        )
+        cells = exp.run().provenance["cells"].values()
+        return {cell["worker"]["pid"] for cell in cells}
+
+    assert len(pids(1)) == 1
+    assert 1 <= len(pids(2)) <= 2
