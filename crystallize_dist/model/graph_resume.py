@@ -65,19 +65,17 @@ def _artifact_paths(vdir: Path, conditions: Sequence[str]) -> dict[str, dict[str
 
 
 def _stored_result(exp: Experiment, vdir: Path, treatments: Sequence[Treatment]) -> Result:
-    """The Result of ``exp``'s complete run stored in ``vdir``."""
+    """The Result of ``exp``'s complete run stored in ``vdir``, for the conditions a run
+    with ``treatments`` would have (what running it again would give)."""
+    conditions = [BASELINE_CONDITION, *(t.name for t in treatments)]
     metrics: dict[str, dict[str, list[Any]]] = {}
-    for cond in [BASELINE_CONDITION, *(t.name for t in exp.treatments)]:
+    for cond in conditions:
         path = vdir / cond / RESULTS_FILE
         if path.is_file():
             metrics[cond] = json.loads(path.read_text()).get("metrics", {})
     baseline = metrics.pop(BASELINE_CONDITION, {})
     stored = {name: TreatmentMetrics(m) for name, m in metrics.items()}
-    active = {t.name for t in treatments}
-    hypotheses = verify_hypotheses(
-        exp.hypotheses, baseline, {n: tm for n, tm in stored.items() if n in active}
-    )
-    conditions = [BASELINE_CONDITION, *(t.name for t in treatments)]
+    hypotheses = verify_hypotheses(exp.hypotheses, baseline, stored)
     result = Result(
         ExperimentMetrics(TreatmentMetrics(baseline), stored, hypotheses),
         artifacts=_artifact_paths(vdir, conditions),

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crystallize_dist import compat
-from crystallize_dist.compat import SWITCH_HINT
 from crystallize_dist.errors import ExperimentLoadError
 from crystallize_dist.model.config_folder import CONFIG_FILE
 from crystallize_dist.model.experiment import Experiment
@@ -83,6 +81,8 @@ def parse_ref(text: str, base: Path | None = None) -> ExperimentRef:
 def _upstream(obj: Any, where: str) -> ExperimentLoadError:
     """The error for an object crystallize-ml built (it is installed, so the file's
     ``crystallize`` imports were not aliased): how to switch the file's imports."""
+    from crystallize_dist.compat import SWITCH_HINT
+
     return ExperimentLoadError(f"{where} is a crystallize-ml {type(obj).__name__}: {SWITCH_HINT}")
 
 
@@ -115,6 +115,8 @@ def _materialise(obj: Any, where: str) -> Experiment:
 def load_ref(ref: ExperimentRef) -> Experiment:
     """Import the experiment a reference points to (a file written for Crystallize imports
     ``crystallize``: the alias of ``crystallize_dist.compat`` is put in place first)."""
+    from crystallize_dist import compat  # importing it puts the alias in place
+
     compat.install()
     if ref.kind == "folder":
         return Experiment.from_yaml(ref.target)

@@ -277,6 +277,12 @@ def test_resume_skips_a_complete_node_and_reads_its_result_back(tmp_path: Path) 
     paths = resumed.artifacts["out.txt"]
     assert set(paths) == {"baseline", "inc"} and paths == done.artifacts["out.txt"]
     assert Path(paths["inc"]).read_text() == "10"
+    # resumed with fewer treatments: the result is the one running it again would give
+    fewer = ExperimentGraph(_producer(tmp_path, again, ["out.txt"])).run(
+        strategy="resume", treatments=[]
+    )["a"]
+    assert again.calls == 0 and fewer.metrics.treatments == {}
+    assert set(fewer.artifacts["out.txt"]) == {"baseline"}
 
 
 def test_resume_reruns_a_node_whose_reader_needs_a_file_it_did_not_write(

@@ -71,6 +71,9 @@ def test_scripts_alias_crystallize_through_crystallize_dist_compat(tmp_path: Pat
     assert _python(str(importing), cwd=tmp_path).stdout.strip() == expected
     without = _python(str(original), cwd=tmp_path)  # no alias, no crystallize-ml: fails
     assert without.returncode != 0 and "No module named 'crystallize'" in without.stderr
+    # importing crystallize_dist itself aliases nothing: only compat, the CLI or a loader do
+    plain = _python("-c", "import crystallize_dist\nimport crystallize", cwd=tmp_path)
+    assert plain.returncode != 0 and "No module named 'crystallize'" in plain.stderr
 
 
 def test_only_crystallizes_subpackages_are_aliased(tmp_path: Path) -> None:
