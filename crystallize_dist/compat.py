@@ -79,7 +79,7 @@ class CrystallizeAlias(importlib.abc.MetaPathFinder):
 
 def installed() -> bool:
     """True when the alias is in place."""
-    return any(isinstance(f, CrystallizeAlias) for f in sys.meta_path)
+    return any(type(f).__name__ == CrystallizeAlias.__name__ for f in sys.meta_path)
 
 
 def upstream_installed() -> bool:
@@ -108,7 +108,7 @@ def install() -> str:
 
 def uninstall() -> None:
     """Take the alias away again (modules already imported through it stay imported)."""
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, CrystallizeAlias)]
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != CrystallizeAlias.__name__]
     for name in [n for n in sys.modules if n == SOURCE or n.startswith(SOURCE + ".")]:
         if getattr(sys.modules[name], "__name__", "").startswith(TARGET):
             del sys.modules[name]
@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-install()
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run through the module itself (not this ``__main__`` copy), so a script that imports
+    # crystallize_dist.compat finds the alias it put in place
+    from crystallize_dist.compat import main as _main
+
+    raise SystemExit(_main())
+install()

@@ -69,6 +69,10 @@ def test_scripts_alias_crystallize_through_crystallize_dist_compat(tmp_path: Pat
     importing = tmp_path / "exp" / "importing.py"
     importing.write_text("import crystallize_dist.compat  # noqa: F401\n" + original.read_text())
     assert _python(str(importing), cwd=tmp_path).stdout.strip() == expected
+    both = _python("-m", "crystallize_dist.compat", str(importing), cwd=tmp_path)
+    assert both.stdout.strip() == expected, both.stderr
+    usage = _python("-m", "crystallize_dist.compat", cwd=tmp_path)
+    assert usage.returncode == 2 and "usage: python -m crystallize_dist.compat" in usage.stdout
     without = _python(str(original), cwd=tmp_path)  # no alias, no crystallize-ml: fails
     assert without.returncode != 0 and "No module named 'crystallize'" in without.stderr
     # importing crystallize_dist itself aliases nothing: only compat, the CLI or a loader do
