@@ -16,6 +16,8 @@ REPLICATE_KEY = "replicate"
 CONDITION_KEY = "condition"
 SEED_USED_KEY = "seed_used"
 STEP_NAME_KEY = "step_name"
+#: the pools ParallelExecution runs replicates on (its ``executor_type``)
+VALID_EXECUTOR_TYPES = frozenset({"thread", "process"})
 
 # --- Environment variables -----------------------------------------------------------------
 ENV_PREFIX = "CRYSTALLIZE_DIST_"

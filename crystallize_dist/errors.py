@@ -8,8 +8,15 @@
     ├── ContextMutationError            a context key was written twice
     ├── ValidationError                 an experiment is not runnable as configured (ValueError)
     │   ├── ConfigError                 a config.yaml folder is malformed
+    │   │   └── MissingConfigError      a config folder (or one it refers to) does not
+    │   │                               exist (FileNotFoundError)
     │   └── InvalidOptionError          a run option (replicates, seed, treatment, ...) is wrong
     ├── MetricValueError                a metric value has no JSON form
+    ├── CacheError                      the step cache cannot be written (OSError)
+    ├── MissingArtifactError            an artifact file or manifest entry is missing
+    │                                   (FileNotFoundError)
+    ├── ArtifactError                   an Artifact used unbound, or without a producer or
+    │                                   ArtifactPlugin (RuntimeError)
     ├── ExperimentLoadError             an experiment reference does not import or is not one
     ├── UnpicklableExperimentError      the process executor cannot pickle the experiment
     ├── CellError                       a failed cell, rebuilt from its JSON record
@@ -30,13 +37,15 @@
     └── TaskMessageError                a task message has unknown fields or wrong types
 
 Exception classes that upstream Crystallize raised as ``ValueError`` / ``TypeError`` /
-``RuntimeError`` keep those bases too, so ``except ValueError`` in user code still works.
+``RuntimeError`` / ``OSError`` / ``FileNotFoundError`` keep those bases too, so
+``except ValueError`` in user code still works.
 Every message is one line that names the offending value and where it came from.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import builtins
+from typing import Any, TypeVar
 
 
 class CrystallizeError(Exception):
@@ -78,12 +87,30 @@ class ConfigError(ValidationError):
     """Raised when a config.yaml experiment folder is malformed."""
 
 
+class MissingConfigError(ConfigError, FileNotFoundError):
+    """Raised when a config folder, or the folder a datasource reference names, does not
+    exist."""
+
+
 class InvalidOptionError(ValidationError, TypeError):
     """Raised when a run option (replicates, seed, treatment name, URL, ...) is invalid."""
 
 
 class MetricValueError(CrystallizeError, TypeError):
     """Raised when a recorded metric value has no JSON form (names the metric and type)."""
+
+
+class CacheError(CrystallizeError, OSError):
+    """Raised when a cacheable step's output cannot be stored in the step cache."""
+
+
+class MissingArtifactError(CrystallizeError, FileNotFoundError):
+    """Raised when an artifact a datasource reads (or its manifest entry) does not exist."""
+
+
+class ArtifactError(CrystallizeError, RuntimeError):
+    """Raised when an Artifact is written unbound, or read without a producing experiment
+    or an ArtifactPlugin."""
 
 
 class ExperimentLoadError(CrystallizeError, ImportError):
@@ -135,11 +162,15 @@ class CellError(CrystallizeError):
         return hash((self.error_type, self.message))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_cell_error, (type(self), self.message, self.__dict__))
+        static = getattr(type(self), "static_class", type(self))
+        return (_rebuild_cell_error, (static, self.error_type, self.message, self.__dict__))
 
 
-def _rebuild_cell_error(cls: type[CellError], message: str, state: dict[str, Any]) -> CellError:
-    err = cls.__new__(cls)
+def _rebuild_cell_error(
+    cls: type[CellError], error_type: str, message: str, state: dict[str, Any]
+) -> CellError:
+    kind = cell_error_class(cls, error_type)
+    err = kind.__new__(kind)
     Exception.__init__(err, message)
     err.__dict__.update(state)
     return err
@@ -153,7 +184,39 @@ class StepCellError(CellError, PipelineExecutionError):
     ) -> None:
         CellError.__init__(self, message, **kwargs)
         self.step_name = kwargs.get("step") or ""
-        self.original_exception = CellError(original_message, error_type=original_type)
+        self.original_exception = cell_error_class(CellError, original_type)(
+            original_message, error_type=original_type
+        )
+
+
+_KINDS: dict[tuple[type[CellError], str], type[CellError]] = {}
+_E = TypeVar("_E", bound=CellError)
+
+
+def cell_error_class(base: type[_E], error_type: str) -> type[_E]:
+    """``base``, or a subclass of it that is also the exception class ``error_type`` names
+    when that is a built-in exception or one of this module's: a cell that raised
+    FileNotFoundError gives an error that ``except FileNotFoundError`` (or ``OSError``)
+    catches, as the original would have been in Crystallize, while it stays a CellError
+    made from JSON. Other names give ``base`` itself."""
+    key: tuple[type[CellError], str] = (base, error_type)
+    kind: Any = _KINDS.get(key)
+    if kind is None:
+        kind = base
+        other = getattr(builtins, error_type, None) or globals().get(error_type)
+        if isinstance(other, type) and issubclass(other, Exception) and not issubclass(base, other):
+            try:
+                made: Any = type(
+                    f"{base.__name__}[{error_type}]", (base, other), {"static_class": base}
+                )
+                made("probe")  # some built-in exceptions cannot be mixed in: keep base
+                made.__new__(made)  # (and unpickling makes one this way)
+                kind = made
+            except TypeError:
+                pass
+        _KINDS[key] = kind
+    found: type[_E] = kind
+    return found
 
 
 class CellTimeoutError(CrystallizeError):

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "crystallize_dist"
 #: Crystallize's module paths, kept as aliases of the real objects (no logic of their own)
 ALIASES = ("plugins", "utils", "experiments", "datasources", "pipelines")
 #: the modules at the package's top: shared by every room
-FOUNDATION = {"constants", "errors", "config", "canonical", "urls"}
+FOUNDATION = {"constants", "errors", "config", "canonical", "urls", "compat"}
 #: which rooms each room may import (besides itself and the foundation)
 ALLOWED = {
     "foundation": set(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from crystallize_dist import compat
 from crystallize_dist.cli import manage, reading, runs, waiting, workers
 from crystallize_dist.cli.options import OneLineErrors
 
@@ -16,6 +17,9 @@ from crystallize_dist.cli.options import OneLineErrors
 @click.version_option(package_name="crystallize-dist")
 def main() -> None:
     """Run Crystallize-style experiments anywhere, with the same result bytes."""
+    # files written for Crystallize import `crystallize`: alias it here and in every worker
+    # process this command starts (they fork from it), unless crystallize-ml is installed
+    compat.install()
 
 
 for _verb in (

@@ -1,11 +1,13 @@
-"""Crystallize's ``crystallize.datasources.datasource`` path. (compatibility alias)."""
+"""Crystallize's ``crystallize.datasources.datasource`` path (an alias, no objects of its own)."""
 
-from crystallize_dist.model.artifact import Artifact
 from crystallize_dist.model.datasource import DataSource
-from crystallize_dist.model.inputs import ExperimentInput
+from crystallize_dist.model.inputs import (
+    ExperimentInput,
+    MultiArtifactDataSource,
+)
 
 __all__ = [
-    "Artifact",
     "DataSource",
     "ExperimentInput",
+    "MultiArtifactDataSource",
 ]

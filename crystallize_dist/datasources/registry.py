@@ -1,6 +1,7 @@
-"""Crystallize's ``crystallize.datasources.registry`` path. (compatibility alias)."""
+"""Crystallize's ``crystallize.datasources.registry`` path (an alias, no objects of its own)."""
 
 from crystallize_dist.model.registry import (
+    clear_registry,
     get_datasource,
     list_datasources,
     register_datasource,
@@ -8,6 +9,7 @@ from crystallize_dist.model.registry import (
 )
 
 __all__ = [
+    "clear_registry",
     "get_datasource",
     "list_datasources",
     "register_datasource",

@@ -18,10 +18,9 @@ from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.engine.plan import RunPlan
 from crystallize_dist.engine.records import STATUS_OK
 from crystallize_dist.engine.summaries import CellSummaries
-from crystallize_dist.model.hypothesis import Hypothesis
+from crystallize_dist.model.hypothesis import Hypothesis, verify_hypotheses
 from crystallize_dist.model.result import (
     ExperimentMetrics,
-    HypothesisResult,
     Result,
     TreatmentMetrics,
     error_from_dict,
@@ -57,21 +56,6 @@ def _cell_error(rec: Mapping[str, Any], condition: str, replicate: int) -> BaseE
     err.setdefault("condition", condition)
     err.setdefault("replicate", replicate)
     return error_from_dict(err)
-
-
-def verify_hypotheses(
-    hypotheses: Sequence[Hypothesis],
-    baseline: Mapping[str, Any],
-    treatments: Mapping[str, TreatmentMetrics],
-) -> list[HypothesisResult]:
-    """Verify each hypothesis against every treatment that has metrics, in list order."""
-    out = []
-    for hyp in hypotheses:
-        results = {
-            name: hyp.verify(baseline, tm.metrics) for name, tm in treatments.items() if tm.metrics
-        }
-        out.append(HypothesisResult(hyp.name, results, hyp.rank_treatments(results)))
-    return out
 
 
 class Aggregator:
@@ -146,7 +130,10 @@ class Aggregator:
                 else:
                     target[key] = list(values)
             seed = rec["seed"]
-            cond_seeds.append(seed if type(seed) is int else int(seed))
+            if type(seed) is int:
+                cond_seeds.append(seed)
+            elif seed is not None:  # None: a record made from Crystallize's fields
+                cond_seeds.append(int(seed))
             steps = rec.get("steps")
             if steps is not None:
                 cond_steps[r] = steps

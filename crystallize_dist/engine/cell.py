@@ -135,6 +135,7 @@ def _run(
         out = run_steps(
             data, cell.ctx, spec.planned, spec.verbose, spec.experiment, cell.steps, hooks
         )
+        spec.experiment.pipeline.keep_provenance(cell.steps)
         if holder is not None:
             holder["data"] = out[0]
         return cell.ok()
@@ -154,6 +155,7 @@ async def _arun(spec: RunSpec, condition: str, replicate: int, seed: int) -> dic
         await arun_steps(
             data, cell.ctx, spec.planned, spec.verbose, spec.experiment, cell.steps, hooks
         )
+        spec.experiment.pipeline.keep_provenance(cell.steps)
         return cell.ok()
     except Exception as exc:
         return cell.failed(exc)

@@ -1,7 +1,9 @@
 """Local executors: SerialExecution, ParallelExecution (threads or processes), AsyncExecution.
 
 Each one only decides *where* a replicate's cells run (see ``replicates.py``); the process
-pool is in ``process_pool.py``.
+pool is in ``process_pool.py``. Given a ``replicate_fn`` other than a run's own (code that
+calls an executor directly, as Crystallize's tests do), they behave as Crystallize's:
+SerialExecution and AsyncExecution await an async ``replicate_fn`` and return a coroutine.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from crystallize_dist.constants import VALID_EXECUTOR_TYPES
 from crystallize_dist.engine.aggregate import Aggregator
 from crystallize_dist.engine.process_pool import run_processes
-from crystallize_dist.engine.progress import progress_bar
+from crystallize_dist.engine.progress import progress
 from crystallize_dist.engine.replicates import ReplicateResult
+from crystallize_dist.engine.runspec import resolve
 from crystallize_dist.errors import InvalidOptionError
 from crystallize_dist.model.awaiting import await_here
 from crystallize_dist.model.plugins import BasePlugin, ExperimentLike, SeedPlugin
 
-VALID_EXECUTOR_TYPES = {"thread", "process"}
 _log = logging.getLogger("crystallize")
 
 
@@ -33,6 +36,11 @@ def _call(replicate_fn: Callable[[int], Any], rep: int) -> Any:
     if type(out) is not ReplicateResult and inspect.isawaitable(out):
         out = await_here(out)
     return out
+
+
+def _has_seed_plugin(experiment: Any) -> bool:
+    get_plugin = getattr(experiment, "get_plugin", None)
+    return callable(get_plugin) and get_plugin(SeedPlugin) is not None
 
 
 @dataclass
@@ -45,19 +53,21 @@ class SerialExecution(BasePlugin):
         self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any]
     ) -> Any:
         """Each replicate's output in order; for the run's own runner, its Aggregator with
-        every replicate folded as soon as it ran (its records are not kept until the end)."""
-        bar = progress_bar(experiment.replicates, "Replicates", self.progress)
-        try:
-            fold_all = getattr(replicate_fn, "fold_all", None)
-            if fold_all is not None:  # the run's own runner: fold each replicate as it ends
-                return fold_all(bar)
-            out = []
-            for rep in range(experiment.replicates):
-                out.append(_call(replicate_fn, rep))
-                bar.update(1)
-            return out
-        finally:
-            bar.close()
+        every replicate folded as soon as it ran (its records are not kept until the end);
+        for an ``async def`` replicate_fn, a coroutine of the outputs."""
+        reps = progress(
+            range(experiment.replicates), experiment.replicates, "Replicates", self.progress
+        )
+        fold_all = getattr(replicate_fn, "fold_all", None)
+        if fold_all is not None:  # the run's own runner: fold each replicate as it ends
+            return fold_all(reps)
+        if inspect.iscoroutinefunction(replicate_fn):
+            return self._await_each(replicate_fn, reps)
+        return [_call(replicate_fn, rep) for rep in reps]
+
+    @staticmethod
+    async def _await_each(replicate_fn: Callable[[int], Any], reps: Any) -> list[Any]:
+        return [await replicate_fn(rep) for rep in reps]
 
 
 @dataclass
@@ -88,41 +98,39 @@ class ParallelExecution(BasePlugin):
                 f"executor_type must be one of {sorted(VALID_EXECUTOR_TYPES)}, "
                 f"got {self.executor_type!r}"
             )
-        reps = experiment.replicates
-        workers = self._workers(reps)
-        bar = progress_bar(reps, "Replicates", self.progress)
-        try:
-            if self.executor_type == "thread":
-                return self._threads(experiment, replicate_fn, workers, bar)
-            return self._processes(replicate_fn, workers, bar)
-        finally:
-            bar.close()
+        workers = self._workers(experiment.replicates)
+        if self.executor_type == "thread":
+            return self._threads(experiment, replicate_fn, workers)
+        return self._processes(experiment, replicate_fn, workers)
 
     def _threads(
-        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any], workers: int, bar: Any
+        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any], workers: int
     ) -> list[Any]:
-        if experiment.get_plugin(SeedPlugin) is not None:
+        if _has_seed_plugin(experiment):
             _log.warning(
                 "ParallelExecution(executor_type='thread') shares the global random / numpy "
                 "generators between threads, so steps that draw from them are not "
                 "reproducible; draw from ctx.rng (numpy Generator) or ctx.random "
                 "(random.Random), which are seeded per cell, or use executor_type='process'"
             )
-        out: list[Any] = [None] * experiment.replicates
+        reps = experiment.replicates
+        out: list[Any] = [None] * reps
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_call, replicate_fn, r): r for r in range(experiment.replicates)}
-            for fut, rep in futures.items():
+            futures = [(pool.submit(_call, replicate_fn, r), r) for r in range(reps)]
+            for fut, rep in progress(futures, reps, "Replicates", self.progress):
                 out[rep] = fut.result()
-                bar.update(1)
         return out
 
-    def _processes(self, replicate_fn: Callable[[int], Any], workers: int, bar: Any) -> Aggregator:
-        """The run's Aggregator (see ``process_pool``): the run is the one ``replicate_fn``
-        belongs to."""
+    def _processes(
+        self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any], workers: int
+    ) -> Aggregator:
+        """The run's Aggregator (see ``process_pool``). Processes run the experiment's own
+        replicates: the run ``replicate_fn`` belongs to, else (a replicate_fn of another
+        kind, as Crystallize ignores it too) the experiment as it is."""
         spec = getattr(replicate_fn, "spec", None)
         if spec is None:
-            raise RuntimeError("ParallelExecution runs processes inside Experiment.run")
-        return run_processes(spec, workers, bar)
+            spec = resolve(experiment, hypotheses=[], replicates=experiment.replicates)  # type: ignore[arg-type]
+        return run_processes(spec, workers, show_progress=self.progress)
 
 
 @dataclass
@@ -132,7 +140,7 @@ class AsyncExecution(BasePlugin):
     progress: bool = False
 
     async def _gather(self, experiment: ExperimentLike, replicate_fn: Any) -> list[Any]:
-        if experiment.get_plugin(SeedPlugin) is not None:
+        if _has_seed_plugin(experiment):
             _log.warning(
                 "AsyncExecution runs cells concurrently on one event loop, so steps that "
                 "draw from the global random / numpy generators after an await are not "
@@ -146,7 +154,15 @@ class AsyncExecution(BasePlugin):
             out = replicate_fn(rep)
             return await out if inspect.isawaitable(out) else out
 
-        return list(await asyncio.gather(*(one(r) for r in range(experiment.replicates))))
+        tasks = [one(r) for r in range(experiment.replicates)]
+        if self.progress and experiment.replicates > 1:
+            try:
+                from tqdm.asyncio import tqdm
+            except ImportError:
+                pass
+            else:
+                return list(await tqdm.gather(*tasks, desc="Replicates"))
+        return list(await asyncio.gather(*tasks))
 
     def run_experiment_loop(
         self, experiment: ExperimentLike, replicate_fn: Callable[[int], Any]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from crystallize_dist.canonical import paused_gc
 from crystallize_dist.engine.aggregate import Aggregator
 from crystallize_dist.engine.cell import replicate_records
+from crystallize_dist.engine.progress import progress
 from crystallize_dist.engine.records import portable_steps
 from crystallize_dist.engine.runspec import Runnable, RunSpec
 from crystallize_dist.errors import UnpicklableExperimentError
@@ -104,22 +106,28 @@ def chunks(
     return out
 
 
-def run_processes(spec: RunSpec, workers: int, bar: Any) -> Aggregator:
-    """The run's Aggregator, each chunk of replicates folded in order as it comes back."""
+def run_processes(spec: RunSpec, workers: int, *, show_progress: bool = False) -> Aggregator:
+    """The run's Aggregator, each chunk of replicates folded in order as it comes back
+    (with a progress bar of the replicates when ``show_progress``)."""
     blob = pickle_run(spec)
     parts = chunks(spec.plan.replicates, workers)
     folder = Aggregator(spec.plan)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(blob,))
-    try:
-        futures: list[Future[bytes]] = [pool.submit(_run_chunk, c) for c in parts]
-        # no more work: each worker exits once the queue is done (its exit overlaps the
-        # last chunks being absorbed here; the pool's own thread reaps it)
-        pool.shutdown(wait=False)
+
+    def absorbed(futures: list[Future[bytes]]) -> Iterator[int]:
         for fut, chunk in zip(futures, parts, strict=True):
             part = fut.result()
             with paused_gc():  # plain data: no cycles to look for while it is read
                 folder.absorb(pickle.loads(part))
-            bar.update(len(chunk))
+            yield from chunk
+
+    try:
+        futures = [pool.submit(_run_chunk, c) for c in parts]
+        # no more work: each worker exits once the queue is done (its exit overlaps the
+        # last chunks being absorbed here; the pool's own thread reaps it)
+        pool.shutdown(wait=False)
+        for _ in progress(absorbed(futures), spec.plan.replicates, "Replicates", show_progress):
+            pass
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise

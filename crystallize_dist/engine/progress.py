@@ -1,9 +1,12 @@
-"""A progress bar on stderr: tqdm when installed, else rich, else nothing."""
+"""Progress bars on stderr: tqdm when installed, else rich, else nothing."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class _NoBar:
@@ -42,3 +45,26 @@ def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
         except Exception:  # pragma: no cover - no terminal at all
             return _NoBar()
     return tqdm(total=total, desc=desc, file=sys.stderr)
+
+
+def _counted(items: Iterable[_T], bar: Any) -> Iterator[_T]:
+    try:
+        for item in items:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def progress(items: Iterable[_T], total: int, desc: str, enabled: bool = True) -> Iterable[_T]:
+    """``items``, with a bar on stderr that advances as each is taken (tqdm wraps them when
+    installed, as Crystallize does; else rich); ``items`` themselves when disabled or when
+    there is at most one."""
+    if not enabled or total <= 1:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _counted(items, progress_bar(total, desc))
+    wrapped: Iterable[_T] = tqdm(items, total=total, desc=desc, file=sys.stderr)
+    return wrapped

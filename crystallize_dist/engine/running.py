@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.constants import BASELINE_CONDITION
-from crystallize_dist.engine.aggregate import Aggregator, aggregate_into, verify_hypotheses
+from crystallize_dist.engine.aggregate import Aggregator, aggregate_into
 from crystallize_dist.engine.cell import execute_for_apply
 from crystallize_dist.engine.environment import host_environment
 from crystallize_dist.engine.executors import SerialExecution
@@ -25,6 +25,7 @@ from crystallize_dist.engine.replicates import ReplicateRunner, flatten_results
 from crystallize_dist.engine.runspec import Runnable, RunSpec, resolve
 from crystallize_dist.errors import InvalidOptionError
 from crystallize_dist.model.awaiting import Drive, drive_async, drive_sync
+from crystallize_dist.model.hypothesis import verify_hypotheses
 from crystallize_dist.model.options import check_seed
 from crystallize_dist.model.plugins import BasePlugin, overrides_loop
 from crystallize_dist.model.result import ExperimentMetrics, Result, TreatmentMetrics
@@ -46,12 +47,13 @@ def executor_of(experiment: Runnable) -> BasePlugin:
 @contextmanager
 def set_up(experiment: Runnable) -> Iterator[None]:
     """Around a run's cells: every plugin's ``before_run``, then every step's ``setup``;
-    every step's ``teardown`` after them, whatever happened."""
+    every step's ``teardown`` after them, whatever happened (also when a ``setup``
+    failed, as in Crystallize)."""
     for plugin in experiment.plugins:
         plugin.before_run(experiment)
-    for step in experiment.pipeline.steps:
-        step.setup(experiment.setup_ctx)
     try:
+        for step in experiment.pipeline.steps:
+            step.setup(experiment.setup_ctx)
         yield
     finally:
         for step in experiment.pipeline.steps:

@@ -48,6 +48,13 @@ def _results_json(metrics: dict[str, list[Any]]) -> str:
         return json.dumps({"metrics": to_jsonable(metrics, strict=False)})
 
 
+def _write(path: Path, payload: bytes) -> None:
+    """Write a file of the run's folder (with the built-in ``open``, so a run that cannot
+    write its files fails with that OSError)."""
+    with open(path, "wb") as fh:
+        fh.write(payload)
+
+
 def _env_default(value: float, default: float, var: str) -> float:
     if value == default and var in os.environ:
         try:
@@ -116,7 +123,7 @@ class ArtifactPlugin(BasePlugin):
         written = ctx.cell_artifacts
         for name, payload in ctx.artifacts.items():
             path = folder / name
-            path.write_bytes(payload)
+            _write(path, payload)
             if written is not None:
                 written.append(
                     {
@@ -139,16 +146,15 @@ class ArtifactPlugin(BasePlugin):
         completion marker, the artifact manifest (then old versions are pruned)."""
         vdir = self._vdir()
         vdir.mkdir(parents=True, exist_ok=True)
-        (vdir / METADATA_FILENAME).write_text(
-            json.dumps({"replicates": replicates, "id": experiment_id, "name": name})
-        )
+        meta = {"replicates": replicates, "id": experiment_id, "name": name}
+        _write(vdir / METADATA_FILENAME, json.dumps(meta).encode())
         conditions = {BASELINE_CONDITION: result.metrics.baseline, **result.metrics.treatments}
         for cond, tm in conditions.items():
             cdir = vdir / cond
             cdir.mkdir(parents=True, exist_ok=True)
-            (cdir / RESULTS_FILE).write_text(_results_json(tm.metrics))
-            (cdir / COMPLETE_MARKER).touch()
-        (vdir / MANIFEST_FILE).write_text(json.dumps(dict(result.artifact_steps)))
+            _write(cdir / RESULTS_FILE, _results_json(tm.metrics).encode())
+            _write(cdir / COMPLETE_MARKER, b"")
+        _write(vdir / MANIFEST_FILE, json.dumps(dict(result.artifact_steps)).encode())
         if self.versioned:
             self._prune(vdir.parent)
 

@@ -33,7 +33,7 @@ def refuse_running_loop(problem: str) -> None:
         asyncio.get_running_loop()
     except RuntimeError:
         return
-    raise RuntimeError(f"{problem}; use `await experiment.arun(...)` or AsyncExecution")
+    raise RuntimeError(f"{problem}; use `await experiment.arun(...)` (or aoptimize) instead")
 
 
 def await_here(awaitable: Awaitable[Any]) -> Any:

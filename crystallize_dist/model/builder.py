@@ -19,14 +19,24 @@ if TYPE_CHECKING:
 
 
 class ExperimentBuilder:
-    """``Experiment.builder(name).datasource(ds).add_step(s).treatments([...]).build()``."""
+    """``Experiment.builder(name).datasource(ds).add_step(s).treatments([...]).build()``.
+
+    Each method sets one argument of the Experiment and returns the builder; an explicit
+    ``pipeline`` wins over the steps given with ``add_step``.
+    """
 
     def __init__(self, name: str | None = None) -> None:
         self._name = name
         self._datasource: DataSource | None = None
-        self._pipeline: Pipeline | None = None
         self._steps: list[PipelineStep] = []
-        self._kwargs: dict[str, Any] = {}
+        self._pipeline: Pipeline | None = None
+        self._plugins: list[BasePlugin] = []
+        self._treatments: list[Treatment] = []
+        self._hypotheses: list[Hypothesis] = []
+        self._replicates: int = 1
+        self._description: str | None = None
+        self._initial_ctx: dict[str, Any] = {}
+        self._outputs: list[Artifact] = []
 
     def datasource(self, datasource: DataSource) -> ExperimentBuilder:
         self._datasource = datasource
@@ -41,31 +51,31 @@ class ExperimentBuilder:
         return self
 
     def plugins(self, plugins: Sequence[BasePlugin]) -> ExperimentBuilder:
-        self._kwargs["plugins"] = list(plugins)
+        self._plugins = list(plugins)
         return self
 
     def treatments(self, treatments: Sequence[Treatment]) -> ExperimentBuilder:
-        self._kwargs["treatments"] = list(treatments)
+        self._treatments = list(treatments)
         return self
 
     def hypotheses(self, hypotheses: Sequence[Hypothesis]) -> ExperimentBuilder:
-        self._kwargs["hypotheses"] = list(hypotheses)
+        self._hypotheses = list(hypotheses)
         return self
 
     def replicates(self, replicates: int) -> ExperimentBuilder:
-        self._kwargs["replicates"] = replicates
+        self._replicates = replicates
         return self
 
     def description(self, description: str) -> ExperimentBuilder:
-        self._kwargs["description"] = description
+        self._description = description
         return self
 
     def initial_ctx(self, initial_ctx: Mapping[str, Any]) -> ExperimentBuilder:
-        self._kwargs["initial_ctx"] = dict(initial_ctx)
+        self._initial_ctx = dict(initial_ctx)
         return self
 
     def outputs(self, outputs: Sequence[Artifact]) -> ExperimentBuilder:
-        self._kwargs["outputs"] = list(outputs)
+        self._outputs = list(outputs)
         return self
 
     def build(self) -> Experiment:
@@ -73,5 +83,15 @@ class ExperimentBuilder:
 
         if self._datasource is None:
             raise ValidationError("datasource must be provided")
-        pipeline = self._pipeline or Pipeline(self._steps)
-        return Experiment(self._datasource, pipeline, name=self._name, **self._kwargs)
+        return Experiment(
+            self._datasource,
+            self._pipeline or Pipeline(self._steps),
+            list(self._plugins),
+            name=self._name,
+            description=self._description,
+            initial_ctx=self._initial_ctx or None,
+            outputs=self._outputs,
+            treatments=self._treatments,
+            hypotheses=self._hypotheses,
+            replicates=self._replicates,
+        )

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from crystallize_dist.errors import ConfigError
+from crystallize_dist.errors import ConfigError, MissingConfigError, ValidationError
 from crystallize_dist.model.config_sections import (
     Folder,
     read_datasource,
@@ -45,7 +45,7 @@ def config_path_of(path: str | Path) -> Path:
 
 def read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise ConfigError(f"{path}: no such file")
+        raise MissingConfigError(f"{path}: no such file")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -67,8 +67,9 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def experiment_parts(config_path: str | Path, load_other: Callable[[Path], Any]) -> dict[str, Any]:
     """The arguments of the Experiment that ``config_path`` (a config.yaml or its folder)
-    describes. ``load_other`` builds the experiment of another folder, one whose output
-    this folder's datasource reads (``"other_experiment#artifact"``)."""
+    describes, but ``outputs`` is a mapping of alias to Artifact. ``load_other`` builds the
+    experiment of another folder, one whose output this folder's datasource reads
+    (``"other_experiment#alias"``)."""
     config = config_path_of(config_path).resolve()
     cfg = read_config(config)
     mods = Folder(config.parent, config, load_other)
@@ -87,5 +88,35 @@ def experiment_parts(config_path: str | Path, load_other: Callable[[Path], Any])
         "treatments": read_treatments(cfg, mods),
         "hypotheses": read_hypotheses(cfg, mods),
         "replicates": replicates,
-        "outputs": list(outputs.values()),
+        "outputs": outputs,
     }
+
+
+class FolderLoader:
+    """Builds the experiment of each config folder once (with ``make(**parts)``, the
+    Experiment class), so every experiment that reads another folder's output reads it
+    from the same producer; folders that refer to each other in a circle are an error."""
+
+    def __init__(self, make: Callable[..., Any]) -> None:
+        self.make = make
+        self.loaded: dict[Path, Any] = {}
+        self._loading: list[Path] = []
+
+    def __call__(self, folder: str | Path) -> Any:
+        config = config_path_of(folder).resolve()
+        if config in self._loading:
+            loop = [p.parent.name for p in self._loading[self._loading.index(config) :]]
+            raise ValidationError(
+                f"Experiment graph contains cycles: {' -> '.join([*loop, config.parent.name])}"
+            )
+        if config not in self.loaded:
+            self._loading.append(config)
+            try:
+                parts = experiment_parts(config, self)
+                outputs = parts.pop("outputs")
+                experiment = self.make(**parts, outputs=list(outputs.values()))
+                experiment.outputs = outputs  # by alias, as references name them
+                self.loaded[config] = experiment
+            finally:
+                self._loading.pop()
+        return self.loaded[config]

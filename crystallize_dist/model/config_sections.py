@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from crystallize_dist.errors import ConfigError
+from crystallize_dist.errors import ConfigError, MissingConfigError
 from crystallize_dist.model.artifact import Artifact
 from crystallize_dist.model.artifact_files import versions
 from crystallize_dist.model.artifacts import ArtifactPlugin
@@ -106,7 +106,7 @@ def _reference(target: str, mods: Folder, where: str) -> Artifact:
     exp_name, _, artifact = target.partition("#")
     other = mods.folder.parent / exp_name
     if not (other / "config.yaml").exists():
-        raise ConfigError(f"{where}: '{target}' refers to {other}, which has no config.yaml")
+        raise MissingConfigError(f"{where}: '{target}' refers to {other}, which has no config.yaml")
     producer = mods.load(other)
     if artifact not in producer.outputs:
         raise ConfigError(f"{where}: experiment '{exp_name}' has no output '{artifact}'")
@@ -182,6 +182,11 @@ def read_steps(cfg: dict[str, Any], mods: Folder, outputs: dict[str, Artifact]) 
         factory = mods.factory("steps", name, f"steps[{i}]")
         for pname in _artifact_params(factory):
             value = kwargs.get(pname)
+            if isinstance(value, str) and value not in outputs:
+                raise ConfigError(
+                    f"{where}[{i}] '{name}': parameter '{pname}' asks for output '{value}', "
+                    f"which is not in outputs ({', '.join(outputs) or 'none'})"
+                )
             alias = (
                 value
                 if isinstance(value, str) and value in outputs

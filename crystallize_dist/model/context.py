@@ -6,6 +6,7 @@ import copy
 import logging
 import random
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -67,8 +68,19 @@ class FrozenMetrics:
         return f"FrozenMetrics({dict(self.as_dict())!r})"
 
 
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """One logged artifact: its file name, its bytes and the step that wrote it (the
+    ArtifactPlugin fills the step in from the step that just ran)."""
+
+    name: str
+    data: bytes
+    step_name: str = ""
+
+
 class ArtifactLog:
-    """Artifacts (name -> bytes) logged by the current step; names are unique."""
+    """Artifacts (name -> bytes) logged by the current step; names are unique. Iterating
+    gives ``ArtifactRecord`` objects, as in Crystallize."""
 
     def __init__(self) -> None:
         self._items: dict[str, bytes] = {}
@@ -85,8 +97,8 @@ class ArtifactLog:
     def items(self) -> list[tuple[str, bytes]]:
         return list(self._items.items())
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._items))
+    def __iter__(self) -> Iterator[ArtifactRecord]:
+        return iter([ArtifactRecord(name, data) for name, data in self._items.items()])
 
     def __len__(self) -> int:
         return len(self._items)
@@ -186,25 +198,32 @@ class FrozenContext:
         return f"FrozenContext(keys={sorted(self._data)!r})"
 
 
-class LoggingContext:
-    """A proxy over a FrozenContext that records (and logs at DEBUG) every key read."""
+class LoggingContext(FrozenContext):
+    """A FrozenContext that wraps another one, recording (and logging at DEBUG) every key
+    read. It holds no keys of its own: reads, writes, metrics, artifacts and the per-cell
+    generators are the wrapped context's."""
 
     def __init__(self, ctx: FrozenContext, logger: logging.Logger | None = None) -> None:
-        object.__setattr__(self, "_ctx", ctx)
-        object.__setattr__(self, "_logger", logger or ctx.logger)
-        object.__setattr__(self, "reads", {})
+        # no FrozenContext.__init__: nothing is copied, everything is the wrapped context's
+        self._ctx = ctx
+        self.metrics = ctx.metrics
+        self.artifacts = ctx.artifacts
+        self.logger = logger or ctx.logger
+        self.reads: dict[str, Any] = {}
+
+    def _read(self, key: str, value: Any) -> Any:
+        self.reads[key] = value
+        self.logger.debug("Read %s: %r", key, value)
+        return value
 
     def __getitem__(self, key: str) -> Any:
-        value = self._ctx[key]
-        self.reads[key] = value
-        self._logger.debug("Read %s: %r", key, value)
-        return value
+        return self._read(key, self._ctx[key])
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._ctx.get(key, default)
-        self.reads[key] = value
-        self._logger.debug("Read %s: %r", key, value)
-        return value
+        """The wrapped context's value (a read, recorded) or ``default`` (not recorded)."""
+        if key in self._ctx._data:
+            return self._read(key, self._ctx.get(key))
+        return copy.deepcopy(default)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._ctx[key] = value
@@ -212,8 +231,31 @@ class LoggingContext:
     def add(self, key: str, value: Any) -> None:
         self._ctx.add(key, value)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)
+    @property
+    def _data(self) -> dict[str, Any]:  # type: ignore[override]
+        return self._ctx._data
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._ctx.rng
+
+    @property
+    def random(self) -> random.Random:
+        return self._ctx.random
+
+    @property
+    def cell_seed(self) -> int | None:  # type: ignore[override]
+        return self._ctx.cell_seed
+
+    @property
+    def cell_artifacts(self) -> list[dict[str, Any]] | None:  # type: ignore[override]
+        return self._ctx.cell_artifacts
+
+    def _set_seed(self, seed: int | None) -> None:
+        self._ctx._set_seed(seed)
+
+    def __repr__(self) -> str:
+        return f"LoggingContext({self._ctx!r})"
 
 
 def standalone_context(

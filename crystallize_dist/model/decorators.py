@@ -59,6 +59,11 @@ class _FunctionStep(PipelineStep):
     def __call__(self, data: Any, ctx: FrozenContext) -> Any:
         return self._injected(data, ctx, **self._params)
 
+    async def __acall__(self, data: Any, ctx: FrozenContext) -> Any:
+        """The step's result, awaited when the function is ``async def``."""
+        result = self(data, ctx)
+        return await result if inspect.isawaitable(result) else result
+
     @property
     def params(self) -> dict[str, Any]:
         return dict(self._params)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from crystallize_dist.constants import BASELINE_CONDITION, VALID_EXECUTOR_TYPES
 from crystallize_dist.errors import ValidationError
 from crystallize_dist.model.artifacts import ArtifactPlugin
 from crystallize_dist.model.awaiting import refuse_running_loop
@@ -21,23 +21,25 @@ from crystallize_dist.model.context import FrozenContext
 from crystallize_dist.model.options import check_replicates
 from crystallize_dist.model.pipeline import Pipeline
 from crystallize_dist.model.plugins import BasePlugin, LoggingPlugin, SeedPlugin
+from crystallize_dist.model.run_state import RunState
 from crystallize_dist.model.seeding import default_seed_function
 
 if TYPE_CHECKING:
     from crystallize_dist.model.artifact import Artifact
+    from crystallize_dist.model.artifact_source import ArtifactDataSource
     from crystallize_dist.model.builder import ExperimentBuilder
     from crystallize_dist.model.datasource import DataSource
     from crystallize_dist.model.hypothesis import Hypothesis
+    from crystallize_dist.model.optimizers import BaseOptimizer
     from crystallize_dist.model.result import Result
     from crystallize_dist.model.treatment import Treatment
 
-_P = TypeVar("_P")
 
-
-class Experiment:
+class Experiment(RunState):
     """A Crystallize-compatible experiment (see the contract for every default)."""
 
     strategy: str = "rerun"
+    VALID_EXECUTOR_TYPES = VALID_EXECUTOR_TYPES
 
     def __init__(
         self,
@@ -69,39 +71,12 @@ class Experiment:
         self._replicates = replicates
         self.id: str | None = None
         self._validated = False
-        #: while a run is going on: its master seed, and the treatments defined before it
-        self._run_seed: int | None = None
-        self._defined: list[Treatment] | None = None
         self.set_default_plugins()
         for plugin in self.plugins:
             plugin.init_hook(self)
         check_replicates(replicates)
 
     # -- attributes ------------------------------------------------------------------------
-    @property
-    def treatments(self) -> list[Treatment]:
-        return self._treatments
-
-    @treatments.setter
-    def treatments(self, value: Iterable[Treatment]) -> None:
-        self._treatments = list(value)
-
-    @property
-    def hypotheses(self) -> list[Hypothesis]:
-        return self._hypotheses
-
-    @hypotheses.setter
-    def hypotheses(self, value: Iterable[Hypothesis]) -> None:
-        self._hypotheses = list(value)
-
-    @property
-    def replicates(self) -> int:
-        return self._replicates
-
-    @replicates.setter
-    def replicates(self, value: int) -> None:
-        self._replicates = check_replicates(value)
-
     @property
     def initial_ctx(self) -> dict[str, Any]:
         return dict(self._initial_ctx)
@@ -110,25 +85,6 @@ class Experiment:
     def setup_ctx(self) -> FrozenContext:
         """The context every step's ``setup`` and ``teardown`` receive (``initial_ctx``)."""
         return self._setup_ctx
-
-    @property
-    def defined_treatments(self) -> list[Treatment]:
-        """The experiment's own treatments, also while a run of only some of them is going
-        on (``treatments`` then holds the run's)."""
-        return self._defined if self._defined is not None else self._treatments
-
-    @property
-    def master_seed(self) -> int | None:
-        """The master seed of the run going on (``run(seed=...)`` or the SeedPlugin's);
-        outside a run, the SeedPlugin's seed."""
-        if self._run_seed is not None:
-            return self._run_seed
-        plugin = self.get_plugin(SeedPlugin)
-        return plugin.seed if plugin is not None else None
-
-    def get_plugin(self, cls: type[_P]) -> _P | None:
-        """The first plugin that is an instance of ``cls``, or None."""
-        return next((p for p in self.plugins if isinstance(p, cls)), None)
 
     def set_default_plugins(self) -> None:
         """Append ArtifactPlugin, SeedPlugin and LoggingPlugin where missing (in place)."""
@@ -150,9 +106,10 @@ class Experiment:
     @classmethod
     def from_yaml(cls, config_path: str | Path) -> Experiment:
         """Build an experiment from a folder's ``config.yaml`` (see model/config_folder.py)."""
-        from crystallize_dist.model.config_folder import experiment_parts
+        from crystallize_dist.model.config_folder import FolderLoader
 
-        return cls(**experiment_parts(config_path, cls.from_yaml))
+        experiment: Experiment = FolderLoader(cls)(config_path)
+        return experiment
 
     def validate(self) -> None:
         """Check that the experiment can run: a datasource and a non-empty pipeline."""
@@ -185,32 +142,6 @@ class Experiment:
 
         return running.fingerprint(self)
 
-    @contextmanager
-    def running(
-        self,
-        *,
-        treatments: Sequence[Treatment],
-        hypotheses: Sequence[Hypothesis],
-        replicates: int,
-        seed: int | None = None,
-    ) -> Iterator[None]:
-        """Within the block ``treatments``, ``hypotheses``, ``replicates`` and
-        ``master_seed`` are a run's (plugins see the run's values, as in Crystallize);
-        they are restored after it. ``defined_treatments`` stays the experiment's own."""
-        saved = (self._treatments, self._hypotheses, self._replicates, self._run_seed)
-        defined = self._defined
-        if defined is None:
-            self._defined = self._treatments
-        self._treatments = list(treatments)
-        self._hypotheses = list(hypotheses)
-        self._replicates = replicates
-        self._run_seed = seed
-        try:
-            yield
-        finally:
-            self._treatments, self._hypotheses, self._replicates, self._run_seed = saved
-            self._defined = defined
-
     # -- running ---------------------------------------------------------------------------
     def run(
         self,
@@ -224,7 +155,9 @@ class Experiment:
         """Run every cell and return the aggregated Result (sync; see ``arun``)."""
         from crystallize_dist.engine import running
 
-        refuse_running_loop("Experiment.run() cannot be called from a running event loop")
+        refuse_running_loop(
+            "an asyncio event loop is already running: Experiment.run() cannot block it"
+        )
         self._auto_validate()
         return running.run(
             self,
@@ -276,3 +209,50 @@ class Experiment:
             f"Experiment(name={self.name!r}, steps={len(self.pipeline.steps)}, "
             f"treatments={[t.name for t in self._treatments]})"
         )
+
+    def optimize(
+        self, optimizer: BaseOptimizer, num_trials: int, replicates_per_trial: int = 1
+    ) -> Treatment:
+        """Run ``num_trials`` trials: each runs the treatments ``optimizer.ask()`` gives
+        and tells the optimizer the mean of its objective metric over the first
+        treatment's values; returns ``optimizer.get_best_treatment()``."""
+        from crystallize_dist.model.optimizers import trial_values
+
+        refuse_running_loop(
+            "an asyncio event loop is already running: Experiment.optimize() cannot block it"
+        )
+        self.validate()
+        for _ in range(num_trials):
+            result = self.run(
+                treatments=optimizer.ask(), hypotheses=[], replicates=replicates_per_trial
+            )
+            optimizer.tell(trial_values(result, optimizer.objective))
+        return optimizer.get_best_treatment()
+
+    async def aoptimize(
+        self, optimizer: BaseOptimizer, num_trials: int, replicates_per_trial: int = 1
+    ) -> Treatment:
+        """Async twin of ``optimize`` (each trial through ``arun``)."""
+        from crystallize_dist.model.optimizers import trial_values
+
+        self.validate()
+        for _ in range(num_trials):
+            result = await self.arun(
+                treatments=optimizer.ask(), hypotheses=[], replicates=replicates_per_trial
+            )
+            optimizer.tell(trial_values(result, optimizer.objective))
+        return optimizer.get_best_treatment()
+
+    def artifact_datasource(
+        self,
+        step: str,
+        name: str = "data.json",
+        condition: str = BASELINE_CONDITION,
+        *,
+        require_metadata: bool = False,
+    ) -> ArtifactDataSource:
+        """A data source giving the paths of the files ``step`` wrote as ``name`` in this
+        experiment's last run, one per replicate (see ``model/artifact_source.py``)."""
+        from crystallize_dist.model.artifact_source import artifact_datasource
+
+        return artifact_datasource(self, step, name, condition, require_metadata=require_metadata)

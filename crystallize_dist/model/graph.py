@@ -2,24 +2,31 @@
 
 An experiment whose datasource is an ``Artifact`` (or an ``ExperimentInput`` holding one)
 that another experiment lists in its ``outputs`` runs after that experiment. Every node
-runs as it would alone - its own plugins, executor and seeds - so each node's result is
-the one ``experiment.run()`` gives.
+runs as it would alone - its own plugins, executor and seeds. Without treatments given to
+``run``, a node runs its own treatments plus those of the experiments upstream of it (its
+own win on a name clash), as in Crystallize. ``strategy="resume"`` skips a node whose
+last run finished every condition (see ``graph_resume.py``).
 """
 
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.errors import ValidationError
 from crystallize_dist.model.artifact import Artifact
+from crystallize_dist.model.graph_resume import plan_node
 from crystallize_dist.model.inputs import ExperimentInput
 
 if TYPE_CHECKING:
     from crystallize_dist.model.experiment import Experiment
     from crystallize_dist.model.result import Result
     from crystallize_dist.model.treatment import Treatment
+
+#: ``await callback(status, experiment name)``: status is "running" or "completed"
+ProgressCallback = Callable[[str, str], Awaitable[None]]
 
 
 def _inputs(experiment: Experiment) -> list[Artifact]:
@@ -28,7 +35,7 @@ def _inputs(experiment: Experiment) -> list[Artifact]:
     if isinstance(ds, Artifact):
         return [ds]
     if isinstance(ds, ExperimentInput):
-        return [src for src in ds.inputs.values() if isinstance(src, Artifact)]
+        return list(ds.required_outputs)
     return []
 
 
@@ -39,19 +46,25 @@ def _name(experiment: Experiment) -> str:
 
 
 class ExperimentGraph:
-    """A directed acyclic graph of experiments (Crystallize's ExperimentGraph)."""
+    """A directed acyclic graph of experiments: ``ExperimentGraph(a, b, c)`` infers the
+    edges from their artifacts (as ``from_experiments``); ``ExperimentGraph()`` starts
+    empty, for ``add_experiment`` / ``add_dependency``."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, *experiments: Experiment, name: str | None = None) -> None:
         self.name = name
         self._experiments: dict[str, Experiment] = {}
         self._upstream: dict[str, set[str]] = {}
         self._results: dict[str, Result] = {}
+        if experiments:
+            built = type(self).from_experiments(experiments)
+            self._experiments, self._upstream = built._experiments, built._upstream
+            self.name = name if name is not None else built.name
 
     @classmethod
     def from_experiments(cls, experiments: Iterable[Experiment]) -> ExperimentGraph:
         """The graph of ``experiments``, with an edge from each artifact's producer to each
         experiment that reads it. Every artifact read must be produced by exactly one of
-        them, and every experiment must be connected to the rest."""
+        them, every experiment must be connected to the rest, and there is no cycle."""
         graph = cls()
         experiments = list(experiments)
         producers: dict[int, Experiment] = {}
@@ -61,7 +74,8 @@ class ExperimentGraph:
                 other = producers.setdefault(id(art), exp)
                 if other is not exp:
                     raise ValidationError(
-                        f"artifact '{art.name}' is produced by both '{other.name}' and '{exp.name}'"
+                        f"artifact '{art.name}' is produced by multiple experiments: both "
+                        f"'{other.name}' and '{exp.name}'"
                     )
         for exp in experiments:
             for art in _inputs(exp):
@@ -72,10 +86,20 @@ class ExperimentGraph:
                         "experiment of the graph"
                     )
                 graph.add_dependency(exp, parent)
+        graph.order()  # a cycle is an error here already
         graph._check_connected()
-        ends = [n for n in graph._experiments if not graph._downstream(n)]
+        ends = [n for n in graph._experiments if not graph.downstream(n)]
         graph.name = ends[0] if len(ends) == 1 else "ExperimentGraph"
         return graph
+
+    @classmethod
+    def from_yaml(cls, config: str | Path) -> ExperimentGraph:
+        """The graph of a config folder's experiment and every experiment its datasource
+        refers to (``"other#artifact"``, a sibling folder), or, given a folder of config
+        folders, of all of them."""
+        from crystallize_dist.model.graph_yaml import experiments_from_yaml
+
+        return cls.from_experiments(experiments_from_yaml(config))
 
     def add_experiment(self, experiment: Experiment) -> None:
         """Add an experiment (a node); it needs a name."""
@@ -97,8 +121,13 @@ class ExperimentGraph:
     def experiments(self) -> dict[str, Experiment]:
         return dict(self._experiments)
 
-    def _downstream(self, name: str) -> list[str]:
-        return [n for n, ups in self._upstream.items() if name in ups]
+    def upstream(self, name: str) -> list[str]:
+        """The experiments ``name`` reads from (runs after)."""
+        return sorted(self._upstream[name])
+
+    def downstream(self, name: str) -> list[str]:
+        """The experiments that read from ``name`` (run after it)."""
+        return sorted(n for n, ups in self._upstream.items() if name in ups)
 
     def _check_connected(self) -> None:
         if not self._experiments:
@@ -107,55 +136,86 @@ class ExperimentGraph:
         seen, todo = {first}, [first]
         while todo:
             node = todo.pop()
-            for nxt in [*self._upstream[node], *self._downstream(node)]:
+            for nxt in [*self._upstream[node], *self.downstream(node)]:
                 if nxt not in seen:
                     seen.add(nxt)
                     todo.append(nxt)
         unused = sorted(set(self._experiments) - seen)
         if unused:
-            raise ValidationError(f"experiments not connected to the rest: {', '.join(unused)}")
+            raise ValidationError(
+                f"Unused experiments detected, not connected to the rest: {', '.join(unused)}"
+            )
 
     def order(self) -> list[str]:
         """Experiment names in an order that runs every producer before its readers."""
         try:
             return list(graphlib.TopologicalSorter(self._upstream).static_order())
         except graphlib.CycleError as exc:
-            raise ValidationError(f"the experiment graph has a cycle: {exc.args[1]}") from None
+            loop = " -> ".join(exc.args[1])
+            raise ValidationError(f"Experiment graph contains cycles: {loop}") from None
+
+    def treatments_for(
+        self, name: str, given: Sequence[Treatment] | None = None
+    ) -> list[Treatment]:
+        """The treatments node ``name`` runs: ``given`` when not None, else its upstream
+        experiments' (recursively) merged with its own, its own winning on a name."""
+        if given is not None:
+            return list(given)
+        merged: dict[str, Treatment] = {}
+        for parent in self.upstream(name):
+            merged.update((t.name, t) for t in self.treatments_for(parent))
+        merged.update((t.name, t) for t in self._experiments[name].treatments)
+        return list(merged.values())
+
+    def _nodes(
+        self, treatments: Sequence[Treatment] | None, strategy: str | None
+    ) -> Iterator[tuple[str, Result | None, dict[str, Any]]]:
+        """Each node in order: its name, its stored Result when resuming finds it done,
+        else the arguments its run takes."""
+        self._results = {}
+        for name in self.order():
+            exp = self._experiments[name]
+            chosen = self.treatments_for(name, treatments)
+            readers = [self._experiments[n] for n in self.downstream(name)]
+            loaded, run_strategy = plan_node(exp, chosen, readers, strategy or exp.strategy)
+            yield name, loaded, {"treatments": chosen, "strategy": run_strategy}
 
     def run(
         self,
         treatments: Sequence[Treatment] | None = None,
         replicates: int | None = None,
-        strategy: str = "rerun",
+        strategy: str | None = None,
     ) -> dict[str, Result]:
-        """Run every experiment in dependency order and return ``{name: Result}``;
-        ``treatments``, ``replicates`` and ``strategy`` go to each experiment's ``run``."""
-        results: dict[str, Result] = {}
-        for name in self.order():
-            results[name] = self._experiments[name].run(
-                treatments=list(treatments) if treatments is not None else None,
-                replicates=replicates,
-                strategy=strategy,
+        """Run every experiment in dependency order and return ``{name: Result}``; each
+        runs ``replicates`` replicates (default: its own count)."""
+        for name, loaded, options in self._nodes(treatments, strategy):
+            exp = self._experiments[name]
+            self._results[name] = loaded or exp.run(
+                hypotheses=exp.hypotheses, replicates=replicates or exp.replicates, **options
             )
-        self._results = results
-        return results
+        return dict(self._results)
 
     async def arun(
         self,
         treatments: Sequence[Treatment] | None = None,
         replicates: int | None = None,
-        strategy: str = "rerun",
+        strategy: str | None = None,
+        progress_callback: ProgressCallback | None = None,
     ) -> dict[str, Result]:
-        """Async twin of ``run`` (each experiment through ``arun``)."""
-        results: dict[str, Result] = {}
-        for name in self.order():
-            results[name] = await self._experiments[name].arun(
-                treatments=list(treatments) if treatments is not None else None,
-                replicates=replicates,
-                strategy=strategy,
-            )
-        self._results = results
-        return results
+        """Async twin of ``run``; ``progress_callback`` is awaited with ``("running",
+        name)`` before a node runs and ``("completed", name)`` after it."""
+        for name, loaded, options in self._nodes(treatments, strategy):
+            exp = self._experiments[name]
+            if loaded is None:
+                if progress_callback is not None:
+                    await progress_callback("running", name)
+                loaded = await exp.arun(
+                    hypotheses=exp.hypotheses, replicates=replicates or exp.replicates, **options
+                )
+            self._results[name] = loaded
+            if progress_callback is not None:
+                await progress_callback("completed", name)
+        return dict(self._results)
 
     def __repr__(self) -> str:
         return f"ExperimentGraph(name={self.name!r}, experiments={self.order()})"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crystallize_dist.errors import MissingMetricError
+from crystallize_dist.model.result import HypothesisResult
+
+if TYPE_CHECKING:
+    from crystallize_dist.model.result import TreatmentMetrics
 
 
 def rank_by_p_value(result: Mapping[str, Any]) -> float:
@@ -74,3 +78,18 @@ class Hypothesis:
 
     def __repr__(self) -> str:
         return f"Hypothesis(name={self.name!r}, metrics={self.metrics!r})"
+
+
+def verify_hypotheses(
+    hypotheses: Sequence[Hypothesis],
+    baseline: Mapping[str, Any],
+    treatments: Mapping[str, TreatmentMetrics],
+) -> list[HypothesisResult]:
+    """Verify each hypothesis against every treatment that has metrics, in list order."""
+    out = []
+    for hyp in hypotheses:
+        results = {
+            name: hyp.verify(baseline, tm.metrics) for name, tm in treatments.items() if tm.metrics
+        }
+        out.append(HypothesisResult(hyp.name, results, hyp.rank_treatments(results)))
+    return out

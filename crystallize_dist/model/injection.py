@@ -85,7 +85,9 @@ def inject_from_ctx(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(data: Any, ctx: FrozenContext, **explicit: Any) -> Any:
-        raw = ctx._data if isinstance(ctx, FrozenContext) else getattr(ctx, "_ctx", ctx)._data
+        if not isinstance(ctx, FrozenContext):
+            raise TypeError(f"'ctx' must be a FrozenContext, got {type(ctx).__name__}")
+        raw = ctx._data
         kwargs: dict[str, Any] = {}
         for name, default in free:
             if name in explicit:

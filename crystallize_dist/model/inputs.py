@@ -20,13 +20,16 @@ class ExperimentInput(DataSource):
         if not inputs:
             raise ValidationError("ExperimentInput needs at least one data source")
         self._inputs = dict(inputs)
+        #: the Artifact inputs: outputs of other experiments this one reads
+        self.required_outputs = [src for src in inputs.values() if isinstance(src, Artifact)]
         counts = {
             name: src.replicates
             for name, src in inputs.items()
             if isinstance(src, Artifact) and src.replicates is not None
         }
         if len(set(counts.values())) > 1:
-            raise ValidationError(f"ExperimentInput artifacts disagree on replicates: {counts}")
+            mismatches = ", ".join(f"{n}={r}" for n, r in sorted(counts.items()))
+            raise ValidationError(f"Conflicting replicates across artifacts: {mismatches}")
         self._replicates = next(iter(counts.values()), None)
 
     @property

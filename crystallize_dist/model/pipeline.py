@@ -30,7 +30,13 @@ class Pipeline:
         return "|".join(type(s).__name__ + repr(s.params) for s in self.steps)
 
     def get_provenance(self) -> list[dict[str, Any]]:
+        """The step records of the last pass over the steps (in a run: the last cell that
+        ran in this process)."""
         return list(self._provenance)
+
+    def keep_provenance(self, records: list[dict[str, Any]]) -> None:
+        """Note ``records`` as the last pass's (the cell path calls it after each cell)."""
+        self._provenance = records
 
     def plan(self) -> list[PlannedStep]:
         """What running the steps needs from each of them: the step, its class name, params,

@@ -78,9 +78,23 @@ def parse_ref(text: str, base: Path | None = None) -> ExperimentRef:
     )
 
 
+def _upstream(obj: Any, where: str) -> ExperimentLoadError:
+    """The error for an object crystallize-ml built (it is installed, so the file's
+    ``crystallize`` imports were not aliased): how to switch the file's imports."""
+    from crystallize_dist.compat import SWITCH_HINT
+
+    return ExperimentLoadError(f"{where} is a crystallize-ml {type(obj).__name__}: {SWITCH_HINT}")
+
+
+def _from_upstream(obj: Any) -> bool:
+    return str(getattr(type(obj), "__module__", "")).split(".")[0] == "crystallize"
+
+
 def _materialise(obj: Any, where: str) -> Experiment:
     if isinstance(obj, Experiment):
         return obj
+    if _from_upstream(obj):
+        raise _upstream(obj, where)
     if callable(obj) and not isinstance(obj, type):
         try:
             made = obj()
@@ -90,6 +104,8 @@ def _materialise(obj: Any, where: str) -> Experiment:
             ) from exc
         if isinstance(made, Experiment):
             return made
+        if _from_upstream(made):
+            raise _upstream(made, where)
         raise ExperimentLoadError(f"{where} returned a {type(made).__name__}, not an Experiment")
     raise ExperimentLoadError(
         f"{where} is a {type(obj).__name__}, not an Experiment or a function returning one"
@@ -97,7 +113,11 @@ def _materialise(obj: Any, where: str) -> Experiment:
 
 
 def load_ref(ref: ExperimentRef) -> Experiment:
-    """Import the experiment a reference points to."""
+    """Import the experiment a reference points to (a file written for Crystallize imports
+    ``crystallize``: the alias of ``crystallize_dist.compat`` is put in place first)."""
+    from crystallize_dist import compat  # importing it puts the alias in place
+
+    compat.install()
     if ref.kind == "folder":
         return Experiment.from_yaml(ref.target)
     module = import_file(ref.target) if ref.kind == "file" else import_dotted(ref.target)

@@ -11,12 +11,16 @@ _REGISTRY: dict[str, DataSource] = {}
 def register_datasource(name: str, datasource: DataSource) -> None:
     """Register ``datasource`` under ``name``; a duplicate name raises ValueError."""
     if name in _REGISTRY:
-        raise ValidationError(f"datasource '{name}' is already registered")
+        raise ValidationError(
+            f"Datasource '{name}' is already registered; use another name or call "
+            "unregister_datasource() first"
+        )
     _REGISTRY[name] = datasource
 
 
-def unregister_datasource(name: str) -> None:
-    _REGISTRY.pop(name, None)
+def unregister_datasource(name: str) -> DataSource | None:
+    """Remove ``name`` from the registry; returns the source it held (None if none)."""
+    return _REGISTRY.pop(name, None)
 
 
 def get_datasource(name: str) -> DataSource:
@@ -25,9 +29,15 @@ def get_datasource(name: str) -> DataSource:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(
-            f"datasource '{name}' is not registered; available: {sorted(_REGISTRY)}"
+            f"No datasource registered with name '{name}'. Available datasources: {list(_REGISTRY)}"
         ) from None
 
 
 def list_datasources() -> list[str]:
-    return sorted(_REGISTRY)
+    """The registered names, in the order they were registered."""
+    return list(_REGISTRY)
+
+
+def clear_registry() -> None:
+    """Forget every registered data source (tests use it between cases)."""
+    _REGISTRY.clear()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from crystallize_dist.canonical import json_text, metrics_digest, paused_gc, to_jsonable
-from crystallize_dist.errors import CellError, StepCellError
+from crystallize_dist.errors import CellError, StepCellError, cell_error_class
 
 
 @dataclass
@@ -38,13 +38,19 @@ class ExperimentMetrics:
     hypotheses: list[HypothesisResult] = field(default_factory=list)
 
     def to_df(self) -> Any:
-        """One row per (hypothesis, treatment) with the verifier's fields (needs pandas)."""
-        import pandas as pd
+        """One row per (hypothesis, treatment): ``condition`` (the treatment),
+        ``hypothesis`` and the verifier's fields (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError(
+                "pandas is required for to_df(); install it with: pip install pandas"
+            ) from exc
 
         rows = []
         for hyp in self.hypotheses:
             for name, res in hyp.results.items():
-                row = {"hypothesis": hyp.name, "treatment": name}
+                row = {"condition": name, "hypothesis": hyp.name}
                 if isinstance(res, Mapping):
                     row.update(res)
                 else:
@@ -86,13 +92,14 @@ def error_from_dict(data: Mapping[str, Any]) -> CellError:
     }
     original = data.get("original")
     if original is not None:
-        return StepCellError(
+        step_error = cell_error_class(StepCellError, str(common["error_type"]))
+        return step_error(
             data.get("message", ""),
             original_type=original.get("type", ""),
             original_message=original.get("message", ""),
             **common,
         )
-    return CellError(data.get("message", ""), **common)
+    return cell_error_class(CellError, str(common["error_type"]))(data.get("message", ""), **common)
 
 
 class Result:
@@ -216,7 +223,12 @@ class Result:
 
     def to_parquet(self, path: str | Path) -> None:
         """Rows of (condition, metric, values, mean); needs pandas with a parquet engine."""
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError(
+                "pandas is required for to_parquet(); install it with: pip install pandas"
+            ) from exc
 
         rows = []
         conds = {"baseline": self.metrics.baseline, **self.metrics.treatments}

@@ -193,16 +193,16 @@ def run_steps(
     run = _Pass(data, ctx, verbose, experiment, planned, records, hooks)
     for step, name, params, step_hash, caches in planned:
         view = run.enter(step, name)
-        try:
-            result = run.cached(step_hash) if caches else MISS
-            if result is MISS:
+        result = run.cached(step_hash) if caches else MISS
+        if result is MISS:
+            try:
                 result = step(run.data, view)
                 if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
                     result = await_here(result)
-                if caches:
-                    run.keep(step_hash, result)
-        except Exception as exc:
-            raise PipelineExecutionError(name, exc) from exc
+            except Exception as exc:
+                raise PipelineExecutionError(name, exc) from exc
+            if caches:
+                run.keep(step_hash, result)  # a CacheError is the cache's, not the step's
         run.leave(step, name, params, step_hash, result)
     return run.end()
 
@@ -220,15 +220,15 @@ async def arun_steps(
     run = _Pass(data, ctx, verbose, experiment, planned, records, hooks)
     for step, name, params, step_hash, caches in planned:
         view = run.enter(step, name)
-        try:
-            result = run.cached(step_hash) if caches else MISS
-            if result is MISS:
+        result = run.cached(step_hash) if caches else MISS
+        if result is MISS:
+            try:
                 result = step(run.data, view)
                 if inspect.isawaitable(result):
                     result = await result
-                if caches:
-                    run.keep(step_hash, result)
-        except Exception as exc:
-            raise PipelineExecutionError(name, exc) from exc
+            except Exception as exc:
+                raise PipelineExecutionError(name, exc) from exc
+            if caches:
+                run.keep(step_hash, result)
         run.leave(step, name, params, step_hash, result)
     return run.end()

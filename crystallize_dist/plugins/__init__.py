@@ -1,10 +1,20 @@
-"""Crystallize's ``crystallize.plugins`` path. (compatibility alias)."""
+"""Crystallize's ``crystallize.plugins`` path (an alias, no objects of its own)."""
 
-from crystallize_dist.engine.executors import AsyncExecution, ParallelExecution, SerialExecution
-from crystallize_dist.model.artifact_files import load_all_metrics, load_metrics
+from crystallize_dist.engine.executors import (
+    AsyncExecution,
+    ParallelExecution,
+    SerialExecution,
+)
+from crystallize_dist.model.artifact_files import (
+    load_all_metrics,
+    load_metrics,
+)
 from crystallize_dist.model.artifacts import ArtifactPlugin
-from crystallize_dist.model.plugins import BasePlugin, LoggingPlugin, SeedPlugin
-from crystallize_dist.model.seeding import default_seed_function
+from crystallize_dist.model.plugins import (
+    BasePlugin,
+    LoggingPlugin,
+    SeedPlugin,
+)
 
 __all__ = [
     "ArtifactPlugin",
@@ -14,7 +24,6 @@ __all__ = [
     "ParallelExecution",
     "SeedPlugin",
     "SerialExecution",
-    "default_seed_function",
     "load_all_metrics",
     "load_metrics",
 ]

@@ -1,4 +1,4 @@
-"""Crystallize's ``crystallize.utils.constants`` path. (compatibility alias)."""
+"""Crystallize's ``crystallize.utils.constants`` path (an alias, no objects of its own)."""
 
 from crystallize_dist.constants import (
     BASELINE_CONDITION,

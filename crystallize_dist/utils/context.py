@@ -1,5 +1,6 @@
-"""Crystallize's ``crystallize.utils.context`` path. (compatibility alias)."""
+"""Crystallize's ``crystallize.utils.context`` path (an alias, no objects of its own)."""
 
+from crystallize_dist.errors import ContextMutationError
 from crystallize_dist.model.context import (
     ArtifactLog,
     FrozenContext,
@@ -10,6 +11,7 @@ from crystallize_dist.model.context import (
 
 __all__ = [
     "ArtifactLog",
+    "ContextMutationError",
     "FrozenContext",
     "FrozenMetrics",
     "LoggingContext",

@@ -1,4 +1,4 @@
-"""Crystallize's ``crystallize.utils.exceptions`` path. (compatibility alias)."""
+"""Crystallize's ``crystallize.utils.exceptions`` path (an alias, no objects of its own)."""
 
 from crystallize_dist.errors import (
     ContextMutationError,

@@ -98,9 +98,11 @@ def test_load_metrics_helpers(tmp_path: Path) -> None:
         and baseline["value"] == [1]
         and treatments == {"u": {"value": [9], "wrote": [1]}}
     )
-    everything = load_all_metrics(tmp_path / "exp")
+    latest, newest_baseline, everything = load_all_metrics(tmp_path / "exp")
+    assert latest == 1 and newest_baseline["value"] == [1]
     assert everything["t"] == (0, {"wrote": [1, 1], "value": [5, 5]})
     assert everything["u"][0] == 1
+    assert load_all_metrics(tmp_path / "exp", version=0)[2] == {"t": everything["t"]}
     assert load_metrics(tmp_path / "nothing") == (-1, {}, {})
 
 

@@ -103,20 +103,27 @@ def test_artifact_log_rejects_duplicate_names() -> None:
     ctx.artifacts.add("a.bin", b"1")
     with pytest.raises(ContextMutationError):
         ctx.artifacts.add("a.bin", b"2")
-    assert list(ctx.artifacts) == ["a.bin"] and len(ctx.artifacts) == 1
+    assert [(a.name, a.data) for a in ctx.artifacts] == [("a.bin", b"1")]
+    assert len(ctx.artifacts) == 1
     ctx.artifacts.clear()
     assert len(ctx.artifacts) == 0
 
 
 def test_logging_context_records_reads_and_passes_writes() -> None:
-    ctx = FrozenContext({"a": 1})
+    ctx = FrozenContext.for_cell({"a": 1}, replicate=0, condition="baseline", seed=7)
     view = LoggingContext(ctx)
+    assert isinstance(view, FrozenContext)  # steps that check the type accept it
     assert view["a"] == 1 and view.get("b", 5) == 5
-    assert view.reads == {"a": 1, "b": 5}
+    assert view.reads == {"a": 1}  # a key the context lacks is not a read
     view["c"] = 3
-    assert ctx["c"] == 3
+    assert ctx["c"] == 3 and view.get("c") == 3
     with pytest.raises(ContextMutationError):
         view["a"] = 2
+    with pytest.raises(KeyError):
+        view["missing"]
+    # metrics, artifacts and the per-cell generators are the wrapped context's own
+    assert view.metrics is ctx.metrics and view.artifacts is ctx.artifacts
+    assert view.cell_seed == 7 and view.rng is ctx.rng and view.random is ctx.random
 
 
 def test_per_cell_generators_follow_the_seed() -> None:

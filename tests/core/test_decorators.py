@@ -23,6 +23,7 @@ from crystallize_dist import (
     get_datasource,
     hypothesis,
     inject_from_ctx,
+    list_datasources,
     pipeline,
     pipeline_step,
     resource_factory,
@@ -209,9 +210,10 @@ def test_data_source_register() -> None:
 
     try:
         assert get_datasource("compat-registered").fetch(FrozenContext({})) == 1
-        with pytest.raises(KeyError, match="available"):
+        with pytest.raises(KeyError, match=r"No datasource registered .*Available datasources"):
             get_datasource("compat-never-registered")
-        with pytest.raises(ValueError):
+        assert "compat-registered" in list_datasources()
+        with pytest.raises(ValueError, match="already registered"):
 
             @data_source("compat-registered", register=True)
             def again(ctx: FrozenContext) -> int:

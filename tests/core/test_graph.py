@@ -85,7 +85,7 @@ def test_graph_errors_name_the_experiment_or_artifact(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not connected to the rest: lonely"):
         ExperimentGraph.from_experiments([first, second, lonely])
     twin = _exp("twin", ConstantSource(0), write_number(), tmp_path, [NUMBERS])
-    with pytest.raises(ValidationError, match="produced by both"):
+    with pytest.raises(ValidationError, match="produced by multiple experiments: both"):
         ExperimentGraph.from_experiments([first, twin, second])
     namesake = _exp("first", ConstantSource(1), write_number(), tmp_path, [])
     with pytest.raises(ValidationError, match="two experiments of the graph are named 'first'"):
