@@ -33,37 +33,62 @@ UNACKED = C.KOMBU_UNACKED
 UNACKED_INDEX = C.KOMBU_UNACKED_INDEX
 
 
+def parse_beat(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A node's heartbeat as stored, or None when it is missing or not one. Heartbeats are
+    not signed (anyone who can write to Redis can forge one), so every field is checked for
+    its shape and what does not fit is dropped: a forged beat can at worst keep a message
+    from being reclaimed early (the visibility timeout still returns it) or show in
+    ``status``, never break a reader."""
+    try:
+        beat = json.loads(raw) if raw else None
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(beat, dict):
+        return None
+    runs = beat.get("runs")
+    held = beat.get("held")
+    last = beat.get("last_beat")
+    done = beat.get("cells_done")
+    return {
+        **{k: v for k, v in beat.items() if isinstance(v, (str, int, float, bool))},
+        "last_beat": float(last) if isinstance(last, (int, float)) else None,
+        "stopped": beat.get("stopped") is True,
+        "held": [t for t in held if isinstance(t, str)] if isinstance(held, list) else [],
+        "runs": {
+            str(r): [c for c in cells if isinstance(c, str)]
+            for r, cells in runs.items()
+            if isinstance(cells, list)
+        }
+        if isinstance(runs, dict)
+        else {},
+        "cells_done": done if isinstance(done, int) else 0,
+    }
+
+
+def _beats(client: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, raw in zip(names, client.mget([C.key_node(n) for n in names]), strict=True):
+        beat = parse_beat(raw)
+        if beat is not None:
+            out[name] = beat
+    return out
+
+
 def live_nodes(client: Any, grace: float, now: float | None = None) -> dict[str, dict[str, Any]]:
     """Worker nodes whose last heartbeat is at most ``grace`` seconds old: node -> its
     heartbeat (a node that said it stopped is not live)."""
     now = time.time() if now is None else now
-    names = [n.decode() for n in client.zrangebyscore(C.KEY_NODES, now - grace, "+inf")]
-    if not names:
-        return {}
-    out = {}
-    for name, raw in zip(names, client.mget([C.key_node(n) for n in names]), strict=True):
-        try:
-            beat = json.loads(raw) if raw else None
-        except ValueError:
-            beat = None
-        if isinstance(beat, dict) and not beat.get("stopped"):
-            out[name] = beat
-    return out
+    names = [
+        n.decode(errors="replace") for n in client.zrangebyscore(C.KEY_NODES, now - grace, "+inf")
+    ]
+    beats = _beats(client, names) if names else {}
+    return {name: beat for name, beat in beats.items() if not beat["stopped"]}
 
 
 def all_nodes(client: Any) -> dict[str, dict[str, Any]]:
     """Every node that beat within NODE_TTL: node -> its last heartbeat."""
-    names = [n.decode() for n in client.zrange(C.KEY_NODES, 0, -1)]
-    out = {}
-    for name, raw in zip(names, client.mget([C.key_node(n) for n in names]) if names else [],
-                         strict=True):  # fmt: skip
-        try:
-            beat = json.loads(raw) if raw else None
-        except ValueError:
-            beat = None
-        if isinstance(beat, dict):
-            out[name] = beat
-    return out
+    names = [n.decode(errors="replace") for n in client.zrange(C.KEY_NODES, 0, -1)]
+    return _beats(client, names) if names else {}
 
 
 def _ours(payload: Any) -> bool:

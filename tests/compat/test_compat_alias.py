@@ -54,8 +54,8 @@ def test_submit_local_runs_a_crystallize_file_unchanged(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     same = _submit_local(switched, tmp_path)
     assert same.returncode == 0, same.stderr
-    digest = json.loads(ran.stdout.partition("\n")[2])["digest"]
-    assert digest == json.loads(same.stdout.partition("\n")[2])["digest"]
+    digest = json.loads(ran.stdout)["digest"]
+    assert digest == json.loads(same.stdout)["digest"]
     # the serial in-process run of the file gives the same bytes
     assert _python(str(switched), cwd=tmp_path).stdout.strip() == digest
 

@@ -152,3 +152,33 @@ def test_a_heartbeat_says_what_the_node_holds_counts_what_it_finished_and_keeps_
     node.beat([], stopped=True)
     assert "w1@host" not in live_nodes(client, GRACE)
     assert 0 < client.ttl(C.key_node("w1@host")) <= C.NODE_TTL
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"runs": "r1", "held": {"t": 1}, "last_beat": "now"},
+        {"runs": {"r1": "baseline:0"}, "held": [1, None], "cells_done": "many"},
+        {"runs": {"r1": [["baseline", 0]]}, "stopped": "yes"},
+        [1, 2, 3],
+        "a string",
+    ],
+)
+def test_a_forged_heartbeat_breaks_no_reader(client: Any, forged: Any) -> None:
+    """Heartbeats are not signed: whatever a writer puts there, reclaim, the waiter's check
+    for live workers and status still work, and the forged fields are dropped."""
+    from crystallize_dist.distributed.status import RunStatus, worker_views
+
+    now = time.time()
+    client.set(C.key_node("forged@x"), json.dumps(forged))
+    client.zadd(C.KEY_NODES, {"forged@x": now})
+    deliver(client, "orphan", now - 100)
+    beats = live_nodes(client, GRACE, now)
+    for beat in beats.values():
+        assert isinstance(beat["runs"], dict) and isinstance(beat["held"], list)
+        assert all(isinstance(c, str) for cells in beat["runs"].values() for c in cells)
+    assert reclaim_orphans(client, settings()) == ["orphan"]
+    status = RunStatus("r1", "e", 2, {"baseline": {"ok": 0, "error": 0, "pending": 2}}, 0, 0,
+                       [], 0.0, None, False, 1.0)  # fmt: skip
+    for view in worker_views(status, all_nodes(client), GRACE, now):
+        assert view.to_dict()["in_flight"] >= 0

@@ -53,7 +53,7 @@ def test_celery_workers_run_a_crystallize_file_unchanged(broker: str, tmp_path: 
     finally:
         worker.stop()
     assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.partition("\n")[2])
+    result = json.loads(out.stdout)
     assert result["errors"] == {}
     assert result["digest"] == serial.stdout.strip()
     hosts = {c["worker"].get("node") for c in result["provenance"]["cells"].values()}
