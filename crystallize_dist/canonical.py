@@ -141,9 +141,18 @@ def json_text(value: Any, **options: Any) -> str:
         return json.dumps(to_jsonable(value, strict=False), **options)
 
 
+#: the encoder of ``dumps``, made once (making one costs about as much as encoding a record)
+_COMPACT = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=True, default=_lenient
+)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON of a record or manifest (not sorted); see ``json_text``."""
-    return json_text(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    try:
+        return _COMPACT.encode(value)
+    except TypeError:  # a key json refuses: convert the whole value first
+        return json_text(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
 
 
 def metrics_digest(baseline: Mapping[str, Any], treatments: Mapping[str, Mapping[str, Any]]) -> str:

@@ -52,7 +52,8 @@ def key_manifest(run_id: str) -> str:
 
 
 def key_records(run_id: str) -> str:
-    """Hash: field ``<condition>:<replicate>`` -> cell record JSON (first write wins)."""
+    """Hash: field ``<condition>:<replicate>`` -> cell record text (first write wins), then
+    the store's note of what its write counted (``store/scripts.py``)."""
     return f"{KEY_PREFIX}:run:{{{run_id}}}:records"
 
 
@@ -62,7 +63,8 @@ def key_counters(run_id: str) -> str:
 
 
 def key_attempts(run_id: str) -> str:
-    """Hash: field ``<condition>:<replicate>`` -> number of deliveries that started the cell."""
+    """Hash: field ``<condition>:<replicate>`` -> number of deliveries that started the cell,
+    while it has no record (its record's note keeps the number)."""
     return f"{KEY_PREFIX}:run:{{{run_id}}}:attempts"
 
 
@@ -89,8 +91,15 @@ def key_skipped(run_id: str) -> str:
 
 def key_status(run_id: str) -> str:
     """Hash: field ``<condition>:<replicate>`` -> the status (and node) its record was counted
-    under, so deleting a record takes back exactly what its write added to the counters."""
+    under, for records written without a note (``store/scripts.py``), so deleting one takes
+    back exactly what its write added to the counters."""
     return f"{KEY_PREFIX}:run:{{{run_id}}}:status"
+
+
+def key_node_ids(run_id: str) -> str:
+    """Hash: worker node -> its number in the run, ``#<number>`` -> node, and ``#`` -> the
+    last number given (a record's note names the node that wrote it by number)."""
+    return f"{KEY_PREFIX}:run:{{{run_id}}}:nodeids"
 
 
 def run_keys(run_id: str) -> list[str]:
@@ -105,6 +114,7 @@ def run_keys(run_id: str) -> list[str]:
         key_status(run_id),
         key_workers(run_id),
         key_skipped(run_id),
+        key_node_ids(run_id),
     ]
 
 
@@ -180,6 +190,10 @@ DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 STEP_PROVENANCE_LIMIT = 10_000
 #: records fetched per round trip when streaming a run's records.
 DEFAULT_PAGE_SIZE = 2000
+#: seconds: the longest a worker keeps the records of quick cells that ran ahead of their
+#: starts before it writes them (one round trip for all of them); a killed worker loses at
+#: most this much work, which runs again with the same seeds.
+RECORD_FLUSH_SECONDS = 0.1
 #: seconds: how long a command waits for Redis to answer its first ping (a port that accepts
 #: connections but never answers is an error after this, not a hang).
 PING_TIMEOUT = 5.0

@@ -111,7 +111,7 @@ def wait_and_show(
                 run_id,
                 None if local else settings,
                 timeout=timeout,
-                on_progress=bar.update,
+                on_progress=bar.update if run_here is None else None,  # counted as they ran
                 say=bar.say,
             )
             status = waiter.wait()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crystallize_dist.canonical import dumps
+from crystallize_dist.distributed.store.compact import RecordTemplate
 from crystallize_dist.distributed.store.records import Encoded, encode
 from crystallize_dist.engine.plan import Cell
 from crystallize_dist.engine.records import STATUS_ERROR
@@ -40,12 +41,14 @@ def error_record(cell: Cell, error_type: str, message: str, **extra: Any) -> dic
     }
 
 
-def storable(record: dict[str, Any], cell: Cell, max_bytes: int) -> Encoded:
-    """The record as JSON, or - when it cannot be written or is over ``max_bytes`` - an error
-    record that says why."""
+def storable(
+    record: dict[str, Any], cell: Cell, max_bytes: int, template: RecordTemplate | None = None
+) -> Encoded:
+    """The record as stored text (compact with the run's ``template``), or - when it cannot
+    be written or is over ``max_bytes`` - an error record that says why."""
     worker = record.get("worker", {})
     try:
-        encoded = encode(record)
+        encoded = encode(record, template)
         encoded.text.encode()  # a lone surrogate in a string cannot be stored as UTF-8
     except (ValueError, TypeError) as exc:
         return encode(

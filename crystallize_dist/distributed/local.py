@@ -1,5 +1,14 @@
 """The embedded default (``--local``): a run's cells on a local process pool, recorded in the
-SQLite store through the same CellRunner the Celery workers use."""
+SQLite store through the same CellRunner the Celery workers use.
+
+The pool's processes run quick cells ahead of their starts and hand their records back in
+chunks - a task returns after at most ``RECORD_FLUSH_SECONDS`` of cells - and this process,
+the one writer, writes each chunk in one transaction (``RunStore.put_ran``), then sends the
+task's cells left over again. A cell that is not quick is started before it runs, by the
+pool process itself, as on a Celery worker. When a process dies, the chunk it was running is
+lost: its cells run again one process at a time, each start counted first, so a cell that
+kills its process every time is recorded as failed after ``max_attempts``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,10 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
@@ -17,10 +27,12 @@ from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.publisher import batches
 from crystallize_dist.distributed.runner import CellRunner
 from crystallize_dist.distributed.store import SQLiteStore
+from crystallize_dist.distributed.store.records import Encoded
 from crystallize_dist.engine.plan import Cell
 from crystallize_dist.errors import CrystallizeError
 
 _runner: CellRunner | None = None
+Group = list[list[object]]
 
 
 def _init(path: str, settings: Settings) -> None:
@@ -31,7 +43,28 @@ def _init(path: str, settings: Settings) -> None:
     _runner = CellRunner(SQLiteStore(Path(path)), settings)
 
 
-def _run_batch(run_id: str, cells: list[list[object]]) -> int:
+def _slim(record: Encoded) -> Encoded:
+    """What the writer needs of a record: its text and what the store counts it under."""
+    rec = record.record
+    worker = {"node": (rec.get("worker") or {}).get("node")}
+    timing = {"started": (rec.get("timing") or {}).get("started")}
+    keep = {k: rec[k] for k in ("condition", "replicate", "status")}
+    return Encoded({**keep, "worker": worker, "timing": timing}, record.text)
+
+
+def _run_ahead(run_id: str, cells: Group) -> tuple[list[Encoded], int, int]:
+    """A pool process: run ``cells`` (quick ones ahead of their starts, for at most
+    ``RECORD_FLUSH_SECONDS``); returns the records to write, how many cells this process
+    recorded itself (started before they ran) and how many of ``cells`` it handled."""
+    assert _runner is not None, "local worker not initialised"
+    handed: list[Encoded] = []
+    counts = _runner.run(run_id, cells, speculative=True, hand_over=handed)
+    done = int(counts["handled"])
+    return [_slim(r) for r in handed], done - len(handed), done
+
+
+def _run_careful(run_id: str, cells: Group) -> int:
+    """A pool process: run ``cells``, each start counted before it runs."""
     assert _runner is not None, "local worker not initialised"
     _runner.run(run_id, cells)
     return len(cells)
@@ -60,7 +93,7 @@ def run_local(
     if workers == 1:
         runner = CellRunner(store, settings)
         for group in groups:
-            runner.run(run_id, group)
+            runner.run(run_id, group, speculative=True)
             if on_progress:
                 on_progress(len(group))
         return
@@ -73,39 +106,66 @@ def run_local(
                 f"run '{run_id}': local worker processes keep dying; "
                 f"{sum(len(g) for g in pending)} cells left (see `status --local`)"
             )
-        pending = _run_pool(run_id, pending, store, settings, 1, on_progress)
+        pending = _run_pool(run_id, pending, store, settings, 1, on_progress, careful=True)
 
 
 def _run_pool(
     run_id: str,
-    groups: list[list[list[object]]],
+    groups: list[Group],
     store: SQLiteStore,
     settings: Settings,
     workers: int,
     on_progress: Callable[[int], None] | None,
-) -> list[list[list[object]]]:
-    """Run ``groups`` on a pool; returns the groups left unfinished when a worker process
-    died (its cells' attempts were counted before they ran, so a cell that kills its
-    process every time is recorded as failed after ``max_attempts``)."""
-    left: list[list[list[object]]] = []
+    *,
+    careful: bool = False,
+) -> list[Group]:
+    """Run ``groups`` on a pool, writing the records its processes hand back (see the module
+    docstring); returns the groups left unfinished when a process died. ``careful``: each
+    start is counted before its cell runs (after a process died)."""
+    left: list[Group] = []
     pool = ProcessPoolExecutor(
         max_workers=workers, initializer=_init, initargs=(str(store.path), settings)
     )
+    task = _run_careful if careful else _run_ahead
     try:
-        futures = {pool.submit(_run_batch, run_id, g): g for g in groups}
-        for fut in as_completed(futures):
-            try:
-                done = fut.result()
-            except BrokenProcessPool:
-                left.append(futures[fut])
-                continue
-            if on_progress:
-                on_progress(done)
+        running: dict[Future[Any], Group] = {pool.submit(task, run_id, g): g for g in groups}
+        cancelled = False
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                group = running.pop(fut)
+                try:
+                    out = fut.result()
+                except BrokenProcessPool:
+                    left.append(group)
+                    continue
+                if careful:
+                    _progress(on_progress, out)
+                    continue
+                records, themselves, handled = out
+                starts = store.put_ran(run_id, records)
+                cancelled = cancelled or any(s.cancelled or s.gone for s in starts)
+                recorded = sum(1 for s in starts if s.attempt or s.recorded)
+                _progress(on_progress, recorded + themselves)
+                if handled < len(group) and not cancelled:
+                    rest = group[handled:]
+                    try:
+                        running[pool.submit(task, run_id, rest)] = rest
+                    except BrokenProcessPool:  # another process died meanwhile
+                        left.append(rest)
+            if cancelled:  # no new cell starts: tasks not yet running are dropped
+                for fut in [f for f in running if f.cancel()]:
+                    running.pop(fut)
     except BaseException:  # Ctrl-C, or this process is stopped: stop the cells at once
         stop_pool(pool)
         raise
     pool.shutdown(wait=True)
     return left
+
+
+def _progress(on_progress: Callable[[int], None] | None, n: int) -> None:
+    if on_progress and n:
+        on_progress(n)
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:

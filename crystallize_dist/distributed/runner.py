@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.ahead import RecordBuffer, tally
 from crystallize_dist.distributed.artifacts import ship
 from crystallize_dist.distributed.cell_records import error_record, quick, storable
 from crystallize_dist.distributed.deadline import cell_deadline
@@ -24,7 +25,8 @@ from crystallize_dist.distributed.messages import check_cells
 from crystallize_dist.distributed.preparing import Prepared, Preparer, drift, worker_environment
 from crystallize_dist.distributed.record_signatures import sign_record
 from crystallize_dist.distributed.signing import sign_stamp
-from crystallize_dist.distributed.store.base import CellStart, RunStore
+from crystallize_dist.distributed.store.base import RunStore
+from crystallize_dist.distributed.store.compact import RecordTemplate
 from crystallize_dist.distributed.store.records import Encoded, cell_key
 from crystallize_dist.engine.cell import execute_cell
 from crystallize_dist.engine.plan import Cell, RunPlan
@@ -68,6 +70,7 @@ class CellRunner:
         self.preparer = Preparer(store, settings, loader, self.node, require_bundle=require_bundle)
         self._manifests: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, RunPlan] = {}
+        self._templates: dict[str, RecordTemplate] = {}
         self._noted: set[str] = set()
         # where a cell ran; this worker's versions are stored once per run (note_worker)
         self._stamp = {"host": self.hostname, "node": self.node}
@@ -107,17 +110,28 @@ class CellRunner:
                 break  # a cell that ran out of time is not retried
         return record
 
+    def template(self, run_id: str) -> RecordTemplate:
+        """What the run's records share (their compact form leaves it out)."""
+        if run_id not in self._templates:
+            self._templates[run_id] = RecordTemplate.of(self.manifest(run_id))
+        return self._templates[run_id]
+
     def _encode(self, run_id: str, record: dict[str, Any], cell: Cell) -> Encoded:
-        encoded = storable(record, cell, self.settings.max_record_bytes)
+        encoded = storable(record, cell, self.settings.max_record_bytes, self.template(run_id))
         secret = self.settings.secret
         return sign_record(encoded, secret, run_id) if secret else encoded
 
     def record_failure(self, run_id: str, cells: list[Cell], cause: str) -> None:
         """Record ``cells`` as failed outside experiment code (InfrastructureError): a message
         that could not be run nor sent again leaves its cause, never nothing."""
-        for cell in cells:
-            record = error_record(cell, "InfrastructureError", cause, worker=dict(self._stamp))
-            self.store.put_record(run_id, self._encode(run_id, record, cell))
+        stamp = self._stamp
+        records = [
+            self._encode(
+                run_id, error_record(cell, "InfrastructureError", cause, worker=stamp), cell
+            )
+            for cell in cells
+        ]
+        self.store.put_records(run_id, records)
 
     def unfinished(self, run_id: str, raw_cells: list[Any]) -> list[Cell]:
         """The cells of a message that have no record (after its task was killed)."""
@@ -126,20 +140,26 @@ class CellRunner:
         return [c for c, done in zip(cells, have, strict=True) if not done]
 
     def run(
-        self, run_id: str, raw_cells: list[Any], *, speculative: bool = False
+        self,
+        run_id: str,
+        raw_cells: list[Any],
+        *,
+        speculative: bool = False,
+        hand_over: list[Encoded] | None = None,
     ) -> dict[str, Any]:
         """Run one message's cells; returns counts of what happened to them.
 
-        One round trip per cell: each cell's record is written together with the start of
-        the next (``RunStore.advance``); a cell that already has a record, or belongs to a
-        cancelled run, does not start. ``speculative`` (a first delivery, never a
-        redelivered or resent message: a cell that kills its process must have its attempt
-        counted before it runs again) lets a quick cell run before its start is counted -
-        only once this process has seen the run's cells take under QUICK_CELL_SECONDS, so a
-        cancel never waits for a slow one. A one-cell message then starts and records its
-        cell together after it ran (``RunStore.start_and_put``: the record is dropped if the
-        start says the cell must not run); a batch sends its first start before running
-        that cell and reads the answer after it.
+        A cell's start (``RunStore.advance``: its attempt counted, unless it already has a
+        record or the run is cancelled - then it does not run) is normally counted before
+        it runs, and sent together with the record of the cell before it: one round trip
+        per cell. ``speculative`` (a first delivery, never a redelivered or resent message:
+        a cell that kills its process must have its attempt counted before it runs again)
+        lets quick cells run ahead of their starts - only once this process has seen the
+        run's cells take under QUICK_CELL_SECONDS, so a cancel never waits for a slow one -
+        and their records are written together, one round trip per flush (``ahead``).
+        With ``hand_over`` those records are put in that list instead, for a writer in
+        another process (``local``), and the run stops at the first flush due by time:
+        ``counts["handled"]`` says how many of the cells it ran or started.
         """
         manifest = self.manifest(run_id)
         cells = self.cells(run_id, raw_cells)
@@ -151,56 +171,46 @@ class CellRunner:
             "gone": 0,
             "requeue": [],
         }
-        keys = [cell_key(c.condition, c.replicate) for c in cells]
         ready = self.preparer.prepare(run_id, manifest, recheck=not speculative)
         if self.requeue and ready.spec is None and not ready.final:
             return self._hand_back(run_id, manifest, cells, counts, ready)
-        record: dict[str, Any] | None = None
-        early = speculative and ready.quick  # a slow cell waits for its start: cancel stops it
-        if early and len(cells) == 1:
-            record = self._cell_record(run_id, manifest, cells[0], None)
-            ready.quick = quick(record)
-            _, start = self.store.start_and_put(
-                run_id, self._encode(run_id, record, cells[0]), record["timing"]["started"]
-            )
-            self._tally(counts, start, record)
-            return counts
-        if early:
-            answer = self.store.start_cell_soon(run_id, keys[0])
-            record = self._cell_record(run_id, manifest, cells[0], None)
-            ready.quick = quick(record)
-            start = answer()
-        else:
-            start = self.store.start_cell(run_id, keys[0])
+        ahead = RecordBuffer(self.store, run_id, counts, hand_over)
+        pending: Encoded | None = None  # a started cell's record, sent with the next start
         for i, cell in enumerate(cells):
-            if start.gone:  # deleted, or its keys expired: nothing more to do for it
-                counts["gone"] = len(cells) - i
-                break
-            if start.recorded or start.cancelled:
-                record = None
-            elif record is None:
-                record = self._cell_record(run_id, manifest, cell, start.attempt)
+            if speculative and ready.quick and not ahead.cancelled:
+                if pending is not None:
+                    self.store.advance(run_id, pending, None)
+                    pending = None
+                record = self._cell_record(run_id, manifest, cell, None)
                 ready.quick = quick(record)
-            self._tally(counts, start, record)
-            following = keys[i + 1] if i + 1 < len(keys) else None
-            if record is None and following is None:
-                break
-            encoded = None if record is None else self._encode(run_id, record, cell)
-            _, next_start = self.store.advance(run_id, encoded, following)
-            start = next_start or start
-            record = None
+                ahead.add(self._encode(run_id, record, cell))
+                if ahead.due() and hand_over is not None:  # the writer takes them now
+                    ahead.flush()
+                    counts["handled"] = i + 1
+                    return counts
+                if ahead.due() or not ready.quick:
+                    ahead.flush()
+            else:
+                ahead.flush()
+                _, start = self.store.advance(run_id, pending, cell.key)
+                pending = None
+                assert start is not None
+                if start.gone:
+                    ahead.gone = True
+                    counts["gone"] += 1
+                elif not (start.recorded or start.cancelled):
+                    record = self._cell_record(run_id, manifest, cell, start.attempt)
+                    ready.quick = quick(record)
+                    pending = self._encode(run_id, record, cell)
+                tally(counts, start, pending)
+            if ahead.gone:  # deleted, or its keys expired: nothing more to do for it
+                counts["gone"] += len(cells) - i - 1
+                return counts
+        ahead.flush()
+        if pending is not None:
+            self.store.advance(run_id, pending, None)
+        counts["handled"] = len(cells)
         return counts
-
-    @staticmethod
-    def _tally(counts: dict[str, Any], start: CellStart, record: Mapping[str, Any] | None) -> None:
-        """Count what became of a started cell: a duplicate, cancelled, run or lost."""
-        if start.recorded:
-            counts["duplicates"] += 1
-        elif start.cancelled:  # no new cell starts once a run is cancelled
-            counts["cancelled"] += 1
-        elif record is not None:
-            lost = record["error"] and record["error"]["type"] == "WorkerLostError"
-            counts["lost" if lost else "ran"] += 1
 
     def _hand_back(
         self,

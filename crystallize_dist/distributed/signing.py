@@ -152,10 +152,10 @@ def verified_stamps(
     workers: Mapping[str, Any], secret: str, run_id: str
 ) -> tuple[dict[str, Any], list[str]]:
     """The stamps of ``workers`` that verify (without their signatures), and the nodes of
-    those that do not."""
+    those that do not, in node order (a Redis hash has no order of its own)."""
     kept: dict[str, Any] = {}
     left_out: list[str] = []
-    for node, info in workers.items():
+    for node, info in sorted(workers.items()):
         ok = isinstance(info, Mapping) and not check_mapping(
             info, secret, "worker", run_id, node, what="stamp"
         )

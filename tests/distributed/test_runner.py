@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.coordinator import submit
@@ -102,20 +105,26 @@ def _quick_run(tmp_path: Path) -> tuple[SQLiteStore, str, list[list[object]], Ce
     return store, sub.run_id, messages, runner
 
 
-def test_a_quick_cells_first_delivery_starts_and_records_it_together(tmp_path: Path) -> None:
-    store, run_id, messages, runner = _quick_run(tmp_path)
+def _count_calls(store: SQLiteStore) -> list[str]:
+    """The names of the store's record-writing calls, in order, as they are made."""
     calls: list[str] = []
-    for name in ("start_cell", "start_cell_soon", "advance", "start_and_put"):
+    for name in ("advance", "put_ran", "put_records"):
         real = getattr(store, name)
         setattr(store, name, lambda *a, _n=name, _f=real, **k: calls.append(_n) or _f(*a, **k))
+    return calls
+
+
+def test_a_quick_cells_first_delivery_starts_and_records_it_together(tmp_path: Path) -> None:
+    store, run_id, messages, runner = _quick_run(tmp_path)
+    calls = _count_calls(store)
     for message in messages[1:]:
         assert runner.run(run_id, [message], speculative=True)["ran"] == 1
-    assert calls == ["start_and_put"] * (len(messages) - 1)  # one store call a cell
+    assert calls == ["put_ran"] * (len(messages) - 1)  # one store call a cell
     assert store.counters(run_id)["ok"] == len(messages)
     assert set(store.attempts(run_id).values()) == {1}
     # a redelivered message is never speculative: its start is counted before it runs
     assert runner.run(run_id, [messages[1]])["duplicates"] == 1
-    assert calls[len(messages) - 1] == "start_cell"
+    assert calls[len(messages) - 1 :] == ["advance"]
 
 
 def test_a_quick_cell_of_a_cancelled_run_or_with_a_record_is_dropped(tmp_path: Path) -> None:
@@ -132,9 +141,68 @@ def test_a_quick_cell_of_a_cancelled_run_or_with_a_record_is_dropped(tmp_path: P
     assert len(store.take_skipped(run_id)) == 2  # resume sends them again
 
 
-def test_a_speculative_batch_runs_its_first_cell_while_its_start_is_sent(tmp_path: Path) -> None:
+def test_a_batch_of_quick_cells_writes_its_records_in_one_round_trip(tmp_path: Path) -> None:
     store, run_id, messages, runner = _quick_run(tmp_path)
-    counts = runner.run(run_id, messages[1:4], speculative=True)
-    assert counts["ran"] == 3
-    assert store.counters(run_id)["ok"] == 4
+    calls = _count_calls(store)
+    counts = runner.run(run_id, messages[1:], speculative=True)
+    assert counts["ran"] == len(messages) - 1
+    assert calls == ["put_ran"]  # every record of the message at once
+    assert store.counters(run_id)["ok"] == len(messages)
     assert set(store.attempts(run_id).values()) == {1}
+
+
+def test_a_long_batch_flushes_its_records_as_it_goes(tmp_path: Path, monkeypatch: Any) -> None:
+    """Records wait at most RECORD_FLUSH_SECONDS: a worker killed meanwhile loses no more."""
+    from crystallize_dist import constants as C
+
+    store, run_id, messages, runner = _quick_run(tmp_path)
+    monkeypatch.setattr(C, "RECORD_FLUSH_SECONDS", 0.0)
+    calls = _count_calls(store)
+    assert runner.run(run_id, messages[1:], speculative=True)["ran"] == len(messages) - 1
+    assert calls == ["put_ran"] * (len(messages) - 1)
+
+
+def test_a_batch_that_finds_its_run_cancelled_starts_no_more_cells(tmp_path: Path) -> None:
+    """The first flush after a cancel drops the records that ran meanwhile; the cells left
+    are not run, each noted as skipped by its start (resume sends them again)."""
+    store, run_id, messages, runner = _quick_run(tmp_path)
+    real = store.put_ran
+
+    def cancel_then_put(rid: str, records: Any) -> Any:
+        store.update_state(rid, cancelled=True)  # cancelled while the cells ran
+        return real(rid, records)
+
+    store.put_ran = cancel_then_put  # type: ignore[method-assign]
+    from crystallize_dist import constants as C
+
+    flush, C.RECORD_FLUSH_SECONDS = C.RECORD_FLUSH_SECONDS, 0.0  # flush after the first cell
+    try:
+        counts = runner.run(run_id, messages[1:], speculative=True)
+    finally:
+        C.RECORD_FLUSH_SECONDS = flush
+    assert counts["ran"] == 0 and counts["cancelled"] == len(messages) - 1
+    assert store.counters(run_id)["ok"] == 1
+    assert len(store.take_skipped(run_id)) == len(messages) - 1
+
+
+def test_records_a_failed_flush_lost_are_written_by_the_redelivery(tmp_path: Path) -> None:
+    """A flush that never reached the store (the worker died, Redis went away) loses only
+    those records: the redelivered message runs the cells again, same seeds, each start
+    counted first."""
+    store, run_id, messages, runner = _quick_run(tmp_path)
+    real = store.put_ran
+
+    def lost(*args: Any) -> Any:
+        raise OSError("the worker died before its flush reached the store")
+
+    store.put_ran = lost  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        runner.run(run_id, messages[1:], speculative=True)
+    assert store.count_records(run_id) == 1
+    store.put_ran = real  # type: ignore[method-assign]
+    counts = runner.run(run_id, messages[1:])  # the redelivery
+    assert counts["ran"] == len(messages) - 1
+    seeds = store.manifest(run_id)["seeds"]
+    recs = list(store.iter_records(run_id))
+    assert {r["attempts"] for r in recs} == {1}
+    assert all(r["seed"] == seeds[r["replicate"]] for r in recs)

@@ -33,8 +33,9 @@ def test_elapsed_and_eta_follow_the_run(tmp_path: Path) -> None:
     store.create_run("r1", {**MANIFEST, "created": t0 - 60})
     waiting = run_status(store, "r1", now=t0)
     assert (round(waiting.elapsed), waiting.eta) == (60, None)  # submitted a minute ago
-    store.start_and_put("r1", _record(0), t0 - 10)  # the first cell started 10 s ago
-    store.start_and_put("r1", _record(1), t0 - 5)
+    # the first cell started 10 s ago
+    store.start_and_put("r1", {**_record(0), "timing": {"started": t0 - 10, "duration": 1.0}})
+    store.start_and_put("r1", {**_record(1), "timing": {"started": t0 - 5, "duration": 1.0}})
     running = run_status(store, "r1", now=t0)
     assert round(running.elapsed) == 10 and round(running.eta or 0) == 10  # 2 of 4 in 10 s
     store.update_state("r1", cancelled=True)

@@ -25,6 +25,11 @@ def record(cond: str, rep: int, status: str = "ok", value: float = 1.0) -> dict[
     }
 
 
+def ran(rec: dict[str, Any], started: float) -> dict[str, Any]:
+    """``rec`` of a cell that started at ``started`` and ran for 1 ms."""
+    return {**rec, "timing": {"started": started, "duration": 0.001}}
+
+
 @pytest.fixture(params=["sqlite", "fakeredis", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[RunStore]:
     if request.param == "sqlite":
@@ -124,7 +129,7 @@ def test_cells_a_cancel_skipped_are_noted_for_resume(store: RunStore) -> None:
     store.create_run("r1", MANIFEST)
     store.update_state("r1", cancelled=True)
     assert store.start_cell("r1", "baseline:1").cancelled
-    assert store.start_cell_soon("r1", "t:3")().cancelled
+    assert store.put_ran("r1", [ran(record("t", 3), 1.0)]) == [CellStart(cancelled=True)]
     assert store.start_cell("r1", "baseline:1").cancelled  # noted once
     store.update_state("r1", cancelled=False)
     assert store.take_skipped("r1") == {"baseline:1", "t:3"}
@@ -159,9 +164,9 @@ def test_start_and_put_starts_a_cell_that_ran_and_writes_its_record(store: RunSt
     """A quick cell's first delivery: its start is counted and its record written together,
     after it ran; a start counted before (a delivery that died) makes this attempt 2."""
     store.create_run("r1", MANIFEST)
-    assert store.start_and_put("r1", record("baseline", 0), 100.0) == (True, CellStart(1))
+    assert store.start_and_put("r1", ran(record("baseline", 0), 100.0)) == (True, CellStart(1))
     assert store.start_cell("r1", "baseline:1") == CellStart(1)  # then its process died
-    assert store.start_and_put("r1", record("baseline", 1), 101.0) == (True, CellStart(2))
+    assert store.start_and_put("r1", ran(record("baseline", 1), 101.0)) == (True, CellStart(2))
     c = store.counters("r1")
     assert (c["ok"], c["ok:baseline"], c["attempts"], c["first_at"]) == (2, 2, 3, 100.0)
     assert c["last_at"] > 101.0  # when it was written, not when it started
@@ -175,18 +180,66 @@ def test_start_and_put_drops_the_record_of_a_recorded_or_cancelled_cell(
 ) -> None:
     store.create_run("r1", MANIFEST)
     store.put_record("r1", record("baseline", 0, value=1.0))
-    written, start = store.start_and_put("r1", record("baseline", 0, value=2.0), 1.0)
+    written, start = store.start_and_put("r1", ran(record("baseline", 0, value=2.0), 1.0))
     assert written is None and start == CellStart(recorded=True)
     rec = store.get_record("r1", "baseline", 0)
     assert rec is not None and rec["metrics"] == {"x": [1.0]}  # first write still wins
     assert store.counters("r1")["duplicates"] == 1
     store.update_state("r1", cancelled=True)
-    written, start = store.start_and_put("r1", record("baseline", 1), 1.0)
+    written, start = store.start_and_put("r1", ran(record("baseline", 1), 1.0))
     assert written is None and start == CellStart(cancelled=True)
     assert store.get_record("r1", "baseline", 1) is None  # no cell starts after a cancel
     assert store.take_skipped("r1") == {"baseline:1"}  # resume sends it again
     c = store.counters("r1")
     assert (c["ok"], c.get("attempts", 0), c["duplicates"]) == (1, 0, 1)
+
+
+def test_put_ran_starts_many_cells_and_writes_their_records_in_one_call(store: RunStore) -> None:
+    """A flush of cells that ran ahead of their starts: each is started (its attempt counted)
+    and recorded, a cell with a record is a duplicate whose new record is dropped, and the
+    counters move as for one cell at a time (per status, condition and node)."""
+    store.create_run("r1", MANIFEST)
+    store.put_record("r1", record("baseline", 0, value=1.0))
+    assert store.start_cell("r1", "t:1").attempt == 1  # a delivery that died after its start
+    batch = [
+        {**ran(record("baseline", 0, value=9.0), 50.0), "worker": {"node": "w1@h"}},
+        {**ran(record("baseline", 1), 40.0), "worker": {"node": "w1@h"}},
+        {**ran(record("t", 1, "error"), 60.0), "worker": {"node": "w2@h"}},
+    ]
+    starts = store.put_ran("r1", batch)
+    assert starts == [CellStart(recorded=True), CellStart(1), CellStart(2)]
+    c = store.counters("r1")
+    assert (c["ok"], c["error"], c["ok:baseline"], c["error:t"]) == (2, 1, 2, 1)
+    assert (c["node:w1@h"], c["node:w2@h"], c["duplicates"], c["attempts"]) == (1, 1, 1, 3)
+    rec = store.get_record("r1", "baseline", 0)
+    assert rec is not None and rec["metrics"] == {"x": [1.0]}  # the first write won
+    by_cell = {(r["condition"], r["replicate"]): r for r in store.iter_records("r1")}
+    assert by_cell[("t", 1)]["attempts"] == 2 and by_cell[("baseline", 1)]["attempts"] == 1
+    assert by_cell[("baseline", 0)]["duplicates"] == 1
+    assert store.attempts("r1") == {"baseline:1": 1, "t:1": 2}
+    assert store.delete_records("r1", ["t:1"]) == 1  # what its write counted is taken back
+    c = store.counters("r1")
+    assert (c["error"], c["error:t"], c["node:w2@h"]) == (0, 0, 0)
+
+
+def test_put_ran_of_a_cancelled_or_deleted_run_writes_nothing(store: RunStore) -> None:
+    store.create_run("r1", MANIFEST)
+    store.put_record("r1", record("baseline", 0))
+    store.update_state("r1", cancelled=True)
+    batch = [ran(record("baseline", r), 1.0) for r in range(3)]
+    starts = store.put_ran("r1", batch)
+    assert starts == [
+        CellStart(recorded=True),
+        CellStart(cancelled=True),
+        CellStart(cancelled=True),
+    ]
+    assert store.count_records("r1") == 1 and store.take_skipped("r1") == {
+        "baseline:1",
+        "baseline:2",
+    }
+    store.delete_run("r1")
+    assert store.put_ran("r1", batch) == [CellStart(gone=True)] * 3
+    assert not store.exists("r1")
 
 
 def test_iter_records_pages_through_everything(store: RunStore) -> None:
@@ -269,9 +322,9 @@ def test_corrupted_record_is_a_clear_error(store: RunStore) -> None:
 
 
 def test_redis_store_survives_a_flushed_script_cache(redis_url: str) -> None:
-    """After a Redis restart the server has forgotten our Lua script: the hot paths (a
-    start sent before the cell runs, the record written with the next start, and a quick
-    cell's start and record together) load it again instead of failing."""
+    """After a Redis restart the server has forgotten our Lua scripts: the hot paths (a
+    start sent before the cell runs, the record written with the next start, and the
+    records of quick cells with their starts) load them again instead of failing."""
     import redis
 
     s = RedisStore(redis_url)
@@ -282,22 +335,23 @@ def test_redis_store_survives_a_flushed_script_cache(redis_url: str) -> None:
         written, start = s.advance("r1", record("baseline", 0), "baseline:1")
         assert written is True and start == CellStart(1, False, False)
         redis.Redis.from_url(redis_url).script_flush()
-        assert s.start_cell_soon("r1", "baseline:2")() == CellStart(1, False, False)
-        redis.Redis.from_url(redis_url).script_flush()
-        assert s.start_and_put("r1", record("baseline", 3), 1.0) == (True, CellStart(1))
+        assert s.start_and_put("r1", ran(record("baseline", 3), 1.0)) == (True, CellStart(1))
         assert s.counters("r1")["ok"] == 2
     finally:
         s.close()
 
 
 def _corrupt(store: RunStore, cell: str, text: str) -> None:
-    """Overwrite a stored record behind the store's back, as a damaged disk or a hostile
-    writer would."""
+    """Overwrite a stored record's text behind the store's back, as a damaged disk or a
+    hostile writer would. The store's own note of what the write counted stays (a column
+    of the SQLite row; in Redis, the note after the text - see store/scripts.py)."""
     if isinstance(store, SQLiteStore):
         store._db().execute("UPDATE records SET record = ? WHERE cell = ?", (text, cell))
     else:
         assert isinstance(store, RedisStore)
-        store.r.hset("cdist:run:{r1}:records", cell, text)
+        raw = store.r.hget("cdist:run:{r1}:records", cell)
+        note = raw.rpartition(b"\x1f")[2]
+        store.r.hset("cdist:run:{r1}:records", cell, text.encode() + b"\x1f" + note)
 
 
 def test_deleting_a_record_takes_back_what_its_write_counted(store: RunStore) -> None:
@@ -325,7 +379,7 @@ def test_a_deleted_run_is_gone_and_a_late_write_recreates_nothing(store: RunStor
     assert not store.exists("r1") and store.run_ids() == []
     # a worker that was still running a cell of the run finds it gone and writes nothing
     assert store.advance("r1", record("baseline", 1), "baseline:2") == (None, CellStart(gone=True))
-    assert store.start_and_put("r1", record("baseline", 3), 1.0) == (None, CellStart(gone=True))
+    assert store.start_and_put("r1", record("baseline", 3)) == (None, CellStart(gone=True))
     assert not store.exists("r1") and store.count_records("r1") == 0
     assert store.delete_run("r1") is False
 
@@ -339,9 +393,7 @@ def test_runs_created_before_a_time(store: RunStore) -> None:
 
 
 @pytest.mark.parametrize("kind", ["fakeredis", "redis"])
-def test_no_key_of_a_run_being_worked_on_expires(
-    kind: str, request: pytest.FixtureRequest
-) -> None:
+def test_no_key_of_a_run_being_worked_on_expires(kind: str, request: pytest.FixtureRequest) -> None:
     """Every write gives all of the run's keys (manifest and state included) their full TTL
     again: a run that lasts longer than the TTL loses nothing while it is worked on."""
     import time

@@ -419,10 +419,12 @@ def test_reading_a_forged_run_imports_nothing_and_writes_only_under_the_readers_
 
 # --- records --------------------------------------------------------------------------------------
 def _altered(raw: bytes) -> bytes:
+    """The stored record with one number changed (``m``: its metrics in the compact form,
+    see crystallize_dist/distributed/store/compact.py)."""
     text = raw.decode()
     head, _, rest = text.partition("\n")
     rec = json.loads(head)
-    rec["metrics"]["x"] = [12345.0]
+    rec["m"]["x"] = [12345.0]
     return (json.dumps(rec, separators=(",", ":")) + "\n" + rest).encode()
 
 
@@ -489,15 +491,15 @@ def test_forged_and_altered_worker_stamps_are_left_out(lab: Lab, finished: str) 
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["provenance"].get("workers", {}) == {}
     notes = [line for line in out.stderr.splitlines() if "do not verify and are left out" in line]
+    shown = ", ".join(ascii(n) for n in sorted([node, "evil@nowhere"]))
     assert notes == [
-        "note: 2 worker stamp(s) do not verify and are left out of the provenance: "
-        f"{node!a}, 'evil@nowhere'"
+        f"note: 2 worker stamp(s) do not verify and are left out of the provenance: {shown}"
     ], out.stderr
 
 
 def test_an_altered_artifact_blob_is_not_written(lab: Lab, finished: str) -> None:
-    arts_of = {
-        key.decode(): json.loads(raw.split(b"\n")[0])["artifacts"][0]
+    arts_of = {  # "a": the artifacts of a record in the compact form
+        key.decode(): json.loads(raw.split(b"\n")[0])["a"][0]
         for key, raw in lab.raw.r.hgetall(C.key_records(finished)).items()
     }
     sha = arts_of["baseline:0"]["sha256"]

@@ -8,12 +8,13 @@ counters, per-cell attempt and duplicate counts, the workers seen, and a small m
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from crystallize_dist import constants as C
-from crystallize_dist.distributed.store.records import Encoded, RecordCheck, encode
+from crystallize_dist.distributed.store.compact import RecordTemplate
+from crystallize_dist.distributed.store.records import Encoded, RecordCheck
 
 
 @dataclass(frozen=True)
@@ -86,31 +87,35 @@ class RunStore(ABC):
         assert start is not None
         return start
 
+    @abstractmethod
+    def put_ran(
+        self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded]
+    ) -> list[CellStart]:
+        """Start cells that already ran and write their records, in one round trip (one
+        transaction): each record is written only if its start allows it (no record yet,
+        run not cancelled - see ``advance``), and its start says what happened to it; the
+        run's first cell started when the earliest record's timing says. For
+        quick cells of a first delivery, run before their starts are counted: if their
+        process dies before this call, that delivery is not counted (a redelivery is,
+        before each cell runs)."""
+
     def start_and_put(
-        self, run_id: str, record: Mapping[str, Any] | Encoded, started: float
+        self, run_id: str, record: Mapping[str, Any] | Encoded
     ) -> tuple[bool | None, CellStart]:
-        """Start a cell that already ran (at ``started``) and write its record, in one round
-        trip: the record is written only if the start allows it (no record yet, run not
-        cancelled - see ``advance``). For a quick cell's first delivery: if its process dies
-        while it runs, that delivery is not counted (its redelivery is, before it runs)."""
-        enc = encode(record)
-        start = self.start_cell(run_id, f"{enc.record['condition']}:{enc.record['replicate']}")
-        return (self.put_record(run_id, enc) if start.attempt else None), start
+        """``put_ran`` for one record: (whether it was written, or None when its start
+        refused it; the start). The cell started when its record's timing says."""
+        (start,) = self.put_ran(run_id, [record])
+        return (True if start.attempt else None), start
 
-    def start_cell_soon(self, run_id: str, key: str) -> Callable[[], CellStart]:
-        """Send the start of cell ``key`` now and return a function that reads its answer
-        later, so a cell can run while the start is on its way (one round trip saved per
-        one-cell task). Stores that cannot pipeline this way just start the cell now."""
-        start = self.start_cell(run_id, key)
-        return lambda: start
-
-    def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
-        """Several ``put_record`` calls (implementations batch them)."""
+    def put_records(
+        self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded]
+    ) -> list[bool]:
+        """Several ``put_record`` calls (implementations write them in one round trip)."""
         return [self.put_record(run_id, r) for r in records]
 
     @abstractmethod
     def get_record(self, run_id: str, condition: str, replicate: int) -> dict[str, Any] | None:
-        """One cell's record, or None."""
+        """One cell's record (in the full form), or None."""
 
     @abstractmethod
     def has_records(self, run_id: str, keys: list[str]) -> list[bool]:
@@ -124,10 +129,13 @@ class RunStore(ABC):
         *,
         steps: bool = True,
         check: RecordCheck | None = None,
+        template: RecordTemplate | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every record (in no particular order), fetched in pages, with ``attempts`` and
-        ``duplicates`` merged in; without ``steps`` the per-step provenance is not parsed.
-        ``check`` verifies each stored text before it is decoded (``records.decode_page``)."""
+        """Every record (in no particular order, in the full form), fetched in pages, with
+        ``attempts`` and ``duplicates`` merged in; without ``steps`` the per-step provenance
+        is not parsed. ``check`` verifies each stored text before it is decoded
+        (``records.decode_page``); ``template`` is the run's (read from its manifest when
+        not given)."""
 
     @abstractmethod
     def delete_records(self, run_id: str, keys: list[str]) -> int:
@@ -147,7 +155,8 @@ class RunStore(ABC):
 
     @abstractmethod
     def attempts(self, run_id: str) -> dict[str, int]:
-        """Cell key -> attempts, for cells that started at least once."""
+        """Cell key -> attempts, for cells that started at least once (a diagnostic: it
+        reads every record)."""
 
     # -- workers and state ---------------------------------------------------------------------
     @abstractmethod
@@ -179,6 +188,10 @@ class RunStore(ABC):
 
     def cancelled(self, run_id: str) -> bool:
         return bool(self.state(run_id).get("cancelled"))
+
+    def template(self, run_id: str) -> RecordTemplate:
+        """What the run's records share (read from its manifest; see ``compact``)."""
+        return RecordTemplate.of(self.manifest(run_id))
 
     # -- code bundles ----------------------------------------------------------------------
     def put_blob(self, key: str, data: bytes) -> None:

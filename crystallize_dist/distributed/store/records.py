@@ -2,19 +2,22 @@
 
 A stored record is two JSON documents joined by a newline: the record without its steps,
 then its per-step provenance (compact JSON never holds a raw newline), so a reader that
-does not need the steps parses only the first part. A worker with a secret adds a third
-line, ``hmac-sha256:<64 hex digits>``, the record's signature (``record_signatures``). A
-record that cannot be read back is reported, never silently dropped.
+does not need the steps parses only the first part. Workers write both in the compact form
+of ``compact`` (what the run's records share is in its manifest); a record without a
+template is written in the full form, which has a ``condition`` key. A worker with a
+secret adds a third line, ``hmac-sha256:<64 hex digits>``, the record's signature
+(``record_signatures``). A record that cannot be read back is reported, never silently
+dropped.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from crystallize_dist.canonical import dumps
+from crystallize_dist.distributed.store.compact import RecordTemplate, expand, pack
 from crystallize_dist.errors import CorruptRecordError, SignatureError
 
 #: the start of a signed record's last line
@@ -45,12 +48,27 @@ def split_signature(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-def _parse(raw: str | bytes, steps: bool) -> Any:
+#: what a reader without the run's manifest assumes (records in the full form need none)
+_NO_TEMPLATE = RecordTemplate()
+#: what expanding a malformed compact record raises
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def _parse(raw: str | bytes, steps: bool, key: str, tpl: RecordTemplate | None) -> Any:
     text = raw if isinstance(raw, str) else raw.decode()
     head, sep, tail = text.partition("\n")
     rec = _DECODER.decode(head)
-    if steps and sep and isinstance(rec, dict):
-        rec["steps"] = _DECODER.decode(tail.partition("\n")[0])
+    listed = _DECODER.decode(tail.partition("\n")[0]) if steps and sep else None
+    return _full(rec, listed, key, tpl)
+
+
+def _full(rec: Any, steps: Any, key: str, tpl: RecordTemplate | None) -> Any:
+    """A parsed record in the full form: a compact one expanded (its key names its cell)."""
+    if type(rec) is dict and "condition" not in rec:
+        condition, replicate = split_key(key)
+        return expand(rec, condition, replicate, steps, tpl or _NO_TEMPLATE)
+    if steps is not None and type(rec) is dict:
+        rec["steps"] = steps
     return rec
 
 
@@ -84,12 +102,20 @@ def _is_artifact(art: Any) -> bool:
     return type(art) is dict and type(art.get("name")) is str and type(art.get("path")) is str
 
 
-def decode_record(raw: str | bytes, where: str, *, steps: bool = True) -> dict[str, Any]:
-    """Parse a stored record (see ``encode``); anything else is CorruptRecordError."""
+def decode_record(
+    raw: str | bytes,
+    where: str,
+    *,
+    steps: bool = True,
+    key: str = "",
+    template: RecordTemplate | None = None,
+) -> dict[str, Any]:
+    """Parse a stored record of cell ``key`` (see ``encode``); anything else is
+    CorruptRecordError."""
     try:
-        rec = _parse(raw, steps)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRecordError(f"{where}: stored record is not valid JSON ({exc})") from None
+        rec = _parse(raw, steps, key, template)
+    except (*_MALFORMED, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"{where}: stored record is not valid ({exc})") from None
     if not _is_record(rec):
         raise CorruptRecordError(f"{where}: stored record lacks condition/replicate/status")
     result: dict[str, Any] = rec
@@ -97,19 +123,26 @@ def decode_record(raw: str | bytes, where: str, *, steps: bool = True) -> dict[s
 
 
 def decode_or_flag(
-    raw: str | bytes, key: str, run_id: str, *, steps: bool = True
+    raw: str | bytes,
+    key: str,
+    run_id: str,
+    *,
+    steps: bool = True,
+    template: RecordTemplate | None = None,
 ) -> dict[str, Any]:
     """A stored record, or - when it is corrupt - a failed-cell record that says so, so one
     damaged record never hides the others (``resume --retry-failed`` re-runs it)."""
     try:
-        rec = _parse(raw, steps)
+        rec = _parse(raw, steps, key, template)
         if _is_record(rec):
             result: dict[str, Any] = rec
             return result
-    except (ValueError, UnicodeDecodeError):
+    except (*_MALFORMED, UnicodeDecodeError):
         pass
     try:  # the slow path, for its message
-        return decode_record(raw, f"run '{run_id}' cell {key}", steps=steps)
+        return decode_record(
+            raw, f"run '{run_id}' cell {key}", steps=steps, key=key, template=template
+        )
     except CorruptRecordError as exc:
         return flagged(key, exc)
 
@@ -137,13 +170,15 @@ def decode_page(
     *,
     steps: bool = True,
     check: RecordCheck | None = None,
+    template: RecordTemplate | None = None,
 ) -> list[dict[str, Any]]:
     """Records of a page, parsed as one JSON array (one decoder call instead of one per
-    record); any doubt - a legacy or damaged record - falls back to record by record.
-    ``check`` (a reader with the secret) verifies each record first: one that does not
-    verify is a failed cell (TamperedRecordError) whose text is never parsed."""
+    record) and expanded with the run's ``template``; any doubt - a damaged record - falls
+    back to record by record. ``check`` (a reader with the secret) verifies each record
+    first: one that does not verify is a failed cell (TamperedRecordError) whose text is
+    never parsed."""
     if check is None:
-        return _page(raws, keys, run_id, steps)
+        return _page(raws, keys, run_id, steps, template)
     texts: list[str] = []
     good: list[str] = []
     out: list[dict[str, Any] | None] = []
@@ -154,11 +189,17 @@ def decode_page(
             out.append(None)
         except (SignatureError, UnicodeDecodeError) as exc:
             out.append(flagged(key, exc))
-    decoded = iter(_page(texts, good, run_id, steps))
+    decoded = iter(_page(texts, good, run_id, steps, template))
     return [rec if rec is not None else next(decoded) for rec in out]
 
 
-def _page(raws: list[Any], keys: list[str], run_id: str, steps: bool) -> list[dict[str, Any]]:
+def _page(
+    raws: list[Any],
+    keys: list[str],
+    run_id: str,
+    steps: bool,
+    template: RecordTemplate | None,
+) -> list[dict[str, Any]]:
     try:
         parts: list[str] = []
         for raw in raws:
@@ -171,16 +212,18 @@ def _page(raws: list[Any], keys: list[str], run_id: str, steps: bool) -> list[di
         values = _DECODER.decode("[" + ",".join(parts) + "]")
         width = 2 if steps else 1
         if len(values) == width * len(raws):
-            recs = values[::width]
+            lists = values[1::2] if steps else [None] * len(raws)
+            recs = [
+                _full(rec, listed, key, template)
+                for rec, listed, key in zip(values[::width], lists, keys, strict=True)
+            ]
             if all(_is_record(r) for r in recs):
-                if steps:
-                    for rec, step_list in zip(recs, values[1::2], strict=True):
-                        rec["steps"] = step_list
-                return list(recs)
-    except (ValueError, UnicodeDecodeError):
+                return recs
+    except (*_MALFORMED, UnicodeDecodeError):
         pass
     return [
-        decode_or_flag(raw, key, run_id, steps=steps) for raw, key in zip(raws, keys, strict=True)
+        decode_or_flag(raw, key, run_id, steps=steps, template=template)
+        for raw, key in zip(raws, keys, strict=True)
     ]
 
 
@@ -222,21 +265,25 @@ def decode_json(raw: str | bytes | None, where: str) -> Any:
         raise CorruptRecordError(f"{where}: stored value is not valid JSON ({exc})") from None
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """A record with its JSON text, so a worker encodes each record once."""
+class Encoded(NamedTuple):
+    """A record with its stored text, so a worker encodes each record once."""
 
     record: Mapping[str, Any]
     text: str
 
 
-def encode(record: Mapping[str, Any] | Encoded) -> Encoded:
-    """A record's stored text: ``<record without steps as JSON>\\n<steps as JSON>``.
+def encode(record: Mapping[str, Any] | Encoded, template: RecordTemplate | None = None) -> Encoded:
+    """A record's stored text: ``<record without steps as JSON>\\n<steps as JSON>``, in the
+    compact form of ``compact`` when the run's ``template`` is given (and can say it).
 
     Compact JSON never holds a raw newline, so readers that do not need the per-step
     provenance (big results) split at the first newline and parse only the first part.
     """
     if isinstance(record, Encoded):
         return record
+    if template is not None:
+        text = pack(record, template)
+        if text is not None:
+            return Encoded(record, text)
     core = {k: v for k, v in record.items() if k != "steps"}
     return Encoded(record, dumps(core) + "\n" + dumps(record.get("steps", [])))

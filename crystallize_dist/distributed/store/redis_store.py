@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -16,17 +16,16 @@ import redis
 from crystallize_dist import constants as C
 from crystallize_dist.canonical import dumps
 from crystallize_dist.distributed.store.base import CellStart, RunStore
+from crystallize_dist.distributed.store.compact import RecordTemplate
 from crystallize_dist.distributed.store.records import (
     Encoded,
     RecordCheck,
     decode_json,
     decode_manifest,
-    decode_page,
-    decode_record,
 )
 from crystallize_dist.distributed.store.redis_cells import CellPath
 from crystallize_dist.distributed.store.redis_client import RedisClient
-from crystallize_dist.distributed.store.scripts import DELETE
+from crystallize_dist.distributed.store.redis_records import RecordPages
 from crystallize_dist.errors import RunNotFoundError, StoreError
 from crystallize_dist.urls import redact
 
@@ -35,6 +34,13 @@ T = TypeVar("T")
 
 #: state field prefix of a worker node's load failure (``load_error:<node>``)
 LOAD_ERROR = "load_error:"
+
+
+def _start_of(code: int) -> CellStart:
+    """What ``PUT_MANY`` says of a cell that ran: its attempt, a duplicate or cancelled."""
+    if code > 0:
+        return CellStart(code)
+    return CellStart(cancelled=True) if code < 0 else CellStart(recorded=True)
 
 
 class RedisStore(RunStore):
@@ -56,7 +62,7 @@ class RedisStore(RunStore):
         self._errors = self.client.errors
         self._cell_client = self.client.cell_client
         self.cells = CellPath(self.client, self.ttl)
-        self._delete = self.r.register_script(DELETE)
+        self.records = RecordPages(self.client)
 
     def ping(self) -> None:
         """Check Redis answers, within PING_TIMEOUT (the store's own calls wait longer)."""
@@ -128,33 +134,25 @@ class RedisStore(RunStore):
     ) -> tuple[bool | None, CellStart | None]:
         return self.cells.advance(run_id, record, next_key)
 
-    def start_and_put(
-        self, run_id: str, record: Mapping[str, Any] | Encoded, started: float
-    ) -> tuple[bool | None, CellStart]:
-        return self.cells.start_and_put(run_id, record, started)
+    def put_ran(
+        self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded]
+    ) -> list[CellStart]:
+        codes = self.cells.put_many(run_id, records, ran=True)
+        if codes is None:
+            return [CellStart(gone=True)] * len(records)
+        return [_start_of(code) for code in codes]
 
-    def start_cell_soon(self, run_id: str, key: str) -> Callable[[], CellStart]:
-        return self.cells.start_cell_soon(run_id, key)
-
-    def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
-        return self.cells.put_records(run_id, records)
+    def put_records(
+        self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded]
+    ) -> list[bool]:
+        codes = self.cells.put_many(run_id, records, ran=False)
+        return [False] * len(records) if codes is None else [code == 1 for code in codes]
 
     def get_record(self, run_id: str, condition: str, replicate: int) -> dict[str, Any] | None:
-        field = f"{condition}:{replicate}"
-        raw = self._call(lambda: self.r.hget(C.key_records(run_id), field))
-        return None if raw is None else decode_record(raw, f"run '{run_id}' cell {field}")
+        return self.records.get(run_id, condition, replicate, self.template)
 
     def has_records(self, run_id: str, keys: list[str]) -> list[bool]:
-        if not keys:
-            return []
-
-        def go() -> list[bool]:
-            pipe = self.r.pipeline(transaction=False)
-            for k in keys:
-                pipe.hexists(C.key_records(run_id), k)
-            return [bool(x) for x in pipe.execute()]
-
-        return self._call(go)
+        return self.records.has(run_id, keys)
 
     def iter_records(
         self,
@@ -163,48 +161,16 @@ class RedisStore(RunStore):
         *,
         steps: bool = True,
         check: RecordCheck | None = None,
+        template: RecordTemplate | None = None,
     ) -> Iterator[dict[str, Any]]:
-        self._require(run_id)
-        cursor = 0
-        seen: set[bytes] = set()
-        while True:
-            with self._errors():
-                cursor, page = self.r.hscan(C.key_records(run_id), cursor, count=page_size)
-            fields = [f for f in page if f not in seen]
-            seen.update(fields)
-            if fields:
-                pipe = self.r.pipeline(transaction=False)
-                pipe.hmget(C.key_attempts(run_id), fields)
-                pipe.hmget(C.key_duplicates(run_id), fields)
-                attempts, dups = self._call(pipe.execute)
-                keys = [f.decode() for f in fields]
-                recs = decode_page(
-                    [page[f] for f in fields], keys, run_id, steps=steps, check=check
-                )
-                for rec, att, dup in zip(recs, attempts, dups, strict=True):
-                    rec["attempts"] = int(att or 0)
-                    rec["duplicates"] = int(dup or 0)
-                    yield rec
-            if cursor == 0:
-                return
+        if template is None:
+            template = self.template(run_id)  # RunNotFoundError for an unknown run
+        else:
+            self._require(run_id)
+        return self.records.pages(run_id, page_size, steps=steps, check=check, template=template)
 
     def delete_records(self, run_id: str, keys: list[str]) -> int:
-        if not keys:
-            return 0
-
-        def go() -> int:
-            pipe = self.r.pipeline(transaction=False)
-            run_keys = [
-                C.key_records(run_id),
-                C.key_counters(run_id),
-                C.key_attempts(run_id),
-                C.key_status(run_id),
-            ]
-            for k in keys:
-                self._delete(keys=run_keys, args=[k, k.rpartition(":")[0]], client=pipe)
-            return sum(int(x) for x in pipe.execute())
-
-        return self._call(go)
+        return self.records.delete(run_id, keys)
 
     def count_records(self, run_id: str) -> int:
         return int(self._call(lambda: self.r.hlen(C.key_records(run_id))))
@@ -215,8 +181,7 @@ class RedisStore(RunStore):
         return {k.decode(): float(v) for k, v in raw.items()}
 
     def attempts(self, run_id: str) -> dict[str, int]:
-        raw = self._call(lambda: self.r.hgetall(C.key_attempts(run_id)))
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return self.records.attempts(run_id)
 
     # -- workers and state ---------------------------------------------------------------------
     def note_worker(self, run_id: str, host: str, info: Mapping[str, Any]) -> None:

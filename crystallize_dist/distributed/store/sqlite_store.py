@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from crystallize_dist import constants as C
 from crystallize_dist.canonical import dumps
 from crystallize_dist.distributed.store import sqlite_cells as cells
 from crystallize_dist.distributed.store.base import CellStart, RunStore
+from crystallize_dist.distributed.store.compact import RecordTemplate
 from crystallize_dist.distributed.store.records import (
     Encoded,
     RecordCheck,
@@ -25,7 +26,6 @@ from crystallize_dist.distributed.store.records import (
     decode_manifest,
     decode_page,
     decode_record,
-    encode,
 )
 from crystallize_dist.distributed.store.sqlite_db import SQLiteFile
 from crystallize_dist.errors import RunNotFoundError, StoreError
@@ -112,29 +112,41 @@ class SQLiteStore(RunStore):
             start = None if next_key is None else cells.start(db, run_id, next_key, now)
         return written, start
 
-    def start_and_put(
-        self, run_id: str, record: Mapping[str, Any] | Encoded, started: float
-    ) -> tuple[bool | None, CellStart]:
-        enc = encode(record)
-        key = f"{enc.record['condition']}:{enc.record['replicate']}"
+    def put_ran(
+        self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded]
+    ) -> list[CellStart]:
+        codes = self._put_many(run_id, records, ran=True)
+        if codes is None:
+            return [CellStart(gone=True)] * len(records)
+        return [
+            CellStart(n) if n > 0 else CellStart(cancelled=n < 0, recorded=n == 0) for n in codes
+        ]
+
+    def put_records(
+        self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded]
+    ) -> list[bool]:
+        codes = self._put_many(run_id, records, ran=False)
+        return [False] * len(records) if codes is None else [n == 1 for n in codes]
+
+    def _put_many(
+        self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded], *, ran: bool
+    ) -> list[int] | None:
+        """One transaction for ``records`` (``sqlite_cells.put_many``); None when the run
+        is gone."""
         with self._tx() as db:
             if not cells.exists(db, run_id):
-                return None, CellStart(gone=True)
-            start = cells.start(db, run_id, key, started)
-            written = cells.put(db, run_id, enc, time.time()) if start.attempt else None
-        return written, start
-
-    def put_records(self, run_id: str, records: list[Mapping[str, Any]]) -> list[bool]:
-        now = time.time()
-        with self._tx() as db:
-            return [cells.put(db, run_id, rec, now) for rec in records]
+                return None
+            return cells.put_many(db, run_id, records, time.time(), ran=ran)
 
     def get_record(self, run_id: str, condition: str, replicate: int) -> dict[str, Any] | None:
         cell = f"{condition}:{replicate}"
         rows = self._read(
             f"SELECT record FROM {C.TABLE_RECORDS} WHERE run_id = ? AND cell = ?", (run_id, cell)
         )
-        return decode_record(rows[0][0], f"run '{run_id}' cell {cell}") if rows else None
+        if not rows:
+            return None
+        where = f"run '{run_id}' cell {cell}"
+        return decode_record(rows[0][0], where, key=cell, template=self.template(run_id))
 
     def has_records(self, run_id: str, keys: list[str]) -> list[bool]:
         have: set[str] = set()
@@ -157,8 +169,9 @@ class SQLiteStore(RunStore):
         *,
         steps: bool = True,
         check: RecordCheck | None = None,
+        template: RecordTemplate | None = None,
     ) -> Iterator[dict[str, Any]]:
-        self._require(run_id)
+        tpl = template or self.template(run_id)  # RunNotFoundError for an unknown run
         last = ""
         while True:
             rows = self._read(
@@ -169,7 +182,12 @@ class SQLiteStore(RunStore):
                 (run_id, last, page_size),
             )
             recs = decode_page(
-                [r[1] for r in rows], [r[0] for r in rows], run_id, steps=steps, check=check
+                [r[1] for r in rows],
+                [r[0] for r in rows],
+                run_id,
+                steps=steps,
+                check=check,
+                template=tpl,
             )
             for rec, (_, _, attempts, dups) in zip(recs, rows, strict=True):
                 rec["attempts"], rec["duplicates"] = int(attempts), int(dups)
@@ -179,30 +197,8 @@ class SQLiteStore(RunStore):
             last = rows[-1][0]
 
     def delete_records(self, run_id: str, keys: list[str]) -> int:
-        deleted = 0
         with self._tx() as db:
-            for cell in keys:
-                row = db.execute(
-                    f"SELECT status, condition, node FROM {C.TABLE_RECORDS} "
-                    "WHERE run_id = ? AND cell = ?",
-                    (run_id, cell),
-                ).fetchone()
-                if row is None:
-                    continue
-                db.execute(
-                    f"DELETE FROM {C.TABLE_RECORDS} WHERE run_id = ? AND cell = ?", (run_id, cell)
-                )
-                status, condition, node = row  # as counted when the record was written
-                bumps = [(run_id, status, -1), (run_id, f"{status}:{condition}", -1)]
-                if node:
-                    bumps.append((run_id, f"node:{node}", -1))
-                db.executemany(cells.BUMP, bumps)
-                db.execute(
-                    f"UPDATE {C.TABLE_ATTEMPTS} SET n = 0 WHERE run_id = ? AND cell = ?",
-                    (run_id, cell),
-                )
-                deleted += 1
-        return deleted
+            return cells.delete(db, run_id, keys)
 
     def count_records(self, run_id: str) -> int:
         rows = self._read(f"SELECT COUNT(*) FROM {C.TABLE_RECORDS} WHERE run_id = ?", (run_id,))
