@@ -153,6 +153,8 @@ TABLE_ATTEMPTS = "attempts"
 TABLE_WORKERS = "workers"
 #: blobs(key PK, data BLOB): content-addressed code bundles
 TABLE_BLOBS = "blobs"
+#: node_numbers(run_id, node, number; PK(run_id, node)): each worker node's number in a run
+TABLE_NODE_NUMBERS = "node_numbers"
 
 #: set (to "1") in every process that runs cells for crystallize-dist workers or the
 #: ``--local`` pool: an experiment run from inside one must not submit runs of its own

@@ -157,10 +157,13 @@ class CeleryExecution(BasePlugin):
             finally:
                 bar.close()
             from crystallize_dist.distributed.artifacts import artifact_root, fetch
+            from crystallize_dist.distributed.store.compact import RecordTemplate
             from crystallize_dist.distributed.verification import RunVerification
 
             checks = RunVerification(settings.secret, self.run_id)
-            records = store.iter_records(self.run_id, check=checks.records)
+            workers = checks.workers(store.workers(self.run_id))  # verified stamps only
+            template = RecordTemplate.of(store.manifest(self.run_id), workers)
+            records = store.iter_records(self.run_id, check=checks.records, template=template)
             out = list(fetch(store, records, artifact_root(experiment), checks.notes))
             self.signatures = {**checks.summary(), "notes": checks.notes}
             return out

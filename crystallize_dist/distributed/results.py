@@ -12,6 +12,7 @@ from crystallize_dist.config import Settings
 from crystallize_dist.distributed.artifacts import artifact_root, fetch
 from crystallize_dist.distributed.manifest import provenance_meta
 from crystallize_dist.distributed.store import RunStore
+from crystallize_dist.distributed.store.compact import RecordTemplate
 from crystallize_dist.distributed.verification import RunVerification
 from crystallize_dist.engine.aggregate import aggregate
 from crystallize_dist.engine.plan import RunPlan
@@ -87,7 +88,8 @@ def load_result(
         )
     root = artifacts_dir if artifacts_dir is not None else artifact_root(experiment)
     notes = checks.notes
-    records = store.iter_records(run_id, steps=keep_steps, check=checks.records)
+    template = RecordTemplate.of(manifest, workers)  # the nodes of verified stamps only
+    records = store.iter_records(run_id, steps=keep_steps, check=checks.records, template=template)
     result = aggregate(
         plan,
         fetch(store, records, root, notes),

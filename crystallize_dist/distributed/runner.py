@@ -248,9 +248,11 @@ class CellRunner:
         """The record of a started cell: run it, or say why it cannot run. ``attempt`` is
         None while a speculative start is still on its way."""
         if run_id not in self._noted:
+            number = self.store.node_number(run_id, self.node)
             info = {**self.env, "host": self.hostname, "drift": drift(manifest, self.env)}
-            stamp = sign_stamp(info, self.settings.secret, run_id, self.node)
+            stamp = sign_stamp({**info, "id": number}, self.settings.secret, run_id, self.node)
             self.store.note_worker(run_id, self.node, stamp)
+            self._templates[run_id] = self.template(run_id).numbered(self.node, number)
             self._noted.add(run_id)
         options = manifest.get("options", {})
         limit = int(options.get("max_attempts", self.settings.max_attempts))

@@ -164,6 +164,12 @@ class RunStore(ABC):
         """Remember a worker (its environment) that ran cells of the run."""
 
     @abstractmethod
+    def node_number(self, run_id: str, node: str) -> int:
+        """Worker ``node``'s number in the run, given the first time it is asked for (1, 2,
+        ...; 0 when the run is gone): its records name it by number, and its stamp
+        (``note_worker``) says which number is its."""
+
+    @abstractmethod
     def workers(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Worker host -> its environment."""
 
@@ -190,8 +196,9 @@ class RunStore(ABC):
         return bool(self.state(run_id).get("cancelled"))
 
     def template(self, run_id: str) -> RecordTemplate:
-        """What the run's records share (read from its manifest; see ``compact``)."""
-        return RecordTemplate.of(self.manifest(run_id))
+        """What the run's records share (read from its manifest and its workers' stamps,
+        unverified; see ``compact``)."""
+        return RecordTemplate.of(self.manifest(run_id), self.workers(run_id))
 
     # -- code bundles ----------------------------------------------------------------------
     def put_blob(self, key: str, data: bytes) -> None:

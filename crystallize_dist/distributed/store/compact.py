@@ -29,7 +29,7 @@ stored in the full form, which readers tell apart by its ``condition`` key.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crystallize_dist.canonical import dumps, to_jsonable
@@ -50,9 +50,17 @@ class RecordTemplate:
     seeds: Sequence[int] = ()
     #: (name, params, step hash, the params' JSON text) of each step
     steps: tuple[TemplateStep, ...] = ()
+    #: worker node -> its number in the run (a record names its node by number)
+    numbers: Mapping[str, int] = field(default_factory=dict)
+    #: number -> worker node, from the workers' stamps (each stamp says its number)
+    nodes: Mapping[int, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, manifest: Mapping[str, Any]) -> RecordTemplate:
+    def of(
+        cls, manifest: Mapping[str, Any], workers: Mapping[str, Any] | None = None
+    ) -> RecordTemplate:
+        """The template of the run of ``manifest``, whose workers' (verified) stamps are
+        ``workers``."""
         tpl = manifest.get("record_template")
         steps: list[TemplateStep] = []
         if isinstance(tpl, Mapping) and isinstance(tpl.get("steps"), list):
@@ -62,11 +70,22 @@ class RecordTemplate:
                 steps.append((item[0], item[1], item[2], dumps(item[1])))
         created: Any = manifest.get("created")
         seeds = manifest.get("seeds")
+        nodes = {
+            info["id"]: node
+            for node, info in (workers or {}).items()
+            if isinstance(info, Mapping) and type(info.get("id")) is int
+        }
         return cls(
             float(created) if type(created) in (int, float) else 0.0,
             seeds if isinstance(seeds, list) else (),
             tuple(steps),
+            {node: number for number, node in nodes.items()},
+            nodes,
         )
+
+    def numbered(self, node: str, number: int) -> RecordTemplate:
+        """This template, for a worker that knows its node's number."""
+        return replace(self, numbers={**self.numbers, node: number})
 
     def seed(self, replicate: int) -> Any:
         seeds = self.seeds
@@ -86,7 +105,7 @@ def pack(record: Mapping[str, Any], tpl: RecordTemplate) -> str | None:
     try:
         replicate = record["replicate"]
         seed = tpl.seed(replicate) if type(replicate) is int else None
-        text = pack_common(record, tpl.created, seed, tpl.steps)
+        text = pack_common(record, tpl.created, seed, tpl.steps, tpl.numbers)
         if text is not None:
             return text
         if any(k not in record for k in _REQUIRED) or any(
@@ -118,7 +137,7 @@ def _pack(record: Mapping[str, Any], tpl: RecordTemplate) -> str | None:
     if record["artifacts"]:
         core["a"] = record["artifacts"]
     timing = _pack_timing(record["timing"], tpl.created)
-    worker = _pack_worker(record["worker"])
+    worker = _pack_worker(record["worker"], tpl.numbers)
     if timing is None or worker is None:
         return None
     core["t"], core["w"] = timing, worker
@@ -144,13 +163,13 @@ def _pack_timing(timing: Any, created: float) -> list[int] | None:
     return [round((started - created) * 1e6), round(duration * 1e6)]
 
 
-def _pack_worker(worker: Any) -> list[Any] | None:
+def _pack_worker(worker: Any, numbers: Mapping[str, int]) -> list[Any] | None:
     if type(worker) is not dict or list(worker) != ["host", "pid", "node"]:
         return None
     node, pid = worker["node"], worker["pid"]
     if type(node) is not str or type(pid) is not int or worker["host"] != _host(node):
         return None
-    return [pid, node]
+    return [pid, numbers.get(node, node)]
 
 
 def _host(node: str) -> str:
@@ -168,6 +187,8 @@ def expand(
     metrics = get("m", {})
     started, duration = core["t"]
     pid, node = core["w"]
+    if type(node) is int:  # the node's number in the run
+        node = tpl.nodes.get(node)
     rec: dict[str, Any] = {
         "condition": condition,
         "replicate": replicate,
@@ -181,7 +202,7 @@ def expand(
         rec["steps"] = expand_steps(steps, metrics, tpl.steps)
     rec["artifacts"] = get("a", [])
     rec["timing"] = {"started": tpl.created + started / 1e6, "duration": duration / 1e6}
-    rec["worker"] = {"host": _host(node), "pid": pid, "node": node}
+    rec["worker"] = {"host": None if node is None else _host(node), "pid": pid, "node": node}
     tries = get("r", 1)
     if tries is not None:
         rec["tries"] = tries

@@ -90,9 +90,16 @@ def same_start(values: Sequence[Any], final: list[Any]) -> bool:
     return True
 
 
-def pack_common(record: Mapping[str, Any], created: float, seed: Any, template: Any) -> str | None:
+def pack_common(
+    record: Mapping[str, Any],
+    created: float,
+    seed: Any,
+    template: Any,
+    numbers: Mapping[str, int],
+) -> str | None:
     """The compact text of a common record (see the module docstring), or None. ``seed``
-    is the run's seed of the record's replicate, ``template`` its template steps."""
+    is the run's seed of the record's replicate, ``template`` its template steps,
+    ``numbers`` the nodes' numbers in the run."""
     if tuple(record) != RECORD_KEYS or record["status"] != "ok" or record["error"] is not None:
         return None
     tries, rec_seed = record["tries"], record["seed"]
@@ -119,9 +126,11 @@ def pack_common(record: Mapping[str, Any], created: float, seed: Any, template: 
     if steps is None:
         return None
     head = '{"m":' + _json_metrics(metrics) + "," if metrics else "{"
+    number = numbers.get(node)
+    who = _json_node(node) if number is None else number
     return (
         f'{head}"t":[{round((started - created) * 1e6)},{round(duration * 1e6)}],'
-        f'"w":[{pid},{_json_node(node)}]}}\n{steps}'
+        f'"w":[{pid},{who}]}}\n{steps}'
     )
 
 

@@ -88,22 +88,47 @@ class CellPath:
     def put_many(
         self, run_id: str, records: Sequence[Mapping[str, Any] | Encoded], *, ran: bool
     ) -> list[int] | None:
-        """``PUT_MANY`` for ``records`` (see ``scripts.py``): one number per record, or None
-        when the run is gone."""
+        """``PUT_MANY`` for ``records`` (see ``scripts.py``), one call per node that wrote
+        them (one round trip): one number per record, or None when the run is gone."""
         if not records:
             return []
         now = time.time()
-        first = now
-        cells: list[Any] = []
-        for record in records:
+        by_node: dict[str, tuple[list[int], list[Any], list[float]]] = {}
+        for i, record in enumerate(records):
             rec = encode(record)
             data = rec.record
-            cond = data["condition"]
-            cells += [f"{cond}:{data['replicate']}", rec.text, data["status"], cond, _node(data)]
+            where, cells, firsts = by_node.setdefault(_node(data), ([], [], []))
+            where.append(i)
+            cells += [f"{data['condition']}:{data['replicate']}", data["status"], rec.text]
             if ran:
-                first = min(first, _started(data, now))
-        args = [repr(now), self.ttl, "ran" if ran else "", repr(first), *cells]
+                firsts.append(_started(data, now))
         keys = self.keys(run_id)
-        reply = self.client.call(lambda: self.run(self._put_many, keys, args))
-        codes = [int(x) for x in reply]
-        return None if codes == [-2] else codes
+        calls = [
+            [
+                repr(now),
+                self.ttl,
+                "ran" if ran else "",
+                repr(min(firsts, default=now)),
+                node,
+                *cells,
+            ]
+            for node, (_, cells, firsts) in by_node.items()
+        ]
+
+        def go() -> list[Any]:
+            if len(calls) == 1:
+                return [self.run(self._put_many, keys, calls[0])]
+            sha = self.r.script_load(PUT_MANY)  # survives a restart that emptied the cache
+            pipe = self.r.pipeline(transaction=False)
+            for args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            return list(pipe.execute())
+
+        out: list[int] = [0] * len(records)
+        for (where, _, _), reply in zip(by_node.values(), self.client.call(go), strict=True):
+            codes = [int(x) for x in reply]
+            if codes == [-2]:
+                return None
+            for i, code in zip(where, codes, strict=True):
+                out[i] = code
+        return out

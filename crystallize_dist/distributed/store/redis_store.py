@@ -26,6 +26,7 @@ from crystallize_dist.distributed.store.records import (
 from crystallize_dist.distributed.store.redis_cells import CellPath
 from crystallize_dist.distributed.store.redis_client import RedisClient
 from crystallize_dist.distributed.store.redis_records import RecordPages
+from crystallize_dist.distributed.store.scripts import NODE_NUMBER
 from crystallize_dist.errors import RunNotFoundError, StoreError
 from crystallize_dist.urls import redact
 
@@ -63,6 +64,7 @@ class RedisStore(RunStore):
         self._cell_client = self.client.cell_client
         self.cells = CellPath(self.client, self.ttl)
         self.records = RecordPages(self.client)
+        self._node_number = self.r.register_script(NODE_NUMBER)
 
     def ping(self) -> None:
         """Check Redis answers, within PING_TIMEOUT (the store's own calls wait longer)."""
@@ -193,6 +195,10 @@ class RedisStore(RunStore):
             pipe.execute()
 
         self._call(go)
+
+    def node_number(self, run_id: str, node: str) -> int:
+        keys, args = self.cells.keys(run_id), [node, self.ttl]
+        return int(self._call(lambda: self.cells.run(self._node_number, keys, args)))
 
     def workers(self, run_id: str) -> dict[str, dict[str, Any]]:
         raw = self._call(lambda: self.r.hgetall(C.key_workers(run_id)))

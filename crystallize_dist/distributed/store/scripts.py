@@ -92,23 +92,33 @@ return reply
 """
 )
 
-# Many records in one call. ARGV: now, ttl, mode ('ran': each cell already ran and is
-# started here - counted - before its record is written, unless it has a record (a
-# duplicate) or the run is cancelled (noted as skipped); '': records of started cells),
-# when the first of them started, then field, record, status, condition, node of each cell.
+# ARGV: node, ttl -> the node's number in the run (given the first time it is asked for)
+NODE_NUMBER = (
+    _COMMON
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local id = node_id(ARGV[1])
+refresh(ARGV[2])
+return tonumber(id)
+"""
+)
+
+# Many records of one node in one call. ARGV: now, ttl, mode ('ran': each cell already ran
+# and is started here - counted - before its record is written, unless it has a record (a
+# duplicate) or the run is cancelled (noted as skipped); '': records of started cells), when
+# the first of them started, the node, then field, status, record of each cell (its
+# condition is its field's part before the last ':').
 # -> {-2} when the run is gone; else one number per cell: 'ran' - its attempt (written),
 # 0 (duplicate, not written) or -1 (cancelled, not written); '' - 1 written, 0 duplicate.
 PUT_MANY = (
     _COMMON
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
-local now, ran = ARGV[1], ARGV[3] == 'ran'
+local now, ran, node = ARGV[1], ARGV[3] == 'ran', ARGV[5]
 local cancelled = ran and redis.call('HGET', KEYS[2], 'cancelled') == 'true'
-local ids, out, counts, started, written = {}, {}, {}, 0, 0
-local function count(name)
-  counts[name] = (counts[name] or 0) + 1
-end
-for i = 5, #ARGV, 5 do
+local nid = node_id(node)
+local out, counts, started, written = {}, {}, 0, 0
+for i = 6, #ARGV, 3 do
   local field = ARGV[i]
   if redis.call('HEXISTS', KEYS[3], field) == 1 then
     duplicate(field)
@@ -122,12 +132,11 @@ for i = 5, #ARGV, 5 do
       n = n + 1
       started = started + 1
     end
-    local status, node = ARGV[i + 2], ARGV[i + 4]
-    if not ids[node] then ids[node] = node_id(node) end
-    store(field, ARGV[i + 1], status, ids[node], n)
-    count(status)
-    count(status .. ':' .. ARGV[i + 3])
-    if node ~= '' then count('node:' .. node) end
+    local status = ARGV[i + 1]
+    store(field, ARGV[i + 2], status, nid, n)
+    local per = status .. ':' .. string.match(field, '^(.*):')
+    counts[status] = (counts[status] or 0) + 1
+    counts[per] = (counts[per] or 0) + 1
     written = written + 1
     out[#out + 1] = ran and n or 1
   end
@@ -138,6 +147,7 @@ if started > 0 then
 end
 if written > 0 then
   for name, n in pairs(counts) do redis.call('HINCRBY', KEYS[4], name, n) end
+  if node ~= '' then redis.call('HINCRBY', KEYS[4], 'node:' .. node, written) end
   redis.call('HSETNX', KEYS[4], 'first_at', now)
   redis.call('HSET', KEYS[4], 'last_at', now)
 end

@@ -241,3 +241,21 @@ def delete(db: sqlite3.Connection, run_id: str, keys: list[str]) -> int:
         )
         deleted += 1
     return deleted
+
+
+def node_number(db: sqlite3.Connection, run_id: str, node: str) -> int:
+    """``node``'s number in the run, given the first time it is asked for."""
+    row = db.execute(
+        f"SELECT number FROM {C.TABLE_NODE_NUMBERS} WHERE run_id = ? AND node = ?", (run_id, node)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    top = db.execute(
+        f"SELECT COALESCE(MAX(number), 0) FROM {C.TABLE_NODE_NUMBERS} WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    number = int(top[0]) + 1
+    db.execute(
+        f"INSERT INTO {C.TABLE_NODE_NUMBERS} (run_id, node, number) VALUES (?, ?, ?)",
+        (run_id, node, number),
+    )
+    return number

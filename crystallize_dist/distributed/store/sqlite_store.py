@@ -84,7 +84,13 @@ class SQLiteStore(RunStore):
         return [r[0] for r in rows]
 
     def delete_run(self, run_id: str) -> bool:
-        tables = (C.TABLE_RECORDS, C.TABLE_COUNTERS, C.TABLE_ATTEMPTS, C.TABLE_WORKERS)
+        tables = (
+            C.TABLE_RECORDS,
+            C.TABLE_COUNTERS,
+            C.TABLE_ATTEMPTS,
+            C.TABLE_WORKERS,
+            C.TABLE_NODE_NUMBERS,
+        )
         with self._tx() as db:
             gone = db.execute(f"DELETE FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,))
             for table in tables:
@@ -222,6 +228,12 @@ class SQLiteStore(RunStore):
                 f"INSERT OR REPLACE INTO {C.TABLE_WORKERS} (run_id, host, info) VALUES (?, ?, ?)",
                 (run_id, host, dumps(info)),
             )
+
+    def node_number(self, run_id: str, node: str) -> int:
+        with self._tx() as db:
+            if not cells.exists(db, run_id):
+                return 0
+            return cells.node_number(db, run_id, node)
 
     def workers(self, run_id: str) -> dict[str, dict[str, Any]]:
         rows = self._read(f"SELECT host, info FROM {C.TABLE_WORKERS} WHERE run_id = ?", (run_id,))
