@@ -26,23 +26,6 @@ from crystallize_dist.model.result import (
     error_from_dict,
 )
 
-
-def index_records(
-    records: Iterable[Mapping[str, Any]], *, keep_steps: bool = True
-) -> dict[tuple[str, int], Mapping[str, Any]]:
-    """Records keyed by (condition, replicate); the first record of a cell wins. Records
-    are not changed (without ``keep_steps``, a copy without its step provenance is kept)."""
-    index: dict[tuple[str, int], Mapping[str, Any]] = {}
-    with paused_gc():
-        for rec in records:
-            key = (rec["condition"], int(rec["replicate"]))
-            if key not in index:
-                if not keep_steps and "steps" in rec:
-                    rec = {k: v for k, v in rec.items() if k != "steps"}
-                index[key] = rec
-    return index
-
-
 _NONE: Mapping[str, Any] = {}
 
 
@@ -94,10 +77,16 @@ class Aggregator:
         ]
 
     def fold(
-        self, r: int, records: Sequence[Mapping[str, Any] | None], *, fresh: bool = False
+        self,
+        r: int,
+        records: Sequence[Mapping[str, Any] | None],
+        *,
+        fresh: bool = False,
+        summaries: Sequence[dict[str, Any] | None] | None = None,
     ) -> None:
         """Fold replicate ``r`` (see the class docstring); ``fresh`` records were just made
-        by the cell path in this process (their summaries skip the checks stored ones need)."""
+        by the cell path in this process (their summaries skip the checks stored ones need);
+        ``summaries``, when given, are the records' summaries made already."""
         # a failed or unfinished baseline drops its replicate's treatments (Crystallize's
         # rule); the cells still get their summaries. After a failed baseline the treatment
         # cells are not needed, so they are not missing either (in-process runs skip them)
@@ -116,7 +105,8 @@ class Aggregator:
                 if cond == BASELINE_CONDITION:
                     usable = False
                 continue
-            cells[f"{cond}:{r}"] = summarize(rec)
+            summary = None if summaries is None else summaries[j - 1]
+            cells[f"{cond}:{r}"] = summarize(rec) if summary is None else summary
             if not usable:
                 continue
             if rec.get("status") != STATUS_OK:
@@ -252,12 +242,6 @@ def aggregate_into(
 ) -> Aggregator:
     """An Aggregator with ``records`` folded in canonical order (the first record of a cell
     wins; see ``aggregate``)."""
-    with paused_gc():
-        index = (
-            records if isinstance(records, dict) else index_records(records, keep_steps=keep_steps)
-        )
-        folder = Aggregator(plan)
-        runs = plan.runs
-        for r in range(plan.replicates):
-            folder.fold(r, [index.get((cond, r)) for cond in runs])
-        return folder
+    from crystallize_dist.engine.gathering import gather
+
+    return gather(Aggregator(plan), records, keep_steps=keep_steps)

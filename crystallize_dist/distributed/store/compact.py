@@ -11,9 +11,12 @@ seeded, one try). Its compact text leaves those out and writes the rest with sho
 
 - ``t``: when the cell started, in microseconds after the run was created, and how long it
   took, in microseconds (timings are kept to the microsecond);
-- ``w``: the pid and node of the worker process (its host is the node's ``@host`` part);
+- ``w``: the pid of the worker process and its node: the node's number in the run (its
+  stamp says which number is its) or, for a writer without one, its name; the host is the
+  node's ``@host`` part;
 - ``s`` status, ``e`` error, ``d`` seed, ``z`` seeded libraries, ``a`` artifacts, ``r``
-  tries: only where they differ from the run's or a good cell's;
+  tries (null: the record has none): only where they differ from the run's or a good
+  cell's; ``x``: the record's other keys (a worker's ``drift``, ...), in their order;
 - the second line lists the input hash of the first step, then one entry per step: its
   output hash (``0`` when it equals its input, sha256 hex written as 43 characters of
   url-safe base64, ``"="`` + text for any other text), the number of values each metric
@@ -22,8 +25,9 @@ seeded, one try). Its compact text leaves those out and writes the rest with sho
   defaults - the step's own name, params, hash, cache hit, reads, writes or metric changes.
 
 Every field the compact text leaves out is rebuilt exactly by ``expand``; a record this
-format cannot say exactly (a key it does not know, a worker stamp of another shape) is
-stored in the full form, which readers tell apart by its ``condition`` key.
+format cannot say exactly (a worker stamp of another shape, a timing that is not a pair
+of numbers, ...) is stored in the full form, which readers tell apart by its
+``condition`` key.
 """
 
 from __future__ import annotations
@@ -108,9 +112,7 @@ def pack(record: Mapping[str, Any], tpl: RecordTemplate) -> str | None:
         text = pack_common(record, tpl.created, seed, tpl.steps, tpl.numbers)
         if text is not None:
             return text
-        if any(k not in record for k in _REQUIRED) or any(
-            len(k) < 2 for k in record if k not in _KNOWN
-        ):
+        if any(k not in record for k in _REQUIRED):
             return None
         return _pack(record, tpl)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
@@ -145,9 +147,9 @@ def _pack(record: Mapping[str, Any], tpl: RecordTemplate) -> str | None:
         core["r"] = None
     elif record["tries"] != 1 or type(record["tries"]) is not int:
         core["r"] = record["tries"]
-    for key in record:
-        if key not in _KNOWN:
-            core[key] = record[key]
+    extra = {key: record[key] for key in record if key not in _KNOWN}
+    if extra:  # keys the cell path does not make (a worker's drift, ...), in their order
+        core["x"] = extra
     steps = pack_steps(record["steps"], metrics, tpl.steps)
     if steps is None:
         return None
@@ -182,21 +184,25 @@ def expand(
 ) -> dict[str, Any]:
     """The full record of a compact one (see the module docstring); ``steps`` is its parsed
     second line, or None when the reader does not need the per-step provenance. Raises
-    ValueError, TypeError, KeyError or IndexError when the compact text is malformed."""
+    ValueError, TypeError, KeyError, IndexError or AttributeError when the compact text is
+    malformed."""
     get = core.get
     metrics = get("m", {})
     started, duration = core["t"]
     pid, node = core["w"]
     if type(node) is int:  # the node's number in the run
         node = tpl.nodes.get(node)
+    seed = core["d"] if "d" in core else tpl.seed(replicate)
+    if type(metrics) is not dict or type(seed) not in _SEED_TYPES:
+        raise TypeError("metrics or seed of the wrong type")
     rec: dict[str, Any] = {
         "condition": condition,
         "replicate": replicate,
-        "seed": core["d"] if "d" in core else tpl.seed(replicate),
+        "seed": seed,
         "status": get("s", "ok"),
         "metrics": metrics,
         "error": get("e"),
-        "seeded": get("z", DEFAULT_SEEDED),
+        "seeded": get("z") if "z" in core else [*DEFAULT_SEEDED],
     }
     if steps is not None:
         rec["steps"] = expand_steps(steps, metrics, tpl.steps)
@@ -206,11 +212,12 @@ def expand(
     tries = get("r", 1)
     if tries is not None:
         rec["tries"] = tries
-    if len(core) > 2:
-        for key, value in core.items():
-            if len(key) > 1:
-                rec[key] = value
+    extra = get("x")
+    if extra:
+        rec.update(extra)
     return rec
 
+
+_SEED_TYPES = (int, type(None))
 
 __all__ = ["DEFAULT_SEEDED", "RecordTemplate", "expand", "pack", "template_steps"]
