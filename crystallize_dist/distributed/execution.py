@@ -165,7 +165,7 @@ class CeleryExecution(BasePlugin):
             template = RecordTemplate.of(store.manifest(self.run_id), workers)
             records = store.iter_records(self.run_id, check=checks.records, template=template)
             out = list(fetch(store, records, artifact_root(experiment), checks.notes))
-            self.signatures = {**checks.summary(), "notes": checks.notes}
+            self.signatures = {**checks.summary(), "notes": sorted(checks.notes)}
             return out
         finally:
             store.close()
