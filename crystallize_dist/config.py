@@ -18,22 +18,27 @@ CRYSTALLIZE_DIST_DRIFT_POLICY          drift_policy                warn
 CRYSTALLIZE_DIST_REQUIRE_NOEVICTION    require_noeviction          0 (warn only)
 CRYSTALLIZE_DIST_HEARTBEAT_INTERVAL    heartbeat_interval (s)      5
 CRYSTALLIZE_DIST_HEARTBEAT_GRACE       heartbeat_grace (s)         30
+CRYSTALLIZE_DIST_ARTIFACT_STORE        artifact_store              unset (files via the store)
 =====================================  ==========================  ==========================
 
 With ``secret`` set, submitters sign each run's manifest and code bundle, workers sign the
 records and stamps they write, and every reader verifies them (see docs/security.md).
 ``require_noeviction`` turns the warning about a run store whose Redis may evict keys
-(its ``maxmemory-policy`` is not ``noeviction``) into a refusal.
+(its ``maxmemory-policy`` is not ``noeviction``) into a refusal. ``artifact_store`` is a
+shared folder (a path or ``file://`` URL) or, with fsspec installed, any fsspec URL: workers
+put artifact files there instead of in the run store (see distributed/artifact_store.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from crystallize_dist import constants as C
 from crystallize_dist.errors import InvalidOptionError
@@ -52,6 +57,16 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> An
         return cast(raw)
     except ValueError:
         raise InvalidOptionError(f"{C.ENV_PREFIX}{name}={raw!r} is not a {cast.__name__}") from None
+
+
+def _check_artifact_store(url: str | None) -> None:
+    """An artifact store URL other than a folder needs fsspec (an optional extra)."""
+    scheme = urlsplit(url).scheme if url else ""
+    if len(scheme) > 1 and scheme != "file" and importlib.util.find_spec("fsspec") is None:
+        raise InvalidOptionError(
+            f"{C.ENV_PREFIX}ARTIFACT_STORE={url!a}: a {scheme}:// store needs fsspec "
+            "(pip install 'crystallize-dist[artifacts]'); a shared folder needs nothing"
+        )
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -94,6 +109,7 @@ class Settings:
     require_noeviction: bool = False
     heartbeat_interval: float = C.DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_grace: float = C.DEFAULT_HEARTBEAT_GRACE
+    artifact_store: str | None = None
 
     def __post_init__(self) -> None:
         # checked before anything is dialled; query-string credentials moved to the userinfo
@@ -123,6 +139,7 @@ class Settings:
                 f"heartbeat_interval ({self.heartbeat_interval:g}s, > 0), or live workers "
                 "look dead between two beats"
             )
+        _check_artifact_store(self.artifact_store)
         if self.drift_policy not in DRIFT_POLICIES:
             raise InvalidOptionError(
                 f"drift_policy must be one of {DRIFT_POLICIES}, got {self.drift_policy!r}"
@@ -153,6 +170,7 @@ class Settings:
                 env, "HEARTBEAT_INTERVAL", C.DEFAULT_HEARTBEAT_INTERVAL, float
             ),
             "heartbeat_grace": _number(env, "HEARTBEAT_GRACE", C.DEFAULT_HEARTBEAT_GRACE, float),
+            "artifact_store": env.get(p + "ARTIFACT_STORE") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not (overrides.get("visibility_timeout") or env.get(p + "VISIBILITY_TIMEOUT")):
@@ -208,4 +226,6 @@ class Settings:
             out[p + "STORE_URL"] = self.store_url
         if self.secret:
             out[p + "SECRET"] = self.secret
+        if self.artifact_store:
+            out[p + "ARTIFACT_STORE"] = self.artifact_store
         return out

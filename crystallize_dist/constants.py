@@ -202,5 +202,11 @@ PING_TIMEOUT = 5.0
 #: where ``result`` and ``wait`` write a run's artifact files (relative to the folder they
 #: run in); the run's manifest has no say in it.
 DEFAULT_ARTIFACTS_DIR = "data"
+#: bytes: block size for hashing and copying artifact files (never held whole in memory).
+ARTIFACT_BLOCK_BYTES = 1024 * 1024
+#: the artifact store (``CRYSTALLIZE_DIST_ARTIFACT_STORE``) keeps a file at
+#: ``<store>/<sha[:2]>/<sha256 hex>``, for as long as its owner keeps the store (nothing
+#: here deletes it); records name the file's sha256 and size.
+ARTIFACT_STORE_LAYOUT = "{sha2}/{sha}"
 #: bytes: largest code bundle ``submit`` will pack.
 DEFAULT_BUNDLE_LIMIT = 20 * 1024 * 1024

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from crystallize_dist.distributed.artifact_store import ArtifactStore, file_digest
 from crystallize_dist.distributed.store.base import RunStore
 
 _log = logging.getLogger("crystallize_dist.worker")
@@ -34,19 +35,40 @@ def blob_key(sha: str) -> str:
     return f"artifact-{sha}"
 
 
-def ship(store: RunStore, record: Mapping[str, Any], limit: int) -> None:
-    """Put the bytes of every artifact ``record`` lists into ``store`` (noting each one's
-    sha256 in the record); a file over ``limit`` bytes is marked ``"too_big"`` instead."""
+def ship(
+    store: RunStore, record: Mapping[str, Any], limit: int, shared: ArtifactStore | None = None
+) -> None:
+    """Put every artifact file ``record`` lists into the ``shared`` artifact store, or else
+    its bytes into ``store``, noting each one's sha256 and size in the record; without an
+    artifact store, a file over ``limit`` bytes is marked ``"too_big"`` instead."""
     for art in record.get("artifacts") or ():
+        path = Path(art["path"])
+        if shared is not None:
+            try:
+                sha, size = file_digest(path)
+                shared.put(sha, path)
+            except OSError as exc:
+                _log.warning(
+                    "artifact %s cannot be put into the artifact store %s (%s): it stays "
+                    "at %s on this machine",
+                    art["name"],
+                    shared.url,
+                    exc,
+                    art["path"],
+                )
+                continue
+            art.update(sha256=sha, size=size, shared=True)
+            continue
         try:
-            data = Path(art["path"]).read_bytes()
+            data = path.read_bytes()
         except OSError:
             continue
         if len(data) > limit:
             art["too_big"] = len(data)
             _log.warning(
                 "artifact %s (%d bytes) is over the %d-byte store limit: it stays "
-                "at %s on this machine",
+                "at %s on this machine (CRYSTALLIZE_DIST_ARTIFACT_STORE names a store "
+                "for big files)",
                 art["name"],
                 len(data),
                 limit,
@@ -55,7 +77,7 @@ def ship(store: RunStore, record: Mapping[str, Any], limit: int) -> None:
             continue
         sha = hashlib.sha256(data).hexdigest()
         store.put_blob(blob_key(sha), data)
-        art["sha256"] = sha
+        art.update(sha256=sha, size=len(data))
 
 
 _SHA = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -63,7 +85,7 @@ _SHA = re.compile(r"\A[0-9a-f]{64}\Z")
 
 def _same(path: Path, sha: str) -> bool:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest() == sha
+        return file_digest(path)[0] == sha
     except OSError:
         return False
 
@@ -79,7 +101,13 @@ def safe_relative(relative: Any) -> PurePosixPath | None:
     return path
 
 
-def _write(store: RunStore, base: Path, art: dict[str, Any], notes: list[str]) -> None:
+def _write(
+    store: RunStore,
+    base: Path,
+    art: dict[str, Any],
+    notes: list[str],
+    shared: ArtifactStore | None,
+) -> None:
     """Write one shipped artifact under ``base`` (see the module docstring)."""
     sha, relative = art.get("sha256"), safe_relative(art.get("relative"))
     if relative is None or not isinstance(sha, str) or not _SHA.match(sha):
@@ -93,22 +121,53 @@ def _write(store: RunStore, base: Path, art: dict[str, Any], notes: list[str]) -
         notes.append(f"artifact {relative}: it would land outside {base}; not written")
         return
     if not _same(target, sha):
-        data = store.get_blob(blob_key(sha))
-        if data is None:
-            notes.append(f"artifact {relative}: its bytes are not in the store; not written")
-            return
-        if hashlib.sha256(data).hexdigest() != sha:
-            notes.append(
-                f"artifact {relative}: its bytes in the store do not hash to its sha256 "
-                f"{sha[:12]} (altered); not written"
-            )
-            return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                missing = _copy(store, sha, art, fh, Path(tmp), shared)
+            if missing is not None:
+                notes.append(f"artifact {relative}: {missing}; not written")
+                return
+            if not _same(Path(tmp), sha):
+                where = "artifact store" if art.get("shared") is True else "store"
+                notes.append(
+                    f"artifact {relative}: its bytes in the {where} do not hash to its "
+                    f"sha256 {sha[:12]} (altered); not written"
+                )
+                return
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     art["path"] = str(target)
+
+
+def _copy(
+    store: RunStore,
+    sha: str,
+    art: Mapping[str, Any],
+    fh: Any,
+    tmp: Path,
+    shared: ArtifactStore | None,
+) -> str | None:
+    """Copy the bytes of ``sha`` to ``tmp`` (open as ``fh``); None, or why it could not."""
+    if art.get("shared") is True:
+        if shared is None:
+            return (
+                "its bytes are in an artifact store and CRYSTALLIZE_DIST_ARTIFACT_STORE "
+                "is not set here"
+            )
+        fh.close()
+        try:
+            found = shared.get(sha, tmp)
+        except OSError as exc:
+            return f"the artifact store {shared.url} cannot be read ({exc})"
+        return None if found else f"its bytes are not in the artifact store {shared.url}"
+    data = store.get_blob(blob_key(sha))
+    if data is None:
+        return "its bytes are not in the store"
+    fh.write(data)
+    return None
 
 
 def fetch(
@@ -116,16 +175,17 @@ def fetch(
     records: Iterable[dict[str, Any]],
     root: str | Path,
     notes: list[str] | None = None,
+    shared: ArtifactStore | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``records``, with every shipped artifact written under the reader's ``root`` (unless
-    it is there already) and its path pointing there; what could not be written is said in
-    ``notes``."""
+    it is there already) and its path pointing there, its bytes read from the run store or
+    the ``shared`` artifact store; what could not be written is said in ``notes``."""
     base = Path(root).resolve()
     said = notes if notes is not None else []
     for rec in records:
         for art in rec.get("artifacts") or ():
             if art.get("sha256") is not None:  # shipped by a Celery worker
-                _write(store, base, art, said)
+                _write(store, base, art, said, shared)
         yield rec
 
 

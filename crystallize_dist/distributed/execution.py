@@ -156,6 +156,7 @@ class CeleryExecution(BasePlugin):
                 )
             finally:
                 bar.close()
+            from crystallize_dist.distributed.artifact_store import open_artifact_store
             from crystallize_dist.distributed.artifacts import artifact_root, fetch
             from crystallize_dist.distributed.store.compact import RecordTemplate
             from crystallize_dist.distributed.verification import RunVerification
@@ -164,7 +165,9 @@ class CeleryExecution(BasePlugin):
             workers = checks.workers(store.workers(self.run_id))  # verified stamps only
             template = RecordTemplate.of(store.manifest(self.run_id), workers)
             records = store.iter_records(self.run_id, check=checks.records, template=template)
-            out = list(fetch(store, records, artifact_root(experiment), checks.notes))
+            shared = open_artifact_store(settings.artifact_store)
+            root = artifact_root(experiment)
+            out = list(fetch(store, records, root, checks.notes, shared))
             self.signatures = {**checks.summary(), "notes": sorted(checks.notes)}
             return out
         finally:

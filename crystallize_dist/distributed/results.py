@@ -9,6 +9,7 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.artifact_store import ArtifactStore, open_artifact_store
 from crystallize_dist.distributed.artifacts import artifact_root, fetch
 from crystallize_dist.distributed.manifest import provenance_meta
 from crystallize_dist.distributed.store import RunStore
@@ -47,6 +48,11 @@ def _hypotheses(
         )
     by_name = {h.name: h for h in experiment.hypotheses}
     return [by_name[n] for n in names if n in by_name], None
+
+
+def _artifact_store(settings: Settings | None) -> ArtifactStore | None:
+    """The reader's own artifact store (its settings, else its environment)."""
+    return open_artifact_store((settings or Settings.from_env()).artifact_store)
 
 
 def load_result(
@@ -92,7 +98,7 @@ def load_result(
     records = store.iter_records(run_id, steps=keep_steps, check=checks.records, template=template)
     result = aggregate(
         plan,
-        fetch(store, records, root, notes),
+        fetch(store, records, root, notes, _artifact_store(settings)),
         hypotheses=hyps,
         meta=meta,
         keep_steps=keep_steps,

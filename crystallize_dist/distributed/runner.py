@@ -18,6 +18,7 @@ from typing import Any
 
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.ahead import RecordBuffer, tally
+from crystallize_dist.distributed.artifact_store import open_artifact_store
 from crystallize_dist.distributed.artifacts import ship
 from crystallize_dist.distributed.cell_records import error_record, quick, storable
 from crystallize_dist.distributed.deadline import cell_deadline
@@ -61,6 +62,9 @@ class CellRunner:
         self.requeue = requeue
         #: put artifact files into the store for the submitter's machine (Celery workers)
         self.ship_artifacts = ship_artifacts
+        self.artifact_store = (
+            open_artifact_store(settings.artifact_store) if ship_artifacts else None
+        )
         # "name@host" as Celery names workers; the host part says which machine ran a cell
         self.node = node or f"local@{socket.gethostname()}"
         self.hostname = self.node.rpartition("@")[2] or socket.gethostname()
@@ -281,7 +285,7 @@ class CellRunner:
             record = self._execute(prepared.spec, cell, options)
         record["worker"] = {**record.get("worker", {}), **self._stamp}
         if self.ship_artifacts and record.get("artifacts"):
-            ship(self.store, record, self.settings.max_record_bytes)
+            ship(self.store, record, self.settings.max_record_bytes, self.artifact_store)
         if moved:
             record["drift"] = moved
         return record

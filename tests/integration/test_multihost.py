@@ -179,3 +179,119 @@ def test_two_worker_hosts_run_the_bundle_with_the_serial_digest(tmp_path: Path) 
             _stop(proc)
         leftovers = net.cleanup()
         assert not leftovers, f"could not remove {leftovers}"
+
+
+BIG_ARTIFACT = """
+from crystallize_dist import DataSource, Experiment, Pipeline, PipelineStep
+
+SIZE = 200 * 1024 * 1024
+
+
+class Zero(DataSource):
+    def fetch(self, ctx):
+        return 0.0
+
+
+class Big(PipelineStep):
+    def __call__(self, data, ctx):
+        head = int(ctx.rng.integers(1 << 62)).to_bytes(8, "big")
+        ctx.artifacts.add("big.bin", (head + bytes(range(248))) * (SIZE // 256))
+        return data, {"value": 1.0}
+
+
+experiment = Experiment(Zero(), Pipeline([Big()]), replicates=1, name="big")
+"""
+
+
+def test_a_200_mb_artifact_travels_through_a_shared_folder_not_redis(tmp_path: Path) -> None:
+    """A worker on another host puts a 200 MB artifact into the artifact store (a folder both
+    hosts mount; CRYSTALLIZE_DIST_ARTIFACT_STORE), never into Redis: the submitter's
+    ``--wait`` copies it by its sha256 into its own artifact root; a reader without the
+    setting is told where the bytes are and writes nothing."""
+    import hashlib
+
+    import redis
+
+    require_netns()
+    net = Topology(["redis", "w1"])
+    procs: list[subprocess.Popen[bytes]] = []
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    try:
+        try:
+            net.create()
+        except subprocess.CalledProcessError as exc:
+            cannot(f"cannot create network namespaces: {exc.stderr.strip() or exc}")
+        redis_host = net.address("redis")
+        password = secrets.token_hex(16)
+        broker = f"redis://:{password}@{redis_host}:6379/0"
+        redis_args = ["redis-server", "--bind", redis_host, "--port", "6379", "--save", ""]
+        redis_args += ["--requirepass", password, "--appendonly", "no", "--dir", str(tmp_path)]
+        server = subprocess.Popen(
+            net.exec_args("redis", *redis_args),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(server)
+        _wait_port(redis_host, 6379, server)
+        env = dict(cli_env(broker), CRYSTALLIZE_DIST_ARTIFACT_STORE=shared.as_uri())
+        cwd = tmp_path / "w1-cwd"
+        cwd.mkdir()
+        log = tmp_path / "w1.log"
+        with log.open("wb") as fh:
+            worker = [_cli(), "worker", "--hostname", "w1@host-b", "-c", "1"]
+            procs.append(
+                subprocess.Popen(
+                    net.exec_args("w1", *worker),
+                    cwd=cwd,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        _wait_ready(log, procs[-1])
+        exp_file = tmp_path / "big_exp.py"
+        exp_file.write_text(BIG_ARTIFACT)
+        here = tmp_path / "submitter"
+        here.mkdir()
+        submit = [_cli(), "submit", str(exp_file), "--wait", "--format", "json", "--seed", "3"]
+        out = subprocess.run(
+            [*submit, "--no-progress", "--timeout", "180"],
+            cwd=here,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert out.returncode == 0, out.stderr + log.read_text(errors="replace")[-3000:]
+        run_id = out.stderr.splitlines()[0].removeprefix("run ")
+        rel = Path("data/big/v0/replicate_0/baseline/Big/big.bin")
+        worker_copy, mine = cwd / rel, here / rel
+        assert mine.stat().st_size == worker_copy.stat().st_size == 200 * 1024 * 1024
+        sha = hashlib.sha256(mine.read_bytes()).hexdigest()
+        assert (shared / sha[:2] / sha).stat().st_size == 200 * 1024 * 1024
+        assert mine.read_bytes() == worker_copy.read_bytes()
+        used = redis.Redis.from_url(broker).info("memory")["used_memory"]
+        assert used < 20 * 1024 * 1024, used  # the bytes never went through Redis
+        reader = tmp_path / "reader"
+        reader.mkdir()
+        plain = {k: v for k, v in env.items() if k != "CRYSTALLIZE_DIST_ARTIFACT_STORE"}
+        got = subprocess.run(
+            [_cli(), "result", run_id],
+            cwd=reader,
+            env=plain,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert got.returncode == 0, got.stderr
+        assert (
+            "its bytes are in an artifact store and CRYSTALLIZE_DIST_ARTIFACT_STORE is not set "
+            "here; not written" in got.stdout + got.stderr
+        )
+        assert not (reader / rel).exists()
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        leftovers = net.cleanup()
+        assert not leftovers, f"could not remove {leftovers}"

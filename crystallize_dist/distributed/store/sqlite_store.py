@@ -84,13 +84,8 @@ class SQLiteStore(RunStore):
         return [r[0] for r in rows]
 
     def delete_run(self, run_id: str) -> bool:
-        tables = (
-            C.TABLE_RECORDS,
-            C.TABLE_COUNTERS,
-            C.TABLE_ATTEMPTS,
-            C.TABLE_WORKERS,
-            C.TABLE_NODE_NUMBERS,
-        )
+        tables = [C.TABLE_RECORDS, C.TABLE_COUNTERS, C.TABLE_ATTEMPTS, C.TABLE_WORKERS]
+        tables.append(C.TABLE_NODE_NUMBERS)
         with self._tx() as db:
             gone = db.execute(f"DELETE FROM {C.TABLE_RUNS} WHERE run_id = ?", (run_id,))
             for table in tables:
