@@ -59,14 +59,19 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> An
         raise InvalidOptionError(f"{C.ENV_PREFIX}{name}={raw!r} is not a {cast.__name__}") from None
 
 
+def needs_fsspec(url: str) -> InvalidOptionError:
+    """The error for an artifact store URL that needs fsspec where it is not installed."""
+    return InvalidOptionError(
+        f"{C.ENV_PREFIX}ARTIFACT_STORE={url!a}: a {urlsplit(url).scheme}:// store needs "
+        "fsspec (pip install 'crystallize-dist[artifacts]'); a shared folder needs nothing"
+    )
+
+
 def _check_artifact_store(url: str | None) -> None:
     """An artifact store URL other than a folder needs fsspec (an optional extra)."""
     scheme = urlsplit(url).scheme if url else ""
     if len(scheme) > 1 and scheme != "file" and importlib.util.find_spec("fsspec") is None:
-        raise InvalidOptionError(
-            f"{C.ENV_PREFIX}ARTIFACT_STORE={url!a}: a {scheme}:// store needs fsspec "
-            "(pip install 'crystallize-dist[artifacts]'); a shared folder needs nothing"
-        )
+        raise needs_fsspec(str(url))
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

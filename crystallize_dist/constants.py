@@ -91,7 +91,7 @@ def key_skipped(run_id: str) -> str:
 
 def key_status(run_id: str) -> str:
     """Hash: field ``<condition>:<replicate>`` -> the status (and node) its record was counted
-    under, for records written without a note (``store/scripts.py``), so deleting one takes
+    under, for records written without a note (``store/bulk_scripts.py``), so deleting one takes
     back exactly what its write added to the counters."""
     return f"{KEY_PREFIX}:run:{{{run_id}}}:status"
 

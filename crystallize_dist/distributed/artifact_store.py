@@ -1,13 +1,11 @@
 """A content-addressed store for artifact files, off the broker.
 
 ``CRYSTALLIZE_DIST_ARTIFACT_STORE`` names it: a folder every worker and reader can reach (a
-path or a ``file://`` URL; the base install) or any fsspec URL (``s3://bucket/prefix``,
-``gcs://...``, ``memory://...``) when fsspec is installed (``pip install
-'crystallize-dist[artifacts]'``). A file is stored once under its sha256
-(``<store>/<sha[:2]>/<sha>``), written to a temporary name and renamed, so a reader never
-sees half a file; the workers' records keep each file's sha256 and size, and a reader copies
-a file by its sha into its own artifact root (``artifacts.fetch``) and checks the sha of
-what it got. Files are streamed in blocks of ``ARTIFACT_BLOCK_BYTES``, never held whole.
+path or ``file://`` URL) or, with fsspec installed (``pip install 'crystallize-dist[artifacts]'``),
+any fsspec URL (``s3://bucket/prefix``, ``memory://...``). A file is stored once at
+``<store>/<sha[:2]>/<sha256>``, written to a temporary name and renamed; records keep each
+file's sha256 and size, and a reader copies a file by its sha into its own artifact root
+(``artifacts.fetch``) and checks what it got. Files are streamed, never held whole.
 """
 
 from __future__ import annotations
@@ -21,30 +19,27 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from crystallize_dist import constants as C
+from crystallize_dist.config import needs_fsspec
 from crystallize_dist.errors import InvalidOptionError
 
 
 class ArtifactStore(Protocol):
-    """Where artifact files are kept by their sha256."""
+    """Where artifact files are kept by their sha256: ``put`` stores a file unless the store
+    has it already, ``get`` copies one to ``target`` (False when the store does not have it)."""
 
     url: str
 
-    def put(self, sha: str, source: Path) -> None:
-        """Store ``source`` (whose sha256 is ``sha``) unless the store has it already."""
-
-    def get(self, sha: str, target: Path) -> bool:
-        """Copy the file of ``sha`` to ``target``; False when the store does not have it."""
+    def put(self, sha: str, source: Path) -> None: ...
+    def get(self, sha: str, target: Path) -> bool: ...
 
 
 def file_digest(path: Path) -> tuple[str, int]:
     """The sha256 (hex) and size in bytes of the file at ``path``, read in blocks."""
     digest = hashlib.sha256()
-    size = 0
     with path.open("rb") as fh:
-        while block := fh.read(C.ARTIFACT_BLOCK_BYTES):
+        for block in iter(lambda: fh.read(C.ARTIFACT_BLOCK_BYTES), b""):
             digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
+    return digest.hexdigest(), path.stat().st_size
 
 
 def _name(sha: str) -> str:
@@ -68,9 +63,8 @@ class FolderStore:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
                 shutil.copyfileobj(src, out, C.ARTIFACT_BLOCK_BYTES)
             os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # left only when the copy failed
 
     def get(self, sha: str, target: Path) -> bool:
         source = self.root / _name(sha)
@@ -89,8 +83,8 @@ class FsspecStore:
         import fsspec
 
         self.url = url
-        self.fs: Any
-        self.fs, base = fsspec.core.url_to_fs(url)
+        fs, base = fsspec.core.url_to_fs(url)
+        self.fs: Any = fs
         self.base = str(base).rstrip("/")
 
     def put(self, sha: str, source: Path) -> None:
@@ -113,22 +107,14 @@ def open_artifact_store(url: str | None) -> ArtifactStore | None:
     Raises InvalidOptionError naming the URL when it needs fsspec and fsspec is missing."""
     if not url:
         return None
-    scheme = urlsplit(url).scheme
-    if scheme == "file":
+    if (scheme := urlsplit(url).scheme) == "file":
         return FolderStore(Path(unquote(urlsplit(url).path)), url)
     if len(scheme) < 2:  # a path (a Windows drive letter is not a scheme)
         return FolderStore(Path(url).expanduser(), url)
     try:
         return FsspecStore(url)
     except ImportError:
-        raise InvalidOptionError(
-            f"{C.ENV_PREFIX}ARTIFACT_STORE={url!a}: a {scheme}:// store needs fsspec "
-            "(pip install 'crystallize-dist[artifacts]'); a shared folder needs nothing"
-        ) from None
+        raise needs_fsspec(url) from None
     except (ValueError, OSError) as exc:  # an unknown protocol, a missing driver
-        raise InvalidOptionError(
-            f"{C.ENV_PREFIX}ARTIFACT_STORE={url!a} cannot be opened: {exc}"
-        ) from None
-
-
-__all__ = ["ArtifactStore", "FolderStore", "FsspecStore", "file_digest", "open_artifact_store"]
+        what = f"{C.ENV_PREFIX}ARTIFACT_STORE={url!a}"
+        raise InvalidOptionError(f"{what} cannot be opened: {exc}") from None

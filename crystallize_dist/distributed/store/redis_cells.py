@@ -1,7 +1,6 @@
-"""The Redis store's record path: the scripts of ``scripts.py`` that write records
-first-write-wins with their counters - one record with the start of the next cell
-(``advance``), or many records in one call (``put_many``) - on the connection a worker
-process holds."""
+"""The Redis store's record path: the scripts of ``scripts.py`` and ``bulk_scripts.py``
+(first write wins, with counters) - one record with the start of the next cell (``advance``)
+or many in one call (``put_many``) - on the connection a worker process holds."""
 
 from __future__ import annotations
 
@@ -13,9 +12,10 @@ import redis
 
 from crystallize_dist import constants as C
 from crystallize_dist.distributed.store.base import CellStart
+from crystallize_dist.distributed.store.bulk_scripts import PUT_MANY
 from crystallize_dist.distributed.store.records import Encoded, encode
 from crystallize_dist.distributed.store.redis_client import RedisClient
-from crystallize_dist.distributed.store.scripts import ADVANCE, PUT_MANY
+from crystallize_dist.distributed.store.scripts import ADVANCE
 
 
 def _node(rec: Mapping[str, Any]) -> str:
@@ -39,10 +39,7 @@ class CellPath:
         self._put_many = self.r.register_script(PUT_MANY)
 
     def keys(self, run_id: str) -> list[str]:
-        keys = self._run_keys.get(run_id)
-        if keys is None:
-            keys = self._run_keys[run_id] = C.run_keys(run_id)
-        return keys
+        return self._run_keys.get(run_id) or self._run_keys.setdefault(run_id, C.run_keys(run_id))
 
     def arguments(
         self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
@@ -64,10 +61,8 @@ class CellPath:
         written, attempt, cancelled, recorded = (int(x) for x in reply)
         if written == -2:  # the run is gone (deleted or expired): nothing was written
             return None, CellStart(gone=True)
-        return (
-            None if written < 0 else bool(written),
-            CellStart(attempt, bool(cancelled), bool(recorded)),
-        )
+        done = None if written < 0 else bool(written)
+        return done, CellStart(attempt, bool(cancelled), bool(recorded))
 
     def advance(
         self, run_id: str, record: Mapping[str, Any] | Encoded | None, next_key: str | None
@@ -77,9 +72,8 @@ class CellPath:
         return written, (start if next_key else None)
 
     def run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA of a script; redis-py's Script object (which loads the script when Redis
-        lost it, e.g. after a restart) only on that rare miss - its own checks cost about
-        a third of the call on the hot path."""
+        """EVALSHA of a script; redis-py's Script object (it loads a script Redis lost) only
+        on that rare miss: its own checks cost a third of the call on the hot path."""
         try:
             return self.client.cell_client().evalsha(script.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
@@ -95,23 +89,15 @@ class CellPath:
         now = time.time()
         by_node: dict[str, tuple[list[int], list[Any], list[float]]] = {}
         for i, record in enumerate(records):
-            rec = encode(record)
-            data = rec.record
+            data = (rec := encode(record)).record
             where, cells, firsts = by_node.setdefault(_node(data), ([], [], []))
             where.append(i)
             cells += [f"{data['condition']}:{data['replicate']}", data["status"], rec.text]
             if ran:
                 firsts.append(_started(data, now))
-        keys = self.keys(run_id)
+        keys, mode = self.keys(run_id), "ran" if ran else ""
         calls = [
-            [
-                repr(now),
-                self.ttl,
-                "ran" if ran else "",
-                repr(min(firsts, default=now)),
-                node,
-                *cells,
-            ]
+            [repr(now), self.ttl, mode, repr(min(firsts, default=now)), node, *cells]
             for node, (_, cells, firsts) in by_node.items()
         ]
 

@@ -125,7 +125,7 @@ def put_many(
     ran: bool,
 ) -> list[int]:
     """Many records in the caller's transaction, with few statements: the twin of
-    ``scripts.PUT_MANY`` (one number per record, as it gives them). Records of cells that
+    ``bulk_scripts.PUT_MANY`` (one number per record, as it gives them). Records of cells that
     have none yet - the usual case - go in with one INSERT; otherwise each cell is looked
     up first."""
     rows = [_row(run_id, encode(r)) for r in records]
