@@ -86,9 +86,7 @@ def reading(url: str, run_id: str, arts: Path, rounds: int = 3) -> dict[str, flo
         load_result(store, run_id, verify=False, artifacts_dir=arts)
         plain.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        result = load_result(
-            store, run_id, settings=with_secret, verify=False, artifacts_dir=arts
-        )
+        result = load_result(store, run_id, settings=with_secret, verify=False, artifacts_dir=arts)
         checked.append(time.perf_counter() - t0)
     store.close()
     assert not result.provenance["signatures"]["records_tampered"]

@@ -71,7 +71,21 @@ def test_bench_scale_quick_runs(tmp_path: Path, out_dir: Path) -> None:
     stdout = _run("scale.py", tmp_path, "--out", str(out_dir))
     for word in ("submit", "run_status", "load_result", "peak RSS", "tracemalloc", "--format json"):
         assert word in stdout, stdout
-    assert json.loads((out_dir / "scale.json").read_text())["cells"] == 2000
+    for word in ("Redis per cell", "Redis used memory", "its peak RSS", "target < 20 s"):
+        assert word in stdout, stdout
+    figures = json.loads((out_dir / "scale.json").read_text())
+    assert figures["cells"] == 2000
+    assert figures["figures"]["redis_bytes_per_cell"] > 0 < figures["figures"]["cli_rss_mb"]
+
+
+def test_bench_throughput_quick_runs(tmp_path: Path, out_dir: Path) -> None:
+    """The three sides run the same cells with the same digest (the script checks it)."""
+    stdout = _run("throughput.py", tmp_path, "--out", str(out_dir), timeout=300)
+    for word in ("inprocess", "local", "celery", "target >= 0.4x", "target >= 0.5x"):
+        assert word in stdout, stdout
+    figures = json.loads((out_dir / "throughput.json").read_text())
+    assert set(figures["verdicts"]) == {"celery", "local"}
+    assert not list(p for p in tmp_path.iterdir() if p != out_dir), "files left behind"
 
 
 def test_bench_cpu_quick_runs(tmp_path: Path, out_dir: Path) -> None:
