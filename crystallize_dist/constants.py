@@ -190,6 +190,9 @@ DEFAULT_RETRIES = 0
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 #: cells: larger results leave per-step provenance (ctx_changes) in the cell records only.
 STEP_PROVENANCE_LIMIT = 10_000
+#: cells: the per-cell provenance of a big result's JSON is encoded this many cells at a
+#: time, so its text is never held whole (model/result_stream.py).
+JSON_CHUNK_CELLS = 10_000
 #: records fetched per round trip when streaming a run's records.
 DEFAULT_PAGE_SIZE = 2000
 #: seconds: the longest a worker keeps the records of quick cells that ran ahead of their

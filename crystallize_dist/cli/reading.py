@@ -6,6 +6,7 @@ import json
 
 import click
 
+from crystallize_dist.canonical import paused_gc
 from crystallize_dist.cli import options as opt
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
@@ -63,10 +64,14 @@ def result(
     settings = opt.settings(broker)
     store = opt.store(settings, local, reading=run_id)
     experiment = load_experiment(experiment_ref)[0] if experiment_ref else None
-    found = load_result(
-        store, run_id, settings=settings, experiment=experiment, artifacts_dir=artifacts_dir
-    )
-    write_result(found, fmt, output)
+    # the cyclic collector would walk every object of a big run's Result again and again
+    # (records hold no cycles: reference counting frees them, before it runs again)
+    with paused_gc():
+        found = load_result(
+            store, run_id, settings=settings, experiment=experiment, artifacts_dir=artifacts_dir
+        )
+        write_result(found, fmt, output)
+        del found
 
 
 @click.command(name="list")

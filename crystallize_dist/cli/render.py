@@ -10,6 +10,7 @@ import io
 import math
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from crystallize_dist.distributed.verification import signature_line
 from crystallize_dist.engine.summary import summary_rows
 from crystallize_dist.errors import CrystallizeError, RunNotFoundError
 from crystallize_dist.model.result import Result
+from crystallize_dist.model.result_stream import write_json
 
 
 def _fmt(x: Any) -> str:
@@ -191,9 +193,15 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
     """Print (or write to ``output``) a result as a table, JSON or CSV."""
 
     if fmt == "json":
-        # indented for people; compact (and several times faster) for big results
-        small = len(result.provenance.get("cells", ())) <= STEP_PROVENANCE_LIMIT
-        text = result.to_json(indent=2 if small else None)
+        # indented for people; compact (several times faster) and written piece by piece
+        # for big results
+        if len(result.provenance.get("cells", ())) > STEP_PROVENANCE_LIMIT:
+            with open(output, "w") if output else nullcontext(sys.stdout) as out:
+                write_json(result, out)
+                out.write("\n")
+            _problems(result)
+            return
+        text = result.to_json(indent=2)
     elif fmt == "csv":
         text = result_csv(result)
     else:
@@ -208,6 +216,10 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
         Path(output).write_text(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _problems(result)
+
+
+def _problems(result: Any) -> None:
     for line in result_notes(result, problems_only=True):  # said on stderr for people too
         sys.stderr.write(line + "\n")
 

@@ -15,8 +15,9 @@ from typing import Any
 from crystallize_dist.canonical import paused_gc
 from crystallize_dist.engine.aggregate import Aggregator
 
-#: what a fold reads of a record besides its summary
+#: what a fold reads of a record besides its summary (and its steps and artifacts)
 _OUTCOME = ("status", "seed", "metrics", "error")
+_ABSENT = object()
 
 
 def gather(
@@ -40,17 +41,30 @@ def gather(
                 continue
             if got is None or not 0 <= r < n or got[r] is not None:
                 continue
-            slim = {key: rec[key] for key in _OUTCOME if key in rec}
-            if keep_steps and rec.get("steps") is not None:
-                slim["steps"] = rec["steps"]
-            if rec.get("artifacts"):
-                slim["artifacts"] = rec["artifacts"]
-            got[r] = slim
+            kept = [rec.get(key, _ABSENT) for key in _OUTCOME]
+            kept.append(rec.get("steps") if keep_steps else None)
+            kept.append(rec.get("artifacts"))
+            got[r] = tuple(kept)
             summaries[cond][r] = summarize(rec)
         for r in range(n):
             folder.fold(
                 r,
-                [outcome[cond][r] for cond in runs],
+                [_slim(outcome[cond][r]) for cond in runs],
                 summaries=[summaries[cond][r] for cond in runs],
             )
     return folder
+
+
+def _slim(kept: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    """What the fold reads of a record, from what ``gather`` kept of it (a tuple takes a
+    third of a dict's memory while every record of a big run is waiting for its fold)."""
+    if kept is None:
+        return None
+    pairs = zip(_OUTCOME, kept[:-2], strict=True)
+    slim = {key: value for key, value in pairs if value is not _ABSENT}
+    steps, artifacts = kept[-2:]
+    if steps is not None:
+        slim["steps"] = steps
+    if artifacts:
+        slim["artifacts"] = artifacts
+    return slim

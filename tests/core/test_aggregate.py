@@ -137,3 +137,18 @@ def test_serial_and_process_results_hold_the_same_provenance() -> None:
     assert {c["worker"]["pid"] for c in other.values()} != {
         c["worker"]["pid"] for c in cells.values()
     }
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 10_000])
+def test_a_results_json_written_piece_by_piece_is_the_same_text(chunk: int) -> None:
+    """``write_json`` (what ``result --format json`` writes for big results) encodes the
+    per-cell provenance a chunk of cells at a time: the text is ``to_json(indent=None)``'s."""
+    import io
+
+    from crystallize_dist.model.result_stream import write_json
+
+    result = aggregate(PLAN, _records())
+    result.provenance["note"] = "\0cells\0 is only a string"
+    out = io.StringIO()
+    write_json(result, out, chunk=chunk)
+    assert out.getvalue() == result.to_json(indent=None)
