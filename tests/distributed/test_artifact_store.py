@@ -120,3 +120,22 @@ def test_an_fsspec_url_without_fsspec_is_one_clear_error(monkeypatch: pytest.Mon
 def test_an_unknown_fsspec_protocol_is_one_clear_error() -> None:
     with pytest.raises(InvalidOptionError, match="'nosuchproto://x' cannot be opened"):
         open_artifact_store("nosuchproto://x")
+
+
+def test_the_cli_says_an_fsspec_store_needs_fsspec_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from crystallize_dist.cli import main
+
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # as if not installed
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(
+        main, ["list", "--local"], env={"CRYSTALLIZE_DIST_ARTIFACT_STORE": "s3://bucket/x"}
+    )
+    assert out.exit_code == 1, out.output
+    assert out.output.strip().splitlines() == [
+        "error: CRYSTALLIZE_DIST_ARTIFACT_STORE='s3://bucket/x': a s3:// store needs fsspec "
+        "(pip install 'crystallize-dist[artifacts]'); a shared folder needs nothing"
+    ]
