@@ -193,6 +193,9 @@ STEP_PROVENANCE_LIMIT = 10_000
 #: cells: the per-cell provenance of a big result's JSON is encoded this many cells at a
 #: time, so its text is never held whole (model/result_stream.py).
 JSON_CHUNK_CELLS = 10_000
+#: replicates: a bigger run's manifest holds its seed table packed (base64 of int64s, one
+#: string to parse) instead of as a JSON list (distributed/store/seed_table.py).
+SEED_TABLE_LIST_LIMIT = 10_000
 #: records fetched per round trip when streaming a run's records.
 DEFAULT_PAGE_SIZE = 2000
 #: seconds: the longest a worker keeps the records of quick cells that ran ahead of their

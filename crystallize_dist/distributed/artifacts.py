@@ -121,8 +121,9 @@ def _write(
         notes.append(f"artifact {relative}: it would land outside {base}; not written")
         return
     if not _same(target, sha):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        # fetched beside the root and checked before any folder is made for it
+        base.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=base, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
                 missing = _copy(store, sha, art, fh, Path(tmp), shared)
@@ -136,6 +137,7 @@ def _write(
                     f"sha256 {sha[:12]} (altered); not written"
                 )
                 return
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
         finally:
             Path(tmp).unlink(missing_ok=True)

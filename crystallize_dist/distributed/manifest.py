@@ -13,6 +13,7 @@ from crystallize_dist.config import Settings
 from crystallize_dist.constants import BASELINE_CONDITION
 from crystallize_dist.distributed.artifacts import artifact_info, artifact_root
 from crystallize_dist.distributed.store.compact import template_steps
+from crystallize_dist.distributed.store.seed_table import pack_seeds
 from crystallize_dist.engine.environment import git_state, host_environment, package_version
 from crystallize_dist.engine.runspec import RunSpec
 from crystallize_dist.model.experiment import Experiment
@@ -88,7 +89,7 @@ def build_manifest(
         "plan": plan.to_dict(),
         "conditions": [BASELINE_CONDITION, *plan.treatments],
         "n_cells": plan.n_cells,
-        "seeds": plan.seeds,
+        "seeds": pack_seeds(plan.seeds),
         # what every record of the run shares: its compact records leave it out
         "record_template": {"steps": template_steps(spec.planned)},
         "options": dict(options),

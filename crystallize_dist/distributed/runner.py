@@ -92,8 +92,7 @@ class CellRunner:
 
     def cells(self, run_id: str, raw_cells: list[Any]) -> list[Cell]:
         """A message's cells, checked against the run's plan and the manifest's seed table."""
-        manifest = self.manifest(run_id)
-        return check_cells(raw_cells, self.plan(run_id), manifest.get("seeds") or [], run_id)
+        return check_cells(raw_cells, self.plan(run_id), self.template(run_id).seeds, run_id)
 
     # -- the work -------------------------------------------------------------------------------
     def _execute(self, spec: RunSpec, cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:

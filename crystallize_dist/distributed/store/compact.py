@@ -39,6 +39,7 @@ from typing import Any
 from crystallize_dist.canonical import dumps, to_jsonable
 from crystallize_dist.distributed.store.compact_fast import DEFAULT_SEEDED, RECORD_KEYS, pack_common
 from crystallize_dist.distributed.store.compact_steps import TemplateStep, expand_steps, pack_steps
+from crystallize_dist.distributed.store.seed_table import manifest_seeds
 
 _KNOWN = frozenset(RECORD_KEYS)
 #: every key but ``tries`` (records of failures outside experiment code have none)
@@ -73,7 +74,7 @@ class RecordTemplate:
                     break
                 steps.append((item[0], item[1], item[2], dumps(item[1])))
         created: Any = manifest.get("created")
-        seeds = manifest.get("seeds")
+        seeds = manifest_seeds(manifest)
         nodes = {
             info["id"]: node
             for node, info in (workers or {}).items()
@@ -81,7 +82,7 @@ class RecordTemplate:
         }
         return cls(
             float(created) if type(created) in (int, float) else 0.0,
-            seeds if isinstance(seeds, list) else (),
+            seeds,
             tuple(steps),
             {node: number for number, node in nodes.items()},
             nodes,

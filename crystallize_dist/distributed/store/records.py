@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from crystallize_dist.canonical import dumps
 from crystallize_dist.distributed.store.compact import RecordTemplate, expand, pack
+from crystallize_dist.distributed.store.seed_table import is_seed_table
 from crystallize_dist.errors import CorruptRecordError, SignatureError
 
 #: the start of a signed record's last line
@@ -251,9 +252,9 @@ def _manifest_problem(data: Any) -> str | None:
         return "has treatments that are not names"
     if type(data.get("experiment")) is not dict:
         return "has no experiment"
-    kinds = {"options": dict, "seeds": list}
-    wrong = [k for k, kind in kinds.items() if type(data.get(k, kind())) is not kind]
-    return f"has a malformed {wrong[0]}" if wrong else None
+    if type(data.get("options", {})) is not dict:
+        return "has a malformed options"
+    return None if is_seed_table(data.get("seeds", [])) else "has a malformed seeds"
 
 
 def decode_json(raw: str | bytes | None, where: str) -> Any:
