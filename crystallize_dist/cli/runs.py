@@ -64,6 +64,13 @@ from crystallize_dist.errors import InvalidOptionError
     envvar=ENV + "DRIFT_POLICY",
     help="Workers with other versions: warn or refuse.",
 )
+@click.option(
+    "--strict-params",
+    is_flag=True,
+    default=None,
+    envvar=ENV + "STRICT_PARAMS",
+    help="A treatment parameter no step read fails its cell [CRYSTALLIZE_DIST_STRICT_PARAMS].",
+)
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 def submit(
     experiment: str,
@@ -78,6 +85,7 @@ def submit(
     fmt: str,
     timeout: float | None,
     drift_policy: str | None,
+    strict_params: bool | None,
     progress: bool,
 ) -> None:
     """Submit EXPERIMENT (package.module:attr, file.py[:attr] or a config folder).
@@ -86,7 +94,7 @@ def submit(
     """
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
-    settings = opt.settings(broker, drift_policy=drift_policy)
+    settings = opt.settings(broker, drift_policy=drift_policy, strict_params=strict_params)
     per_task = parse_cells_per_task(cells_per_task)
     if workers is not None and workers < 1:
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")

@@ -61,8 +61,8 @@ class Waiter:
         self._client: Any = None
 
     def wait(self) -> RunStatus:
-        """The run's status once every cell has a record or it is cancelled; RunTimeoutError
-        after ``timeout`` seconds."""
+        """The run's status once every cell has a record, or it is cancelled, marked failed
+        or its ``--local`` driver is gone; RunTimeoutError after ``timeout`` seconds."""
         backoff = 0.5
         try:
             while True:
@@ -80,6 +80,8 @@ class Waiter:
                     self._unreachable = None
                 self._count(status)
                 if status.cancelled or (status.finished and self._all_recorded(status)):
+                    return status
+                if status.failure or status.driver_gone:  # nothing will finish it now
                     return status
                 self._tell(status)
                 self._reclaim(status)

@@ -221,9 +221,8 @@ class LoggingContext(FrozenContext):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The wrapped context's value (a read, recorded) or ``default`` (not recorded)."""
-        if key in self._ctx._data:
-            return self._read(key, self._ctx.get(key))
-        return copy.deepcopy(default)
+        value = self._ctx.get(key, default)  # asked of the wrapped context either way
+        return self._read(key, value) if key in self._ctx._data else value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._ctx[key] = value
