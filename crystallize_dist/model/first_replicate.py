@@ -33,8 +33,9 @@ _RUN_KEYS = frozenset({CONDITION_KEY, REPLICATE_KEY, SEED_USED_KEY, STEP_NAME_KE
 
 class CheckedContext(FrozenContext):
     """The context of a first-replicate cell: a FrozenContext that notes every key asked
-    for (present or not, by ``ctx[key]``, ``ctx.get`` or ``as_dict``), the keys the cell's
-    treatment added, and the global generators' state when the datasource starts."""
+    for (present or not, by ``ctx[key]``, ``ctx.get``, ``as_dict`` or a step parameter
+    injected from the context), the keys the cell's treatment added, and the global
+    generators' state when the datasource starts."""
 
     def __init__(self, initial: Mapping[str, Any] | None = None, logger: Any = None) -> None:
         super().__init__(initial, logger)
@@ -53,6 +54,9 @@ class CheckedContext(FrozenContext):
     def as_dict(self) -> Mapping[str, Any]:
         self.requested.update(self._data)
         return super().as_dict()
+
+    def note_asked(self, key: str) -> None:
+        self.requested.add(key)
 
     def treated(self, keys_before: frozenset[str]) -> None:
         """The treatment was applied (the keys were ``keys_before``): note what it added;
