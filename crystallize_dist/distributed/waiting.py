@@ -18,8 +18,9 @@ from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.status import RunStatus, lost_cells, run_status
 from crystallize_dist.distributed.store import RunStore, cell_key
+from crystallize_dist.distributed.store.failure import store_failure
 from crystallize_dist.engine.plan import RunPlan
-from crystallize_dist.errors import BrokerError, RunTimeoutError, StoreError
+from crystallize_dist.errors import BrokerError, RunTimeoutError, StoreError, StoreWriteError
 from crystallize_dist.urls import redact
 
 
@@ -57,6 +58,7 @@ class Waiter:
         self._told_idle = False
         self._told_errors: set[str] = set()
         self._reclaimed_at = 0.0
+        self._probed_at = 0.0
         self._suspects: set[str] = set()
         self._client: Any = None
 
@@ -82,6 +84,10 @@ class Waiter:
                 if status.cancelled or (status.finished and self._all_recorded(status)):
                     return status
                 if status.failure or status.driver_gone:  # nothing will finish it now
+                    return status
+                refused = self._refused_write(status)
+                if refused:  # the store cannot take writes, nor a mark of the failure
+                    status.failure = refused
                     return status
                 self._tell(status)
                 self._reclaim(status)
@@ -151,6 +157,24 @@ class Waiter:
             f"'{s.queue}' on {redact(s.broker_url)}); start one with: crystallize-dist worker "
             f"--broker {redact(s.broker_url)} -Q {s.queue}"
         )
+
+    def _refused_write(self, status: RunStatus) -> str | None:
+        """When a run on workers has made no progress for a heartbeat interval: whether its
+        store still takes writes (``touch`` refreshes the run's TTLs). A Redis that turned
+        into a read-only replica refuses the workers' records and the mark of the failure
+        too; this is how the person waiting learns why. The cause, or None."""
+        s = self.settings
+        now = time.monotonic()
+        if s is None or min(now - self._progress_at, now - self._probed_at) < s.heartbeat_interval:
+            return None
+        self._probed_at = now
+        try:
+            self.store.touch(self.run_id)
+        except StoreWriteError as exc:
+            return store_failure(exc)
+        except (BrokerError, StoreError):
+            return None  # the status poll tells of an outage
+        return None
 
     # -- keeping the run going ---------------------------------------------------------------
     def _broker(self) -> Any:
