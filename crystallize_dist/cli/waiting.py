@@ -19,6 +19,7 @@ from crystallize_dist.distributed.coordinator import Submission
 from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.status import RunStatus, run_status
 from crystallize_dist.distributed.store import RunStore, SQLiteStore
+from crystallize_dist.distributed.store.failure import failure_entry, failure_of
 from crystallize_dist.distributed.waiting import Waiter
 from crystallize_dist.engine.plan import Cell, RunPlan
 from crystallize_dist.errors import StoreWriteError
@@ -159,6 +160,8 @@ def wait_and_show(
     result = load_result(
         store, run_id, settings=settings, experiment=experiment, artifacts_dir=root
     )
+    if status.failure and not failure_of(result.provenance):  # a store that took no mark
+        result.provenance["failed"] = failure_entry(status.failure)
     opt.note(write_run_files(manifest, result, root, experiment))
     write_result(result, fmt)
     code = _exit_code(status, result, local)

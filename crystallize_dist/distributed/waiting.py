@@ -18,9 +18,9 @@ from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.status import RunStatus, lost_cells, run_status
 from crystallize_dist.distributed.store import RunStore, cell_key
-from crystallize_dist.distributed.store.failure import store_failure
+from crystallize_dist.distributed.store.failure import mark_failed, store_refusal
 from crystallize_dist.engine.plan import RunPlan
-from crystallize_dist.errors import BrokerError, RunTimeoutError, StoreError, StoreWriteError
+from crystallize_dist.errors import BrokerError, RunTimeoutError, StoreError
 from crystallize_dist.urls import redact
 
 
@@ -160,21 +160,21 @@ class Waiter:
 
     def _refused_write(self, status: RunStatus) -> str | None:
         """When a run on workers has made no progress for a heartbeat interval: whether its
-        store still takes writes (``touch`` refreshes the run's TTLs). A Redis that turned
-        into a read-only replica refuses the workers' records and the mark of the failure
-        too; this is how the person waiting learns why. The cause, or None."""
+        store can take writes at all (``store_refusal``: a Redis out of memory, or turned
+        into a read-only replica). Then the run is marked failed - when the store takes
+        even that - and the cause returned; else None."""
         s = self.settings
         now = time.monotonic()
         if s is None or min(now - self._progress_at, now - self._probed_at) < s.heartbeat_interval:
             return None
         self._probed_at = now
         try:
-            self.store.touch(self.run_id)
-        except StoreWriteError as exc:
-            return store_failure(exc)
+            refusal = store_refusal(self.store)
         except (BrokerError, StoreError):
             return None  # the status poll tells of an outage
-        return None
+        if refusal is not None:
+            mark_failed(self.store, self.run_id, refusal)
+        return refusal
 
     # -- keeping the run going ---------------------------------------------------------------
     def _broker(self) -> Any:

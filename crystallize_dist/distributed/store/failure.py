@@ -68,6 +68,33 @@ def mark_failed(store: RunStore, run_id: str, cause: str) -> bool:
         return False
 
 
+def store_refusal(store: RunStore) -> str | None:
+    """Why ``store`` cannot take writes now, found without writing, or None: a Redis out of
+    memory (``used_memory`` at ``maxmemory`` under ``noeviction``) or a read-only replica.
+    A waiter asks this of a run that stands still (its workers may have died of it: a
+    Celery worker ends when its broker refuses a write)."""
+    from crystallize_dist.distributed.store.redis_store import RedisStore
+    from crystallize_dist.urls import redact
+
+    if not isinstance(store, RedisStore):
+        return None
+    memory = store.client.call(lambda: store.r.info("memory"))
+    role = store.client.call(lambda: store.r.info("replication")).get("role")
+    limit, used = int(memory.get("maxmemory") or 0), int(memory.get("used_memory") or 0)
+    where = f"Redis at {redact(store.url)}"
+    if limit and used >= limit and memory.get("maxmemory_policy") == "noeviction":
+        return (
+            f"the run store could not be written: {where} is out of memory (used_memory "
+            f"{used} bytes, maxmemory {limit}, noeviction): raise its maxmemory or free memory"
+        )
+    if role in ("slave", "replica"):
+        return (
+            f"the run store could not be written: {where} is a read-only replica; point "
+            "the run store at the primary"
+        )
+    return None
+
+
 def failure_of(state: dict[str, Any]) -> str | None:
     """The cause a run's state says it failed for, or None."""
     entry = state.get("failed")
