@@ -183,25 +183,32 @@ def _tiny_redis(tmp_path: Path, headroom: int) -> tuple[RedisServer, redis.Redis
     return server, client
 
 
-def test_redis_out_of_memory_mid_run_marks_the_run_failed(tmp_path: Path) -> None:
+def test_redis_out_of_memory_mid_run_marks_the_run_failed(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The run store on a Redis of its own with a tiny maxmemory (the broker elsewhere: a
+    Celery worker whose broker refuses a write ends, see docs/bad-input.md): the worker
+    whose record is refused marks the run failed, over maxmemory, and the waiter says so."""
     exp = _experiment(tmp_path)
     server, client = _tiny_redis(tmp_path, 1_500_000)
-    env = {"BLOB": "100000", "CRYSTALLIZE_DIST_QUEUE": "q-oom"}
-    worker = Worker(server.url, tmp_path, name="oom", concurrency=1, cwd=tmp_path, env=env)
+    env = {"BLOB": "100000", "CRYSTALLIZE_DIST_QUEUE": "q-oom",
+           "CRYSTALLIZE_DIST_STORE_URL": server.url}
+    worker = Worker(redis_url, tmp_path, name="oom", concurrency=1, cwd=tmp_path, env=env)
     try:
         worker.wait_ready()
         out = run_cli("submit", str(exp), "--wait", "--no-progress", "--timeout", "120",
-                      broker_url=server.url, cwd=tmp_path, env=env)
+                      broker_url=redis_url, cwd=tmp_path, env=env)
         assert out.returncode == 1, out.stdout + out.stderr
         run_id = out.stdout.splitlines()[0]
         _partial(out.stdout, run_id, "maxmemory")
         line = _one_error(out.stderr)
         assert f"run {run_id} failed: the run store could not be written" in line, line
-        assert "maxmemory" in line, line
-        st = json.loads(run_cli("status", run_id, "--json", broker_url=server.url,
-                                cwd=tmp_path).stdout)
+        assert "cannot take writes" in line and "maxmemory" in line, line
+        st = json.loads(run_cli("status", run_id, "--json", broker_url=redis_url, cwd=tmp_path,
+                                env=env).stdout)
         assert st["state"] == "failed" and "maxmemory" in st["failure"] and st["eta"] is None
-        data = run_cli("result", run_id, "--format", "json", broker_url=server.url, cwd=tmp_path)
+        data = run_cli("result", run_id, "--format", "json", broker_url=redis_url,
+                       cwd=tmp_path, env=env)
         assert data.returncode == 1 and json.loads(data.stdout)["complete"] is False
     finally:
         worker.stop()
