@@ -4,7 +4,9 @@ A treatment's name names a condition: its cell records (``<name>:<replicate>``),
 keys and its artifact folders. So it may not be ``baseline`` (the condition run without a
 treatment), nor collide with another treatment's name, nor hold what a record key or a
 folder name cannot (``/``, ``\\``, control characters, ``.`` or ``..``). Names are compared
-case-insensitively, as a case-insensitive file system compares artifact folders.
+by ``name_key``: case-insensitively, in one Unicode normal form and with surrounding spaces
+left out, as a table shows them and as a case-insensitive file system compares artifact
+folders.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ if TYPE_CHECKING:
     from crystallize_dist.model.context import FrozenContext
 
 
+def name_key(name: str) -> str:
+    """What two treatment names are compared by: ``name`` in Unicode normal form NFKC,
+    without surrounding spaces, case-folded."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
 def check_treatment_name(name: Any) -> str:
     """``name`` when it can name a treatment (see the module docstring), else a
     ValidationError naming it."""
@@ -29,7 +37,7 @@ def check_treatment_name(name: Any) -> str:
         )
     if not name.strip():
         raise ValidationError(f"a treatment name must not be empty, got {name!r}")
-    if name.casefold() == BASELINE_CONDITION:
+    if name_key(name) == BASELINE_CONDITION:
         raise ValidationError(
             f"a treatment may not be named {name!r}: 'baseline' is the condition run without "
             "a treatment; give the treatment another name"
@@ -45,19 +53,19 @@ def check_treatment_name(name: Any) -> str:
 
 
 def check_treatments(treatments: Iterable[Treatment]) -> list[Treatment]:
-    """``treatments`` as a list when every name is valid and no two collide (compared
-    case-insensitively), else a ValidationError naming both."""
+    """``treatments`` as a list when every name is valid and no two collide (compared by
+    ``name_key``), else a ValidationError naming both."""
     out = list(treatments)
     seen: dict[str, str] = {}
     for treatment in out:
         name = check_treatment_name(treatment.name)
-        other = seen.get(name.casefold())
+        other = seen.get(name_key(name))
         if other is not None:
             raise ValidationError(
                 f"treatments {other!r} and {name!r} collide: each condition needs its own "
-                "name (names are compared case-insensitively)"
+                "name (names are compared case-insensitively, without surrounding spaces)"
             )
-        seen[name.casefold()] = name
+        seen[name_key(name)] = name
     return out
 
 

@@ -33,7 +33,11 @@ def _one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
 
 
 # --- 1. treatment names -------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["baseline", "Baseline", "BASELINE"])
+# " baseline " reads as baseline in a table; the full-width form is baseline in NFKC
+FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "baseline")
+
+
+@pytest.mark.parametrize("name", ["baseline", "Baseline", "BASELINE", " baseline ", FULL_WIDTH])
 def test_a_treatment_named_baseline_is_one_line_at_construction(name: str) -> None:
     with pytest.raises(ValidationError) as exc:
         Treatment(name, {"delta": 7})
@@ -74,6 +78,11 @@ def test_treatments_that_collide_are_one_line_at_construction_and_at_run() -> No
         exp.treatments = [*exp.treatments, Treatment("fast", {"delta": 3})]
     with pytest.raises(ValidationError, match="collide"):
         exp.run(treatments=[Treatment("slow", {}), Treatment("slow", {})])
+    # a table shows "slow " as "slow", and a file system may hold "é" in either normal form
+    for first, second in (("slow", "slow "), ("caf\u00e9", "cafe\u0301")):
+        with pytest.raises(ValidationError) as exc:
+            exp.run(treatments=[Treatment(first, {}), Treatment(second, {})])
+        assert f"{first!r} and {second!r} collide" in _one_line(exc)
     renamed = Treatment("later", {"delta": 5})
     exp.treatments = [renamed]
     renamed.name = "baseline"  # changed after construction: the run refuses it too
