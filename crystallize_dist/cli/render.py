@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crystallize_dist.canonical import to_jsonable
-from crystallize_dist.cli.tables import fitted_table
+from crystallize_dist.cli.tables import fitted_table, grouped_table
 from crystallize_dist.cli.text import plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.distributed.messages import RUN_ID_PATTERN
@@ -56,21 +56,17 @@ def result_table(result: Result, console: Console) -> None:
     opening = partial_line(result)
     if opening:
         console.print(opening)
-    table = fitted_table("Result", ("condition", "metric"), ("n", "mean", "std", "95% CI"))
+    rows = []
     for row in summary_rows(result):
         ci = (
             "-"
             if row["ci_low"] is None or math.isnan(row["ci_low"])
             else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
         )
-        table.add_row(
-            plain(row["condition"]),
-            plain(row["metric"]),
-            str(row["n"]),
-            _fmt(row["mean"]),
-            _fmt(row["std"]),
-            ci,
-        )
+        numbers = (str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]), ci)
+        rows.append((plain(row["condition"]), plain(row["metric"]), numbers))
+    heads = ("condition", "metric")
+    table = grouped_table("Result", heads, ("n", "mean", "std", "95% CI"), rows, console)
     console.print(table)
     for hyp in result.metrics.hypotheses:
         best = hyp.ranking.get("best") if isinstance(hyp.ranking, dict) else None

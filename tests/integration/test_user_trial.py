@@ -235,6 +235,14 @@ def test_a_tls_mix_up_says_tls_and_which_scheme_to_use(tmp_path: Path) -> None:
 
 
 # --- 7. tables at 80 columns --------------------------------------------------------------------
+def _table(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line[:1] in "┏┃┡│├└"]
+
+
+def _cells(table: list[str], column: int) -> list[str]:
+    return [line.split("│")[column].strip() for line in table if line.startswith("│")]
+
+
 @pytest.mark.parametrize("verb", ["submit", "status"])
 def test_tables_fit_80_columns_and_never_break_a_number(verb: str, tmp_path: Path) -> None:
     src = _file(tmp_path, "wide_exp.py", WIDE)
@@ -243,13 +251,35 @@ def test_tables_fit_80_columns_and_never_break_a_number(verb: str, tmp_path: Pat
     assert out.returncode == 0, out.stderr
     if verb == "status":
         out = run_cli("status", out.stdout.splitlines()[0], "--local", cwd=tmp_path, env=env)
-    table = [line for line in out.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    table = _table(out.stdout)
     assert table and all(len(line) <= 80 for line in table), "\n".join(table)
     cells = [c.strip() for line in table for c in line.split("│")[1:-1]]
     if verb == "submit":
         intervals = [c for c in cells if c.startswith("[")]
         assert len(intervals) == 4 and all(re.fullmatch(r"\[\S+, \S+\]", c) for c in intervals)
-        names = "".join(c for line in table for c in line.split("│")[2:3])
-        assert "validation_accuracy_top5_after_finetuning" in names.replace(" ", "")
+        # two name columns would fold each name into slivers of 4 or 5 characters: the
+        # conditions get rows of their own, and the names one column at least 12 wide
+        assert "condition /" in table[1] and "metric" in table[2], "\n".join(table)
+        names = _cells(table, 1)
+        assert min(len(line.split("│")[1]) for line in table if line[:1] == "│") >= 12
+        joined = "".join(names)
+        assert joined.count("validation_accuracy_top5_after_finetuning") == 2, joined
+        assert "learning_rate_0.001_with_warmup" in joined and "baseline" in names
     numbers = [c for c in cells if re.fullmatch(r"-?[0-9.e+-]+", c)]
     assert numbers and all(re.fullmatch(r"-?\d+(\.\d+)?(e[+-]\d+)?", c) for c in numbers)
+
+
+def test_wider_terminals_keep_a_column_for_each_name(tmp_path: Path) -> None:
+    src = _file(tmp_path, "wide_exp.py", WIDE)
+    out = run_cli("submit", str(src), "--local", "--no-progress", cwd=tmp_path,
+                  env={"COLUMNS": "120"})
+    assert out.returncode == 0, out.stderr
+    table = _table(out.stdout)
+    assert all(len(line) <= 120 for line in table) and "┃ metric " in table[1], table[1]
+    conditions, metrics = _cells(table, 1), _cells(table, 2)
+    assert conditions.count("baseline") == 2 and "tiny" in metrics
+    assert "".join(metrics).count("validation_accuracy_top5_after_finetuning") == 2
+    typo = _file(tmp_path, "typo_exp.py", TYPO)  # short names fit beside the numbers at 80
+    out = run_cli("submit", str(typo), "--local", "--no-progress", cwd=tmp_path,
+                  env={"COLUMNS": "80"})
+    assert "┃ condition ┃ metric ┃" in _table(out.stdout)[1], out.stdout
