@@ -132,6 +132,46 @@ def test_a_full_disk_mid_run_marks_the_local_run_failed_and_resume_finishes_it(
         disk.stop()
 
 
+def test_a_store_on_a_disk_mounted_read_only_is_read_and_refuses_writes_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """A disk remounted read-only (after a failure, as the kernel does on disk errors):
+    its runs are still read, and each write is one line saying the disk is read-only."""
+    exp = _experiment(tmp_path)
+    disk = PrivateTmpfs(tmp_path / "disk", "8m")
+    env = cli_env(
+        "redis://127.0.0.1:1/0",
+        CRYSTALLIZE_DIST_HOME=str(disk.path / "home"),
+        FILL_FILE=str(disk.path / "filler"),
+        FILL_AT="4",
+    )
+
+    def cli(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        return disk.run(sys.executable, "-m", "crystallize_dist", *args, env={**env, **more})
+
+    try:
+        run_id = cli("submit", str(exp), "--local", "--workers", "1").stdout.splitlines()[0]
+        disk.run("rm", "-f", str(disk.path / "filler"), check=True)
+        disk.run("mount", "-o", "remount,ro", str(disk.path), check=True)
+        status = json.loads(cli("status", run_id, "--local", "--json").stdout)
+        assert status["state"] == "failed" and status["pending"] > 0, status
+        result = cli("result", run_id, "--local", "--format", "json")
+        assert result.returncode == 1 and json.loads(result.stdout)["complete"] is False
+        assert re.search(rf"{run_id} .* failed", cli("list", "--local").stdout)
+        for args in (("resume", run_id, "--local"), ("submit", str(exp), "--local")):
+            out = cli(*args, FILL_AT="-1")
+            assert out.returncode == 1, out.stdout + out.stderr
+            line = _one_error(out.stderr)
+            assert "attempt to write a readonly database" in line, line
+            assert f"({disk.path / 'home'}) is mounted read-only" in line, line
+        disk.run("mount", "-o", "remount,rw", str(disk.path), check=True)
+        assert cli("resume", run_id, "--local", FILL_AT="-1").returncode == 0
+        final = json.loads(cli("result", run_id, "--local", "--format", "json").stdout)
+        assert final["complete"] is True and final["digest"] == _serial_digest(exp)
+    finally:
+        disk.stop()
+
+
 def test_a_local_run_whose_driver_is_gone_is_stopped_not_running(tmp_path: Path) -> None:
     """What a store that can take no mark at all (read-only) leaves: a ``--local`` run whose
     driver process is gone. ``status`` says stopped, ``wait`` says so and exits 1."""

@@ -23,7 +23,10 @@ def keep_reserve(database: Path) -> None:
     try:
         reserve.write_bytes(bytes(C.SQLITE_RESERVE_BYTES))
     except OSError:
-        reserve.unlink(missing_ok=True)
+        try:  # a part written to a full disk is no reserve
+            reserve.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def release_reserve(database: Path) -> bool:

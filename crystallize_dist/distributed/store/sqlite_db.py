@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from crystallize_dist import constants as C
+from crystallize_dist.distributed.store.read_only import (
+    on_read_only_disk,
+    read_only_connection,
+    read_only_note,
+)
 from crystallize_dist.distributed.store.reserve import keep_reserve
 from crystallize_dist.errors import StoreError, StoreWriteError
 
@@ -47,7 +52,7 @@ def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
         words in str(exc) for words in ("disk is full", "readonly database", "disk I/O error")
     )
     kind = StoreWriteError if refused else StoreError
-    return kind(f"run store {path}: {exc}")
+    return kind(f"run store {path}: {exc}{read_only_note(path)}")
 
 
 class SQLiteFile:
@@ -67,17 +72,25 @@ class SQLiteFile:
         try:
             self.connection().executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
+            raise StoreError(
+                f"cannot open run store {self.path}: {exc}{read_only_note(self.path)}"
+            ) from None
         keep_reserve(self.path)
 
     def connection(self) -> sqlite3.Connection:
         """This process's and thread's connection."""
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            if self.path.exists() and on_read_only_disk(self.path):  # see read_only.py
+                conn = self._local.conn = read_only_connection(self.path)
+                self._local.pid = os.getpid()
+                return conn
             try:
                 conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open run store {self.path}: {exc}") from None
+                raise StoreError(
+                    f"cannot open run store {self.path}: {exc}{read_only_note(self.path)}"
+                ) from None
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
