@@ -57,7 +57,8 @@ def result(
     experiment_ref: str | None,
     artifacts_dir: str,
 ) -> None:
-    """The result of a run (partial results name their missing cells).
+    """The result of a run (a partial result says so, names its missing cells, has no
+    digest and exits 1).
 
     Reading imports no code named by the store and writes files only under --artifacts-dir.
     """
@@ -71,7 +72,10 @@ def result(
             store, run_id, settings=settings, experiment=experiment, artifacts_dir=artifacts_dir
         )
         write_result(found, fmt, output)
+        partial = bool(found.missing)
         del found
+    if partial:  # a partial result is not the run's result: say so by the exit code
+        raise click.exceptions.Exit(1)
 
 
 @click.command(name="list")

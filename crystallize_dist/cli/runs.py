@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -53,7 +54,8 @@ from crystallize_dist.errors import InvalidOptionError
     type=click.Choice(["table", "json"]),
     default="table",
     envvar=ENV + "FORMAT",
-    help="Summary format after --wait.",
+    help="table, or json: stdout is one JSON document (the result with --wait or --local, "
+    "else the run id); the run id line goes to stderr.",
 )
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait with --wait."
@@ -63,6 +65,13 @@ from crystallize_dist.errors import InvalidOptionError
     type=click.Choice(["warn", "refuse"]),
     envvar=ENV + "DRIFT_POLICY",
     help="Workers with other versions: warn or refuse.",
+)
+@click.option(
+    "--strict-params",
+    is_flag=True,
+    default=None,
+    envvar=ENV + "STRICT_PARAMS",
+    help="A treatment parameter no step read fails its cell [CRYSTALLIZE_DIST_STRICT_PARAMS].",
 )
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 def submit(
@@ -78,15 +87,17 @@ def submit(
     fmt: str,
     timeout: float | None,
     drift_policy: str | None,
+    strict_params: bool | None,
     progress: bool,
 ) -> None:
     """Submit EXPERIMENT (package.module:attr, file.py[:attr] or a config folder).
 
-    Prints the run id on the first line of stdout.
+    Prints the run id on the first line of stdout (with --format json: on stderr, as
+    "run RUN_ID", and inside the JSON document on stdout).
     """
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
-    settings = opt.settings(broker, drift_policy=drift_policy)
+    settings = opt.settings(broker, drift_policy=drift_policy, strict_params=strict_params)
     per_task = parse_cells_per_task(cells_per_task)
     if workers is not None and workers < 1:
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
@@ -108,8 +119,10 @@ def submit(
         workers=workers,
     )
     waits = local or wait
-    if fmt == "json" and waits:  # stdout is one JSON document (the run id is inside it)
+    if fmt == "json":  # stdout is one JSON document (the run id is inside it)
         click.echo(f"run {sub.run_id}", err=True)
+        if not waits:
+            click.echo(json.dumps({"run_id": sub.run_id, "cells": sub.manifest["n_cells"]}))
     else:
         click.echo(sub.run_id)
         sys.stdout.flush()

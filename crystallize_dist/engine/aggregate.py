@@ -63,6 +63,8 @@ class Aggregator:
         self.artifacts: dict[str, dict[str, Path]] = {}
         self.artifact_steps: dict[str, str] = {}
         self.missing: list[str] = []
+        #: the warning lines of first-replicate cells (see ``model/first_replicate.py``)
+        self.warnings: list[str] = []
         self.summarize = CellSummaries()
         #: each condition the plan runs, in plan order, with where its metrics, seeds and
         #: step provenance go
@@ -107,6 +109,8 @@ class Aggregator:
                 continue
             summary = None if summaries is None else summaries[j - 1]
             cells[f"{cond}:{r}"] = summarize(rec) if summary is None else summary
+            if "warnings" in rec:
+                self.note(rec["warnings"])
             if not usable:
                 continue
             if rec.get("status") != STATUS_OK:
@@ -132,6 +136,11 @@ class Aggregator:
                     self.artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
                     self.artifact_steps.setdefault(art["name"], art.get("step", ""))
 
+    def note(self, lines: Any) -> None:
+        """Keep a record's warning lines (text only, each once)."""
+        if isinstance(lines, list):
+            self.warnings += [w for w in lines if type(w) is str and w not in self.warnings]
+
     def absorb(self, part: Aggregator) -> None:
         """Take in ``part``: an Aggregator of the same plan that folded the replicates that
         come next in canonical order (a process worker's chunk), as if they were folded
@@ -149,6 +158,7 @@ class Aggregator:
         self.cells.update(part.cells)
         self.errors.update(part.errors)
         self.missing.extend(part.missing)
+        self.note(part.warnings)
         for name, by_cond in part.artifacts.items():
             mine = self.artifacts.setdefault(name, {})
             for cond, path in by_cond.items():
@@ -195,6 +205,8 @@ class Aggregator:
         }
         if self.missing:
             provenance["missing"] = self.missing
+        if self.warnings:
+            provenance["warnings"] = self.warnings
         provenance.update(meta or {})
         try:
             hyps = verify_hypotheses(hypotheses, baseline, treatments)

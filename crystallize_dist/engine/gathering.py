@@ -16,7 +16,7 @@ from crystallize_dist.canonical import paused_gc
 from crystallize_dist.engine.aggregate import Aggregator
 
 #: what a fold reads of a record besides its summary (and its steps and artifacts)
-_OUTCOME = ("status", "seed", "metrics", "error")
+_OUTCOME = ("status", "seed", "metrics", "error", "warnings")
 _ABSENT = object()
 
 
