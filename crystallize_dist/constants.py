@@ -188,3 +188,13 @@ PING_TIMEOUT = 5.0
 DEFAULT_ARTIFACTS_DIR = "data"
 #: bytes: largest code bundle ``submit`` will pack.
 DEFAULT_BUNDLE_LIMIT = 20 * 1024 * 1024
+
+# --- Results people read: comparisons, reports, the canary --------------------------------------
+#: resamples of a comparison's bootstrap intervals (paired and unpaired).
+COMPARE_RESAMPLES = 10_000
+#: random sign patterns of a comparison's permutation test (more pairs than EXACT_FLIP_PAIRS).
+COMPARE_PERMUTATIONS = 10_000
+#: pairs up to which the sign-flip test enumerates all 2**n sign patterns (exact p-value).
+EXACT_FLIP_PAIRS = 16
+#: the confidence level of every interval a comparison gives.
+COMPARE_LEVEL = 0.95

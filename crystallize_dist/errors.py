@@ -12,6 +12,9 @@
     │   │                               exist (FileNotFoundError)
     │   └── InvalidOptionError          a run option (replicates, seed, treatment, ...) is wrong
     ├── MetricValueError                a metric value has no JSON form
+    ├── ComparisonError                 a comparison or per-cell export cannot be made as
+    │                                   asked (unknown condition or metric, not one number
+    │                                   per cell) (ValueError)
     ├── CacheError                      the step cache cannot be written (OSError)
     ├── MissingArtifactError            an artifact file or manifest entry is missing
     │                                   (FileNotFoundError)
@@ -98,6 +101,12 @@ class InvalidOptionError(ValidationError, TypeError):
 
 class MetricValueError(CrystallizeError, TypeError):
     """Raised when a recorded metric value has no JSON form (names the metric and type)."""
+
+
+class ComparisonError(CrystallizeError, ValueError):
+    """Raised when a paired comparison or a per-cell export cannot be made as asked: an
+    unknown condition or metric, a metric with several values per cell, values that do not
+    map to cells."""
 
 
 class CacheError(CrystallizeError, OSError):
