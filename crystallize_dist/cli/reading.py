@@ -7,10 +7,12 @@ import json
 import click
 
 from crystallize_dist.cli import options as opt
+from crystallize_dist.cli.comparing import rows_csv, write_comparisons, write_text
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
 from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.status import full_status
+from crystallize_dist.errors import InvalidOptionError
 from crystallize_dist.model.references import load_experiment
 
 
@@ -41,11 +43,21 @@ def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bo
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(["table", "json", "csv", "rows"]),
     default="table",
     envvar=ENV + "FORMAT",
+    help="rows: CSV with one row per recorded value.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Paired comparisons of every treatment with the baseline, a table per metric "
+    "(--format json: a JSON list).",
+)
+@click.option(
+    "--baseline", default="baseline", show_default=True, help="The condition --compare uses."
+)
 @opt.reader_options
 def result(
     run_id: str,
@@ -53,6 +65,8 @@ def result(
     local: bool,
     fmt: str,
     output: str | None,
+    compare: bool,
+    baseline: str,
     experiment_ref: str | None,
     artifacts_dir: str,
 ) -> None:
@@ -60,13 +74,20 @@ def result(
 
     Reading imports no code named by the store and writes files only under --artifacts-dir.
     """
+    if compare and fmt not in ("table", "json"):
+        raise InvalidOptionError(f"--compare prints a table or JSON, not --format {fmt}")
     settings = opt.settings(broker)
     store = opt.store(settings, local, reading=run_id)
     experiment = load_experiment(experiment_ref)[0] if experiment_ref else None
     found = load_result(
         store, run_id, settings=settings, experiment=experiment, artifacts_dir=artifacts_dir
     )
-    write_result(found, fmt, output)
+    if compare:
+        write_comparisons(found, fmt, output, baseline)
+    elif fmt == "rows":
+        write_text(rows_csv(found.value_rows()), output)
+    else:
+        write_result(found, fmt, output)
 
 
 @click.command(name="list")
