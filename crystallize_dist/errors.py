@@ -21,6 +21,8 @@
     ├── ArtifactError                   an Artifact used unbound, or without a producer or
     │                                   ArtifactPlugin (RuntimeError)
     ├── ExperimentLoadError             an experiment reference does not import or is not one
+    ├── ExtraMissingError               an optional extra (the report's matplotlib) is not
+    │                                   installed (ImportError)
     ├── UnpicklableExperimentError      the process executor cannot pickle the experiment
     ├── CellError                       a failed cell, rebuilt from its JSON record
     ├── CellTimeoutError                a cell ran longer than its time limit
@@ -124,6 +126,11 @@ class ArtifactError(CrystallizeError, RuntimeError):
 
 class ExperimentLoadError(CrystallizeError, ImportError):
     """Raised when an experiment reference does not import or does not name an Experiment."""
+
+
+class ExtraMissingError(CrystallizeError, ImportError):
+    """Raised when a feature needs an optional extra that is not installed (the report's
+    charts need ``crystallize-dist[report]``)."""
 
 
 class UnpicklableExperimentError(CrystallizeError, RuntimeError):

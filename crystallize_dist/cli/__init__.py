@@ -29,6 +29,7 @@ for _verb in (
     reading.status,
     reading.result,
     reading.list_runs,
+    reading.report,
     manage.cancel,
     manage.delete,
     manage.purge,

@@ -10,6 +10,7 @@ from crystallize_dist.cli import options as opt
 from crystallize_dist.cli.comparing import rows_csv, write_comparisons, write_text
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
+from crystallize_dist.cli.text import plain
 from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.status import full_status
 from crystallize_dist.errors import InvalidOptionError
@@ -99,3 +100,43 @@ def list_runs(broker: str | None, local: bool, limit: int) -> None:
     nothing_here = local and not settings.sqlite_path.exists()  # and nothing is made
     store = None if nothing_here else opt.store(settings, local)
     runs_table(store, limit, opt.out(), settings.secret)
+
+
+@click.command()
+@click.argument("run_id")
+@store_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default="report.html",
+    show_default=True,
+    help="The HTML file to write.",
+)
+@opt.reader_options
+def report(
+    run_id: str,
+    broker: str | None,
+    local: bool,
+    output: str,
+    experiment_ref: str | None,
+    artifacts_dir: str,
+) -> None:
+    """Write RUN_ID's report page: one HTML file that works offline (header, summary and
+    comparison tables, charts, timeline, errors, workers). A run still going gets a report
+    of what has finished, marked partial. Needs crystallize-dist[report]."""
+    from crystallize_dist.distributed.report import write_run_report
+
+    settings = opt.settings(broker)
+    store = opt.store(settings, local, reading=run_id)
+    experiment = load_experiment(experiment_ref)[0] if experiment_ref else None
+    data = write_run_report(
+        store,
+        run_id,
+        output,
+        settings=settings,
+        local=local,
+        experiment=experiment,
+        artifacts_dir=artifacts_dir,
+    )
+    click.echo(f"wrote {output}" + (f" (partial: {plain(data.partial)})" if data.partial else ""))
