@@ -64,7 +64,7 @@ def compare_tables(comparisons: Sequence[Comparison], console: Console) -> None:
             title=plain(f"{metric}: treatment - {rows[0].baseline}, paired by replicate"),
             box=box.SIMPLE_HEAD,
             pad_edge=False,
-            collapse_padding=True,
+            padding=(0, 0),
         )
         longest = max(len(plain(c.treatment)) for c in rows)
         table.add_column("treatment", overflow="fold", min_width=min(16, max(9, longest)))

@@ -12,6 +12,7 @@ from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
 from crystallize_dist.cli.text import plain
 from crystallize_dist.distributed.results import load_result
+from crystallize_dist.distributed.run_list import STATES, parse_tags
 from crystallize_dist.distributed.status import full_status
 from crystallize_dist.errors import InvalidOptionError
 from crystallize_dist.model.references import load_experiment
@@ -94,12 +95,25 @@ def result(
 @click.command(name="list")
 @store_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, help="Runs to list.")
-def list_runs(broker: str | None, local: bool, limit: int) -> None:
-    """Recent runs, newest first."""
+@click.option(
+    "--name", "name", metavar="GLOB", help="Only runs whose name (or experiment) matches."
+)
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag.")
+@click.option("--status", "state", type=click.Choice(STATES), help="Only runs in this state.")
+def list_runs(
+    broker: str | None,
+    local: bool,
+    limit: int,
+    name: str | None,
+    tags: tuple[str, ...],
+    state: str | None,
+) -> None:
+    """Recent runs, newest first: name, state, cells, start, duration and tags."""
+    wanted = parse_tags(tags)
     settings = opt.settings(broker)
     nothing_here = local and not settings.sqlite_path.exists()  # and nothing is made
     store = None if nothing_here else opt.store(settings, local)
-    runs_table(store, limit, opt.out(), settings.secret)
+    runs_table(store, limit, opt.out(), settings.secret, name=name, tags=wanted, state=state)
 
 
 @click.command()

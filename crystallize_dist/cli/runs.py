@@ -11,6 +11,7 @@ from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.waiting import wait_and_show
 from crystallize_dist.distributed import coordinator
 from crystallize_dist.distributed.calibrate import auto_cells_per_task, parse_cells_per_task
+from crystallize_dist.distributed.run_list import labels
 from crystallize_dist.distributed.store.eviction import check_eviction
 from crystallize_dist.distributed.worker import reexec_with_hashseed
 from crystallize_dist.engine.plan import RunPlan
@@ -65,6 +66,10 @@ from crystallize_dist.errors import InvalidOptionError
     help="Workers with other versions: warn or refuse.",
 )
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@click.option("--name", "run_name", help="A name for the run (list --name finds it).")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag of the run (repeatable)."
+)
 def submit(
     experiment: str,
     replicates: int | None,
@@ -79,6 +84,8 @@ def submit(
     timeout: float | None,
     drift_policy: str | None,
     progress: bool,
+    run_name: str | None,
+    tags: tuple[str, ...],
 ) -> None:
     """Submit EXPERIMENT (package.module:attr, file.py[:attr] or a config folder).
 
@@ -87,6 +94,7 @@ def submit(
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
     settings = opt.settings(broker, drift_policy=drift_policy)
+    extra = labels(run_name, tags)
     per_task = parse_cells_per_task(cells_per_task)
     if workers is not None and workers < 1:
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
@@ -106,6 +114,7 @@ def submit(
         cells_per_task=int(per_task),
         local=local,
         workers=workers,
+        extra_options=extra,
     )
     waits = local or wait
     if fmt == "json" and waits:  # stdout is one JSON document (the run id is inside it)

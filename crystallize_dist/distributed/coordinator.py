@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,11 +139,14 @@ def submit(
     local: bool = False,
     workers: int | None = None,
     base: Path | None = None,
+    extra_options: Mapping[str, Any] | None = None,
 ) -> Submission:
-    """Load, plan, write the manifest and (unless ``local``) enqueue every cell."""
+    """Load, plan, write the manifest and (unless ``local``) enqueue every cell.
+    ``extra_options`` go into the manifest's options (a run's name and tags, its canary)."""
     experiment, ref = load_experiment(ref_text, base)
     spec = plan_run(experiment, treatments=treatments, replicates=replicates, seed=seed)
     options = run_options(settings, cells_per_task=cells_per_task, local=local, workers=workers)
+    options.update(extra_options or {})
     from crystallize_dist.distributed.artifacts import choose_version
     from crystallize_dist.distributed.bundle import attach_bundle
 

@@ -76,3 +76,37 @@ def test_rows_are_one_per_recorded_value_and_match_to_pandas(tmp_path: Path) -> 
     out = tmp_path / "rows.csv"
     cli("result", run_id, "--local", "--format", "rows", "-o", str(out))
     assert out.read_text() == text
+
+
+@pytest.mark.usefixtures("home")
+def test_runs_have_names_and_tags_and_list_filters_by_them() -> None:
+    quick = str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.py")
+    base = ["--local", "--no-progress", "--replicates", "2"]
+    sweep = cli("submit", quick, *base, "--name", "lr sweep", "--tag", "lr=0.1",
+                "--tag", "team=vision").stdout.splitlines()[0]  # fmt: skip
+    other = cli("submit", quick, *base, "--tag", "lr=0.2").stdout.splitlines()[0]
+    failed = submit("failing", 3)
+    listed = cli("list", "--local").stdout
+    row = next(line for line in listed.splitlines() if sweep in line)
+    assert "lr sweep" in row and "finished" in row and "4/4" in row and "lr=0.1" in row
+    assert "quickstart" in next(line for line in listed.splitlines() if other in line)
+
+    def ids(*args: str) -> set[str]:
+        out = cli("list", "--local", *args).stdout
+        return {i for i in (sweep, other, failed) if i in out}
+
+    assert ids("--tag", "lr=0.1") == {sweep}
+    assert ids("--tag", "lr=0.1", "--tag", "team=vision") == {sweep}
+    assert ids("--tag", "team=nobody") == set()
+    assert ids("--name", "lr*") == {sweep}
+    assert ids("--name", "quickstart") == {other}  # a run without a name: its experiment's
+    assert ids("--status", "finished") == {sweep, other, failed}
+    assert ids("--status", "running") == set()
+    manifest = json.loads(cli("result", sweep, "--local", "--format", "json").stdout)
+    assert manifest["provenance"]["options"]["tags"] == {"lr": "0.1", "team": "vision"}
+    assert manifest["provenance"]["options"]["name"] == "lr sweep"
+    bad = cli("submit", quick, *base, "--tag", "nokey", code=1)
+    assert bad.stderr.strip() == (
+        "error: --tag 'nokey' is not KEY=VALUE (a key of letters, digits, '_', '.', ':' or "
+        "'-', at most 64)"
+    )
