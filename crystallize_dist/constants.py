@@ -198,3 +198,12 @@ COMPARE_PERMUTATIONS = 10_000
 EXACT_FLIP_PAIRS = 16
 #: the confidence level of every interval a comparison gives.
 COMPARE_LEVEL = 0.95
+#: seconds of counters ``status --watch`` measures its throughput over.
+LIVE_RATE_WINDOW = 30.0
+#: cells: ``status --watch`` reads a run's failed records for its error list up to this size.
+LIVE_SCAN_LIMIT = 20_000
+#: lines of recent cell errors, and of the waiter's notices, ``status --watch`` shows.
+LIVE_ERRORS = 5
+LIVE_NOTICES = 3
+#: seconds between two redraws of ``status --watch``.
+LIVE_POLL = 1.0

@@ -11,6 +11,7 @@ from crystallize_dist.cli.comparing import rows_csv, write_comparisons, write_te
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
 from crystallize_dist.cli.text import plain
+from crystallize_dist.cli.watching import watch_run
 from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.run_list import STATES, parse_tags
 from crystallize_dist.distributed.status import full_status
@@ -28,10 +29,31 @@ from crystallize_dist.model.references import load_experiment
     help="Look for pending cells with no task message left in the broker "
     "(default: when the queue holds at most 20,000 messages).",
 )
-def status(run_id: str, broker: str | None, local: bool, as_json: bool, lost: bool | None) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Redraw in place until the run ends; exit with wait's codes (0, 3, 1, 130).",
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to watch at most."
+)
+def status(
+    run_id: str,
+    broker: str | None,
+    local: bool,
+    as_json: bool,
+    lost: bool | None,
+    watch: bool,
+    timeout: float | None,
+) -> None:
     """Cells done / failed / pending per condition, attempts, workers, elapsed and ETA."""
     settings = opt.settings(broker)
     store = opt.store(settings, local, reading=run_id)
+    if watch:
+        if as_json:
+            raise InvalidOptionError("--watch redraws a view; it prints no JSON")
+        watch_run(store, settings, run_id, local=local, timeout=timeout)
+        return
     st = full_status(store, settings, run_id, lost=lost, local=local)
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2))

@@ -46,7 +46,7 @@ def _interrupted(store: RunStore, run_id: str, local: bool) -> click.exceptions.
     return click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
-def _exit_code(status: RunStatus, result: Result) -> int:
+def exit_code(status: RunStatus, result: Result) -> int:
     """0, or the code of a run that did not end well (see the module docstring), after
     saying why on stderr."""
     if status.cancelled:
@@ -123,7 +123,7 @@ def wait_and_show(
     )
     opt.note(write_run_files(manifest, result, root, experiment))
     write_result(result, fmt)
-    code = _exit_code(status, result)
+    code = exit_code(status, result)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -42,8 +42,11 @@ class Waiter:
         poll: float = 0.2,
         on_progress: Callable[[int], None] | None = None,
         say: Callable[[str], None] = _quiet,
+        on_poll: Callable[[RunStatus], None] | None = None,
     ) -> None:
         self.store = store
+        #: told of the run's status at every poll (``status --watch`` redraws with it)
+        self.on_poll = on_poll
         self.run_id = run_id
         self.settings = settings
         self.timeout = timeout
@@ -79,6 +82,8 @@ class Waiter:
                     self.say(f"Redis is back: still waiting for run {self.run_id}")
                     self._unreachable = None
                 self._count(status)
+                if self.on_poll is not None:
+                    self.on_poll(status)
                 if status.cancelled or (status.finished and self._all_recorded(status)):
                     return status
                 self._tell(status)

@@ -110,3 +110,27 @@ def test_runs_have_names_and_tags_and_list_filters_by_them() -> None:
         "error: --tag 'nokey' is not KEY=VALUE (a key of letters, digits, '_', '.', ':' or "
         "'-', at most 64)"
     )
+
+
+@pytest.mark.usefixtures("home")
+def test_status_watch_ends_with_the_exit_codes_of_wait() -> None:
+    ok = submit("experiment")
+    out = cli("status", ok, "--local", "--watch")
+    assert f"run {ok} (compare): finished" in out.stdout
+    assert "total" in out.stdout and "36" in out.stdout
+    failed = submit("failing", 3)
+    out = cli("status", failed, "--local", "--watch", code=3)
+    assert "error up:2 PipelineExecutionError: Step 'Measure' failed: planned" in out.stdout
+    assert "2 of 36 cells failed; the first:" in out.stderr
+    from crystallize_dist.config import Settings
+    from crystallize_dist.distributed import coordinator
+    from crystallize_dist.distributed.store import SQLiteStore
+
+    settings = Settings.from_env()
+    store = SQLiteStore(settings.sqlite_path)
+    sub = coordinator.submit(EXPERIMENT, settings=settings, store=store, local=True)
+    coordinator.cancel(sub.run_id, store=store)
+    out = cli("status", sub.run_id, "--local", "--watch", code=1)
+    assert "cancelled" in out.stdout and "was cancelled" in out.stderr
+    bad = cli("status", ok, "--local", "--watch", "--json", code=1)
+    assert bad.stderr.strip() == "error: --watch redraws a view; it prints no JSON"
