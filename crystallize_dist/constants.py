@@ -207,3 +207,14 @@ LIVE_ERRORS = 5
 LIVE_NOTICES = 3
 #: seconds between two redraws of ``status --watch``.
 LIVE_POLL = 1.0
+#: run state field prefix of the canary's verdicts (``canary:<condition>:<replicate>``).
+CANARY_FIELD = "canary:"
+#: mixed with a run's master seed to draw its canary sample.
+CANARY_SALT = 0x63616E61
+#: task id suffix of canary messages (``<run>:<condition>:<replicate>:canary``).
+CANARY_TASK_SUFFIX = ":canary"
+#: times a worker hands a canary message back to find another process or worker for it,
+#: before it runs the cell again itself.
+CANARY_HANDBACKS = 16
+#: seconds a worker waits before it hands a canary message back.
+CANARY_PAUSE = 0.5

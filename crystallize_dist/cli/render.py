@@ -20,6 +20,7 @@ from rich.table import Table
 from crystallize_dist.canonical import to_jsonable
 from crystallize_dist.cli.text import plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
+from crystallize_dist.distributed.canary import line as canary_line
 from crystallize_dist.distributed.run_list import find_runs
 from crystallize_dist.distributed.status import RunStatus
 from crystallize_dist.distributed.store import RunStore
@@ -146,6 +147,8 @@ def status_table(status: RunStatus, console: Console) -> None:
         console.print(plain(f"load error on {name}: {error}"))
     if status.extra.get("drift"):
         console.print(plain(f"drift: {status.extra['drift']}"))
+    if status.extra.get("canary"):
+        console.print(plain(canary_line(status.extra["canary"])))
     if status.extra.get("lost"):
         console.print(
             plain(

@@ -68,6 +68,13 @@ from crystallize_dist.errors import InvalidOptionError
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @click.option("--name", "run_name", help="A name for the run (list --name finds it).")
 @click.option(
+    "--canary",
+    type=float,
+    metavar="FRACTION",
+    help="Run this fraction of the cells (seeded sample) again in another process and "
+    "compare: a mismatch shows in status and the result, and --wait exits 3.",
+)
+@click.option(
     "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag of the run (repeatable)."
 )
 def submit(
@@ -86,6 +93,7 @@ def submit(
     progress: bool,
     run_name: str | None,
     tags: tuple[str, ...],
+    canary: float | None,
 ) -> None:
     """Submit EXPERIMENT (package.module:attr, file.py[:attr] or a config folder).
 
@@ -115,6 +123,7 @@ def submit(
         local=local,
         workers=workers,
         extra_options=extra,
+        canary=canary,
     )
     waits = local or wait
     if fmt == "json" and waits:  # stdout is one JSON document (the run id is inside it)

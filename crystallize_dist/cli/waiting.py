@@ -1,7 +1,8 @@
 """Waiting for a run and ending the command by how it went: ``wait`` and ``submit --wait``.
 
 Both print the result when every cell has a record and exit 0 when every cell succeeded,
-3 when some failed (one line on stderr: how many, and the first error), 1 when the run was
+3 when some failed or the determinism canary found a cell that gives other numbers when
+run again (one line on stderr: how many, and the first), 1 when the run was
 cancelled or the wait timed out, and 130 on Ctrl-C after saying how to come back to the run.
 """
 
@@ -57,6 +58,16 @@ def exit_code(status: RunStatus, result: Result) -> int:
             err=True,
         )
         return 1
+    canary = result.provenance.get("canary") or {}
+    if canary.get("mismatched"):
+        bad = canary["mismatched"]
+        click.echo(
+            f"canary: {len(bad)} of {canary.get('checked')} re-run cells differ from their "
+            f"records (not reproducible), the first: {bad[0]['cell']} ({bad[0]['stored']} "
+            f"vs {bad[0]['canary']})",
+            err=True,
+        )
+        return EXIT_FAILED_CELLS
     if status.failed:
         key, first = next(iter(result.errors.items()), ("?", None))
         what = f"{key}: {getattr(first, 'error_type', type(first).__name__)}: {first}"

@@ -20,6 +20,7 @@ from crystallize_dist.cli.options import broker_option
 from crystallize_dist.cli.text import plain
 from crystallize_dist.cli.waiting import EXIT_INTERRUPTED, exit_code
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.canary import line as canary_line
 from crystallize_dist.distributed.live import LiveView, LiveWatch
 from crystallize_dist.distributed.nodes import read_nodes
 from crystallize_dist.distributed.results import load_result
@@ -79,6 +80,8 @@ def live_view(view: LiveView) -> RenderableType:
             workers.add_row(plain(n.node), _ago(n.last_beat, now), str(n.done), str(n.in_flight),
                             n.state)  # fmt: skip
         parts.append(workers)
+    if st.extra.get("canary"):
+        parts.append(Text(plain(canary_line(st.extra["canary"]))))
     for line in view.errors:
         parts.append(Text(plain(f"error {line}")))
     for line in view.notices:
