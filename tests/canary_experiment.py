@@ -43,3 +43,14 @@ def build(step: PipelineStep) -> Experiment:
 
 clock = build(Clocked())
 seeded = build(Seeded())
+
+
+class Slow(PipelineStep):
+    """Seeded, and a second long (a run that is still going for a while)."""
+
+    def __call__(self, data: float, ctx: Any) -> Any:
+        time.sleep(1.0)
+        return data, {"x": data + ctx.get("shift", 0.0)}
+
+
+slow = build(Slow())

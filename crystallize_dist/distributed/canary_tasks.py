@@ -110,9 +110,10 @@ def run_message(
             if entry is not None and entry["match"] is False:
                 _log.warning("canary: %s of run %s differs when run again", key, run_id)
     if waiting or elsewhere:
-        time.sleep(C.CANARY_PAUSE)
         send(settings, run_id, waiting, handbacks)
         send(settings, run_id, elsewhere, handbacks + 1)
+        # busy meanwhile, so the worker gives the message back to another of its processes
+        time.sleep(C.CANARY_PAUSE)
 
 
 def resend_lost(store: Any, settings: Settings, run_id: str, pending: list[str]) -> list[str]:
