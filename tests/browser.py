@@ -29,10 +29,21 @@ def require_chromium() -> str:
     pytest.skip("chromium is not installed (install the Debian package chromium)")
 
 
+def require_matplotlib() -> None:
+    """The report's charts need the ``report`` extra: skip locally without it, fail in CI."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("matplotlib is not installed, and CI=true: pip install -e '.[test,report]'")
+        pytest.skip("matplotlib is not installed (pip install -e '.[test,report]')")
+
+
 class Browser:
     """One headless Chromium with one page."""
 
     def __init__(self, profile: Path) -> None:
+        require_matplotlib()
         self.binary = require_chromium()
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()

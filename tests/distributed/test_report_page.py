@@ -6,6 +6,7 @@ markup in it is shown as text."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,14 @@ def test_markup_in_names_and_messages_is_shown_as_text(browser: Browser, tmp_pat
     assert page.scripts == 0
     assert browser.evaluate("document.title").startswith("crystallize-dist report")
     assert page.text.count(evil) >= 3
+
+
+@pytest.mark.usefixtures("home")
+def test_without_the_report_extra_it_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    res = cli("submit", f"{EXPERIMENT}:experiment", "--local", "--no-progress", "-w", "1")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    out = cli("report", res.stdout.splitlines()[0], "--local", code=1)
+    assert out.stderr == (
+        "error: the report's charts need matplotlib: pip install 'crystallize-dist[report]'\n"
+    )
+    assert not Path("report.html").exists()

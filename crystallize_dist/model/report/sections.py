@@ -65,8 +65,13 @@ def header(data: ReportInput) -> str:
     versions = ", ".join(
         f"{k} {env[k]}" for k in ("python", "numpy", "crystallize_dist", "celery") if env.get(k)
     )
+    found_options = prov.get("options")
+    options: Mapping[str, Any] = found_options if isinstance(found_options, Mapping) else {}
+    tags = options.get("tags") if isinstance(options.get("tags"), Mapping) else {}
     facts = [
         ("run", data.run_id or "(in-process)"),
+        ("name", options.get("name") or "-"),
+        ("tags", " ".join(f"{k}={v}" for k, v in sorted((tags or {}).items())) or "-"),
         ("experiment", data.experiment or "-"),
         ("submitted", when(data.submitted)),
         ("duration", seconds(data.duration)),
