@@ -12,17 +12,14 @@
     │   │                               exist (FileNotFoundError)
     │   └── InvalidOptionError          a run option (replicates, seed, treatment, ...) is wrong
     ├── MetricValueError                a metric value has no JSON form
-    ├── ComparisonError                 a comparison or per-cell export cannot be made as
-    │                                   asked (unknown condition or metric, not one number
-    │                                   per cell) (ValueError)
+    ├── ComparisonError                 a comparison cannot be made as asked (ValueError)
     ├── CacheError                      the step cache cannot be written (OSError)
     ├── MissingArtifactError            an artifact file or manifest entry is missing
     │                                   (FileNotFoundError)
     ├── ArtifactError                   an Artifact used unbound, or without a producer or
     │                                   ArtifactPlugin (RuntimeError)
     ├── ExperimentLoadError             an experiment reference does not import or is not one
-    ├── ExtraMissingError               an optional extra (the report's matplotlib) is not
-    │                                   installed (ImportError)
+    ├── ExtraMissingError               an optional extra is not installed (ImportError)
     ├── UnpicklableExperimentError      the process executor cannot pickle the experiment
     ├── CellError                       a failed cell, rebuilt from its JSON record
     ├── CellTimeoutError                a cell ran longer than its time limit
@@ -106,9 +103,8 @@ class MetricValueError(CrystallizeError, TypeError):
 
 
 class ComparisonError(CrystallizeError, ValueError):
-    """Raised when a paired comparison or a per-cell export cannot be made as asked: an
-    unknown condition or metric, a metric with several values per cell, values that do not
-    map to cells."""
+    """Raised when a comparison or per-cell export cannot be made: an unknown condition or
+    metric, several values of a metric per cell, values that do not map to cells."""
 
 
 class CacheError(CrystallizeError, OSError):
@@ -129,8 +125,7 @@ class ExperimentLoadError(CrystallizeError, ImportError):
 
 
 class ExtraMissingError(CrystallizeError, ImportError):
-    """Raised when a feature needs an optional extra that is not installed (the report's
-    charts need ``crystallize-dist[report]``)."""
+    """Raised when an optional extra is missing (the report's charts: ``[report]``)."""
 
 
 class UnpicklableExperimentError(CrystallizeError, RuntimeError):

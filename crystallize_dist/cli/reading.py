@@ -7,9 +7,10 @@ import json
 import click
 
 from crystallize_dist.cli import options as opt
-from crystallize_dist.cli.comparing import rows_csv, write_comparisons, write_text
+from crystallize_dist.cli.comparing import write_comparisons
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import runs_table, status_table, write_result
+from crystallize_dist.cli.rows import rows_csv, write_text
 from crystallize_dist.cli.text import plain
 from crystallize_dist.cli.watching import watch_run
 from crystallize_dist.distributed.results import load_result

@@ -103,6 +103,8 @@ def submit(
         reexec_with_hashseed()
     settings = opt.settings(broker, drift_policy=drift_policy)
     extra = labels(run_name, tags)
+    if canary is not None:
+        extra["canary"] = canary
     per_task = parse_cells_per_task(cells_per_task)
     if workers is not None and workers < 1:
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
@@ -123,7 +125,6 @@ def submit(
         local=local,
         workers=workers,
         extra_options=extra,
-        canary=canary,
     )
     waits = local or wait
     if fmt == "json" and waits:  # stdout is one JSON document (the run id is inside it)

@@ -15,11 +15,12 @@ from typing import Any
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
-from crystallize_dist.distributed.canary import check_cell, sample_of
+from crystallize_dist.distributed.canary import plan_canary, sample_of
+from crystallize_dist.distributed.canary_check import check_cell
 from crystallize_dist.distributed.publisher import publish
 from crystallize_dist.distributed.runner import CellRunner
 from crystallize_dist.distributed.store.records import cell_key
-from crystallize_dist.engine.plan import Cell
+from crystallize_dist.engine.plan import Cell, RunPlan
 from crystallize_dist.errors import TaskMessageError
 
 _log = logging.getLogger("crystallize_dist.worker")
@@ -56,6 +57,20 @@ def send(settings: Settings, run_id: str, cells: list[Cell], handbacks: int = 0)
         kwargs={"canary": handbacks},
         suffix=C.CANARY_TASK_SUFFIX,
     )
+
+
+def with_canary(plan: RunPlan, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """More options of a new run's manifest (a name, tags): ``canary``, a fraction, becomes
+    the run's canary sample (``plan_canary``)."""
+    out = dict(options or {})
+    if out.get("canary") is not None:
+        out["canary"] = plan_canary(plan, out["canary"])
+    return out
+
+
+def send_sample(settings: Settings, manifest: Mapping[str, Any]) -> int:
+    """The canary messages of a new run, one per sampled cell (none without a sample)."""
+    return send(settings, str(manifest["run_id"]), cells_of(manifest, sample_of(manifest)))
 
 
 def _others_alive(settings: Settings, node: str) -> bool:

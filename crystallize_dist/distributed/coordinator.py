@@ -13,6 +13,7 @@ from typing import Any
 
 from crystallize_dist.canonical import dumps
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.canary_tasks import send_sample, with_canary
 from crystallize_dist.distributed.manifest import (
     build_manifest,
     new_run_id,
@@ -140,19 +141,12 @@ def submit(
     workers: int | None = None,
     base: Path | None = None,
     extra_options: Mapping[str, Any] | None = None,
-    canary: float | None = None,
 ) -> Submission:
-    """Load, plan, write the manifest and (unless ``local``) enqueue every cell.
-    ``extra_options`` go into the manifest's options (a run's name and tags); ``canary``
-    samples that fraction of the cells for the determinism canary (``canary.py``)."""
+    """Load, plan, write the manifest and (unless ``local``) enqueue: see ``with_canary``."""
     experiment, ref = load_experiment(ref_text, base)
     spec = plan_run(experiment, treatments=treatments, replicates=replicates, seed=seed)
     options = run_options(settings, cells_per_task=cells_per_task, local=local, workers=workers)
-    options.update(extra_options or {})
-    if canary is not None:
-        from crystallize_dist.distributed.canary import plan_canary
-
-        options["canary"] = plan_canary(spec.plan, canary)
+    options.update(with_canary(spec.plan, extra_options))
     from crystallize_dist.distributed.artifacts import choose_version
     from crystallize_dist.distributed.bundle import attach_bundle
 
@@ -170,11 +164,7 @@ def submit(
     sent = 0
     if not local:
         sent = enqueue(settings, manifest["run_id"], list(spec.plan.cells()), cells_per_task)
-        if canary is not None:  # after every cell's own message: they are taken last
-            from crystallize_dist.distributed.canary_tasks import cells_of, send
-
-            sampled = cells_of(manifest, options["canary"]["cells"])
-            sent += send(settings, manifest["run_id"], sampled)
+        sent += send_sample(settings, manifest)
     return Submission(manifest["run_id"], manifest, sent, experiment)
 
 

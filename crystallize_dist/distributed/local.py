@@ -125,7 +125,7 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def _canary_batch(run_id: str, keys: list[str]) -> int:
-    from crystallize_dist.distributed.canary import check_cell
+    from crystallize_dist.distributed.canary_check import check_cell
     from crystallize_dist.distributed.canary_tasks import cells_of
 
     assert _runner is not None, "local worker not initialised"

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from crystallize_dist.model.result import Result
+
+class HasConditions(Protocol):
+    """A Result, as far as its summary reads it."""
+
+    def conditions(self) -> Mapping[str, Mapping[str, Sequence[Any]]]: ...
+
 
 # Two-sided 95% critical values of Student's t for 1..30 degrees of freedom.
 _T975 = [
@@ -74,9 +78,8 @@ def summarize(values: Sequence[Any]) -> dict[str, Any]:
     return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def summary_rows(result: Result) -> Iterator[dict[str, Any]]:
+def summary_rows(result: HasConditions) -> Iterator[dict[str, Any]]:
     """One row per (condition, metric), conditions in canonical order."""
-    conditions = {"baseline": result.metrics.baseline, **result.metrics.treatments}
-    for cond, tm in conditions.items():
-        for metric in sorted(tm.metrics):
-            yield {"condition": cond, "metric": metric, **summarize(tm.metrics[metric])}
+    for cond, metrics in result.conditions().items():
+        for metric in sorted(metrics):
+            yield {"condition": cond, "metric": metric, **summarize(metrics[metric])}

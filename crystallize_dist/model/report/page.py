@@ -11,7 +11,7 @@ from typing import Any
 from crystallize_dist.model.comparisons import Comparer
 from crystallize_dist.model.report import charts, sections
 from crystallize_dist.model.report.data import ReportInput, cell_spans
-from crystallize_dist.model.report.sections import chart, esc
+from crystallize_dist.model.report.html import chart, esc
 
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
