@@ -77,3 +77,32 @@ def test_the_sample_is_drawn_from_the_master_seed() -> None:
 def test_a_bad_fraction_is_one_line() -> None:
     res = cli("submit", f"{EXPERIMENT}:seeded", "--local", "--canary", "2", code=1)
     assert res.stderr.strip() == "error: --canary must be a fraction in (0, 1], got 2.0"
+
+
+@pytest.mark.usefixtures("home")
+def test_a_forged_canary_verdict_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the secret, each verdict is signed by the process that checked the cell; a
+    verdict written by someone without it (here: a forged mismatch) is left out."""
+    monkeypatch.setenv("CRYSTALLIZE_DIST_SECRET", "canary-test-secret")
+    run_id, _ = _submit("seeded", 0)
+    from crystallize_dist.config import Settings
+    from crystallize_dist.distributed.store import SQLiteStore
+
+    store = SQLiteStore(Settings.from_env().sqlite_path)
+    canary = json.loads(cli("result", run_id, "--local", "--format", "json").stdout)[
+        "provenance"
+    ]["canary"]
+    assert canary["matched"] == 5 and "unverified" not in canary
+    cell = canary["cells"][0]
+    forged = {"cell": cell, "match": False, "stored": "metrics 0", "canary": "metrics 1"}
+    store.update_state(run_id, **{f"canary:{cell}": forged})
+    canary = json.loads(cli("result", run_id, "--local", "--format", "json").stdout)[
+        "provenance"
+    ]["canary"]
+    assert canary["unverified"] == 1 and canary["mismatched"] == []
+    assert canary["pending"] == [cell] and canary["matched"] == 4
+    monkeypatch.delenv("CRYSTALLIZE_DIST_SECRET")  # a reader without the secret is fooled
+    canary = json.loads(cli("result", run_id, "--local", "--format", "json").stdout)[
+        "provenance"
+    ]["canary"]
+    assert [m["cell"] for m in canary["mismatched"]] == [cell]
