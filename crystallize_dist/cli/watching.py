@@ -20,9 +20,8 @@ from crystallize_dist.cli.options import broker_option
 from crystallize_dist.cli.text import plain
 from crystallize_dist.cli.waiting import EXIT_INTERRUPTED, exit_code
 from crystallize_dist.config import Settings
-from crystallize_dist.distributed.live import LiveWatch
+from crystallize_dist.distributed.live import LiveWatch, ending
 from crystallize_dist.distributed.nodes import read_nodes
-from crystallize_dist.distributed.results import load_result
 from crystallize_dist.distributed.status import RunStatus
 from crystallize_dist.distributed.store import RunStore
 from crystallize_dist.distributed.waiting import Waiter
@@ -59,8 +58,7 @@ def watch_run(
             )
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         redraw(status)
-    result = load_result(store, run_id, settings=settings, artifacts_dir=None, verify=False)
-    code = exit_code(status, result)
+    code = exit_code(status, ending(store, run_id, status))
     if code:
         raise click.exceptions.Exit(code)
 

@@ -18,6 +18,7 @@ from crystallize_dist.config import Settings
 from crystallize_dist.distributed.status import RunStatus, worker_views
 from crystallize_dist.distributed.store import RunStore
 from crystallize_dist.errors import BrokerError, StoreError
+from crystallize_dist.model.result import Result
 
 
 @dataclass
@@ -103,3 +104,29 @@ class LiveWatch:
         except StoreError:
             pass
         return LiveView(status, rate, list(self.errors), list(self.notices))
+
+
+def ending(store: RunStore, run_id: str, status: RunStatus) -> Result:
+    """What the end of ``status --watch`` needs to say how the run went (its failed cells
+    in canonical order, its canary), as a Result without metrics: reading it writes no
+    artifact file."""
+    from crystallize_dist.engine.plan import RunPlan
+    from crystallize_dist.model.result import ExperimentMetrics, TreatmentMetrics, error_from_dict
+
+    failed: dict[tuple[Any, Any], dict[str, Any]] = {}
+    if status.failed:
+        for rec in store.iter_records(run_id, steps=False):
+            if rec.get("status") != "ok":
+                found = rec.get("error")
+                failed[(rec.get("condition"), rec.get("replicate"))] = (
+                    found if isinstance(found, dict) else {}
+                )
+    plan = RunPlan.from_dict(store.manifest(run_id)["plan"])
+    errors: dict[str, BaseException] = {
+        f"{c.condition}_rep_{c.replicate}": error_from_dict(failed[(c.condition, c.replicate)])
+        for c in plan.cells()
+        if (c.condition, c.replicate) in failed
+    }
+    canary = status.extra.get("canary")
+    provenance = {"canary": canary} if canary else {}
+    return Result(ExperimentMetrics(TreatmentMetrics(), {}), errors=errors, provenance=provenance)
