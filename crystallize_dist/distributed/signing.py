@@ -163,4 +163,4 @@ def verified_stamps(
             kept[node] = _unsigned(info)
         else:
             left_out.append(node)
-    return kept, left_out
+    return kept, sorted(left_out)

@@ -67,7 +67,8 @@ def test_state_entries_and_stamps_are_bound_to_their_run_and_name() -> None:
     workers = {"w1@host": stamp, "w2@host": stamp, "evil": {"python": "x"}, "odd": "text"}
     kept, left_out = verified_stamps(workers, SECRET, RUN)
     assert kept == {"w1@host": {"python": "3.11"}}
-    assert left_out == ["w2@host", "evil", "odd"]  # w2 carries w1's stamp: bound to its node
+    # sorted by node; w2 carries w1's stamp, which is bound to its node
+    assert left_out == ["evil", "odd", "w2@host"]
     assert check_mapping(stamp, SECRET, "worker", RUN, "w1@host", what="x") is None
 
 
