@@ -162,7 +162,7 @@ class CeleryExecution(BasePlugin):
             checks = RunVerification(settings.secret, self.run_id)
             records = store.iter_records(self.run_id, check=checks.records)
             out = list(fetch(store, records, artifact_root(experiment), checks.notes))
-            self.signatures = {**checks.summary(), "notes": checks.notes}
+            self.signatures = {**checks.summary(), "notes": sorted(checks.notes)}
             return out
         finally:
             store.close()

@@ -103,5 +103,5 @@ def load_result(
     )
     result.provenance["signatures"] = checks.summary()
     if notes:
-        result.provenance["read_notes"] = notes
+        result.provenance["read_notes"] = sorted(notes)  # records arrive in store order
     return result
