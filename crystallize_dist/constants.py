@@ -216,5 +216,9 @@ CANARY_TASK_SUFFIX = ":canary"
 #: times a worker hands a canary message back to find another process or worker for it,
 #: before it runs the cell again itself.
 CANARY_HANDBACKS = 16
-#: seconds a worker waits before it hands a canary message back.
+#: cells of the sample a worker looks at for one another process recorded, when it hands
+#: back a canary message of a cell it recorded itself.
+CANARY_LOOKS = 8
+#: seconds a worker stays busy after it hands a canary message back (at least; at most
+#: twice as long, drawn at random).
 CANARY_PAUSE = 0.5

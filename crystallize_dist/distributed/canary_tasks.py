@@ -2,13 +2,16 @@
 by ``run_cells`` (a ``canary`` field in the message: the times it was handed back), and
 handed back until the cell has a record written by another process - another worker when
 one is alive on the queue - or until ``CANARY_HANDBACKS`` is spent (a worker with one
-process then runs the cell again itself, and the verdict says so). A waiting submitter
-sends again the canary messages that were lost (``resend_lost``)."""
+process then runs the cell again itself, and the verdict says so). A process that hands
+back a message of a cell it recorded first checks a cell another process recorded
+(``_check_another``), and a cell checked in another process is not checked again. A waiting
+submitter sends again the canary messages that were lost (``resend_lost``)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,9 +22,10 @@ from crystallize_dist.distributed.canary import plan_canary, sample_of
 from crystallize_dist.distributed.canary_check import check_cell
 from crystallize_dist.distributed.publisher import publish
 from crystallize_dist.distributed.runner import CellRunner
+from crystallize_dist.distributed.signing import verify_entry
 from crystallize_dist.distributed.store.records import cell_key
 from crystallize_dist.engine.plan import Cell, RunPlan
-from crystallize_dist.errors import TaskMessageError
+from crystallize_dist.errors import SignatureError, TaskMessageError
 
 _log = logging.getLogger("crystallize_dist.worker")
 
@@ -101,6 +105,43 @@ def _elsewhere(runner: CellRunner, settings: Settings, stored: Mapping[str, Any]
     return not _others_alive(settings, runner.node)
 
 
+def _checked_elsewhere(runner: CellRunner, run_id: str, state: Mapping[str, Any], key: str) -> bool:
+    """Whether the cell has a verdict (that verifies) from a re-run in another process: a
+    message sent again does not replace it."""
+    name = C.CANARY_FIELD + key
+    entry = state.get(name)
+    if not isinstance(entry, Mapping) or entry.get("same_process") is not False:
+        return False
+    if runner.settings.secret:
+        try:
+            verify_entry(entry, runner.settings.secret, run_id, name)
+        except SignatureError:
+            return False
+    return True
+
+
+def _check(runner: CellRunner, run_id: str, cell: Cell) -> None:
+    entry = check_cell(runner, run_id, cell)
+    if entry is not None and entry["match"] is False:
+        key = cell_key(cell.condition, cell.replicate)
+        _log.warning("canary: %s of run %s differs when run again", key, run_id)
+
+
+def _check_another(
+    runner: CellRunner, settings: Settings, run_id: str, state: Mapping[str, Any], keys: list[str]
+) -> None:
+    """Check one cell of ``keys`` (up to ``CANARY_LOOKS`` of them, in random order) that
+    another process recorded and none has checked yet: two processes that each hold a
+    message of their own cells then check each other's, whatever order they take them in."""
+    keys = [k for k in keys if not _checked_elsewhere(runner, run_id, state, k)]
+    random.shuffle(keys)
+    for cell in cells_of(runner.manifest(run_id), keys[: C.CANARY_LOOKS]):
+        stored = runner.store.get_record(run_id, cell.condition, cell.replicate)
+        if stored is not None and _elsewhere(runner, settings, stored):
+            _check(runner, run_id, cell)
+            return
+
+
 def run_message(
     runner: CellRunner, settings: Settings, run_id: str, raw: list[Any], handbacks: int
 ) -> None:
@@ -108,6 +149,7 @@ def run_message(
     cells = runner.cells(run_id, raw)
     manifest = runner.manifest(run_id)
     sample = set(sample_of(manifest))
+    state = runner.store.state(run_id)
     waiting: list[Cell] = []  # no record yet: not counted as a hand-back
     elsewhere: list[Cell] = []  # the record is this process's (or node's): try another
     for cell in cells:
@@ -115,20 +157,26 @@ def run_message(
         if key not in sample:
             raise TaskMessageError(f"canary message for run '{run_id}': {key} is not sampled")
         stored = runner.store.get_record(run_id, cell.condition, cell.replicate)
+        if _checked_elsewhere(runner, run_id, state, key):
+            continue
         if stored is None:
             if not runner.store.cancelled(run_id):
                 waiting.append(cell)
         elif handbacks < C.CANARY_HANDBACKS and not _elsewhere(runner, settings, stored):
             elsewhere.append(cell)
         else:
-            entry = check_cell(runner, run_id, cell)
-            if entry is not None and entry["match"] is False:
-                _log.warning("canary: %s of run %s differs when run again", key, run_id)
+            _check(runner, run_id, cell)
+    if elsewhere:
+        # another process holds messages of this one's cells the same way: take one of them
+        mine = {cell_key(c.condition, c.replicate) for c in cells}
+        _check_another(runner, settings, run_id, state, sorted(sample - mine))
     if waiting or elsewhere:
         send(settings, run_id, waiting, handbacks)
         send(settings, run_id, elsewhere, handbacks + 1)
-        # busy meanwhile, so the worker gives the message back to another of its processes
-        time.sleep(C.CANARY_PAUSE)
+        # busy meanwhile, so the worker gives the message to another of its processes; the
+        # pause is drawn at random, so two processes that each hold a message of their own
+        # cells do not hand them back in step (each then takes its own back every time)
+        time.sleep(C.CANARY_PAUSE * (1.0 + random.random()))
 
 
 def resend_lost(store: Any, settings: Settings, run_id: str, pending: list[str]) -> list[str]:
