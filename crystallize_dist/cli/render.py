@@ -236,24 +236,24 @@ def runs_table(
     table = Table(title="Runs", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     # run ids are never cut short, even on a narrow or no terminal (``list | awk``)
     table.add_column("run id", no_wrap=True, min_width=max(map(len, ids), default=6))
-    table.add_column("name", overflow="fold")
+    # a run's tags go on the line below its name, so the table fits 80 columns
+    table.add_column("name / tags", overflow="fold")
     for col in ("state", "cells", "failed", "started", "took"):
         table.add_column(col, no_wrap=True, justify="left" if col == "state" else "right")
-    table.add_column("tags", overflow="fold")
     for run in found:
         if isinstance(run, str):
-            table.add_row(run, "-", "unreadable", "-", "-", "-", "-", "-")
+            table.add_row(run, "-", "unreadable", "-", "-", "-", "-")
             continue
         started = time.strftime("%m-%d %H:%M", time.localtime(run.created)) if run.created else "-"
+        tags = " ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))
         table.add_row(
             run.run_id,
-            plain(run.name or run.experiment),
+            plain(run.name or run.experiment) + (f"\n{plain(tags)}" if tags else ""),
             run.state,
             f"{run.done}/{run.total}",
             str(run.failed),
             started,
             _duration(run.elapsed),
-            plain(" ".join(f"{k}={v}" for k, v in sorted(run.tags.items())) or "-"),
         )
     console.print(table)
     for line in notes:

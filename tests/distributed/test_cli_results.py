@@ -87,8 +87,10 @@ def test_runs_have_names_and_tags_and_list_filters_by_them() -> None:
     other = cli("submit", quick, *base, "--tag", "lr=0.2").stdout.splitlines()[0]
     failed = submit("failing", 3)
     listed = cli("list", "--local").stdout
-    row = next(line for line in listed.splitlines() if sweep in line)
-    assert "lr sweep" in row and "finished" in row and "4/4" in row and "lr=0.1" in row
+    lines = listed.splitlines()
+    at = next(i for i, line in enumerate(lines) if sweep in line)
+    assert "lr sweep" in lines[at] and "finished" in lines[at] and "4/4" in lines[at]
+    assert lines[at + 1].split() == ["lr=0.1", "team=vision"]  # its tags, on the next line
     assert "quickstart" in next(line for line in listed.splitlines() if other in line)
 
     def ids(*args: str) -> set[str]:
