@@ -58,6 +58,8 @@ def watch_run(
             )
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         redraw(status)
+    if not console.is_terminal:  # rich ends the last frame with a newline on terminals only
+        console.line()
     code = exit_code(status, ending(store, run_id, status))
     if code:
         raise click.exceptions.Exit(code)

@@ -120,6 +120,7 @@ def test_status_watch_ends_with_the_exit_codes_of_wait() -> None:
     out = cli("status", ok, "--local", "--watch")
     assert f"run {ok} (compare): finished" in out.stdout
     assert "total" in out.stdout and "36" in out.stdout
+    assert out.stdout.endswith("\n")  # the last frame is a whole line in a pipe too
     failed = submit("failing", 3)
     out = cli("status", failed, "--local", "--watch", code=3)
     assert "error up:2 PipelineExecutionError: Step 'Measure' failed: planned" in out.stdout
