@@ -1,7 +1,7 @@
 """Results people read, on real Celery workers and a real redis-server: paired comparisons
 and the long format give the same numbers as in-process, the report page of a worker run
 in a real Chromium, ``status --watch`` and ``workers`` on a live run, and the determinism
-canary re-running cells in another pool process of one worker."""
+canary re-running cells in another pool process of one worker, and on another worker."""
 
 from __future__ import annotations
 
@@ -132,3 +132,28 @@ def test_the_canary_runs_cells_again_in_another_pool_process(
     else:
         assert "canary" not in out.stderr and canary["matched"] == 5
         assert "canary: 5 of 5 cells checked, 5 matched, 0 mismatched" in status
+
+
+def test_the_canary_runs_cells_again_on_another_worker(broker: str, tmp_path: Path) -> None:
+    """Two workers of one process each, on a queue of their own: every sampled cell is run
+    again by the worker that did not record it."""
+    env = {"CRYSTALLIZE_DIST_QUEUE": "q-canary-two"}
+    first = Worker(broker, tmp_path, name="one", concurrency=1, cwd=tmp_path, env=env)
+    second = Worker(broker, tmp_path, name="two", concurrency=1, cwd=tmp_path, env=env)
+    try:
+        first.wait_ready()
+        second.wait_ready()
+        out = run_cli("submit", f"{CANARY}:clock", "--canary", "0.25", "--wait", "--no-progress",
+                      "--timeout", "120", broker_url=broker, cwd=tmp_path, env=env)  # fmt: skip
+    finally:
+        first.stop()
+        second.stop()
+    assert out.returncode == 3, out.stderr
+    run_id = out.stdout.splitlines()[0]
+    result = json.loads(cli(broker, tmp_path, "result", run_id, "--format", "json"))
+    canary = result["provenance"]["canary"]
+    assert canary["checked"] == 5 and len(canary["mismatched"]) == 5
+    nodes = {f"one@{first.host}", f"two@{second.host}"}
+    for m in canary["mismatched"]:
+        where = [w.rpartition(" pid ")[0] for w in m["where"].split(" then ")]
+        assert set(where) == nodes, m["where"]
