@@ -72,7 +72,14 @@ def popen_cli(*args: str, broker: str, cwd: Path, env: dict[str, str]) -> subpro
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_terminal_sigint,
     )
+
+
+def _terminal_sigint() -> None:
+    """Ctrl-C as in a terminal: a test run started as a shell's background job ignores
+    SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_cells_of_a_worker_killed_with_kill_9_run_again_within_45s_by_default(
