@@ -245,10 +245,10 @@ def runs_table(
             table.add_row(run, "-", "unreadable", "-", "-", "-", "-")
             continue
         started = time.strftime("%m-%d %H:%M", time.localtime(run.created)) if run.created else "-"
-        tags = " ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))
+        tag_text = " ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))
         table.add_row(
             run.run_id,
-            plain(run.name or run.experiment) + (f"\n{plain(tags)}" if tags else ""),
+            plain(run.name or run.experiment) + (f"\n{plain(tag_text)}" if tag_text else ""),
             run.state,
             f"{run.done}/{run.total}",
             str(run.failed),
