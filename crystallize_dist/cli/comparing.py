@@ -13,7 +13,7 @@ from rich.table import Table
 
 from crystallize_dist.cli.rows import write_text
 from crystallize_dist.cli.text import plain
-from crystallize_dist.model.compare import Comparison
+from crystallize_dist.model.compare import Comparison, shown_bounds
 from crystallize_dist.model.comparisons import Comparer
 from crystallize_dist.model.result import Result
 
@@ -29,7 +29,10 @@ def _p(p: float | None) -> str:
 
 
 def _interval(lo: float | None, hi: float | None) -> str:
-    return "-" if lo is None or hi is None else f"[{_g(lo)}, {_g(hi)}]"
+    if lo is None or hi is None:
+        return "-"
+    low, high = shown_bounds(lo, hi)
+    return f"[{_g(low)}, {_g(high)}]"
 
 
 def effect_text(c: Comparison) -> str:

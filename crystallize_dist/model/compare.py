@@ -76,6 +76,15 @@ class Comparison:
         return {key: getattr(self, key) for key in KEYS}
 
 
+def shown_bounds(lo: float, hi: float) -> tuple[float, float]:
+    """An interval's bounds as tables print them: a bound within ``1e-12`` of zero,
+    relative to the other, is zero (a mean of values that cancel exactly keeps a trace of
+    rounding in its last bits, such as -2.2e-17). The JSON form keeps the numbers as they
+    are."""
+    scale = max(abs(lo), abs(hi)) * 1e-12
+    return (0.0 if abs(lo) <= scale else lo), (0.0 if abs(hi) <= scale else hi)
+
+
 def comparison_seed(master_seed: int, baseline: str, treatment: str, metric: str) -> list[int]:
     """The entropy of a comparison's generators: the run's master seed and a hash of the
     names compared (so each comparison draws its own numbers, the same every time)."""

@@ -17,7 +17,7 @@ from scipy import stats
 
 from crystallize_dist import Result
 from crystallize_dist.errors import ComparisonError
-from crystallize_dist.model.compare import KEYS, compare_pairs, holm, sign_flip_p
+from crystallize_dist.model.compare import KEYS, compare_pairs, holm, shown_bounds, sign_flip_p
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -170,3 +170,11 @@ def test_comparisons_are_byte_stable_across_processes_and_hash_seeds() -> None:
         outs.add(out.stdout.splitlines()[-1])
     here = json.dumps([c.to_dict() for c in build().run().comparisons()])
     assert outs == {here}
+
+
+def test_a_bound_that_is_zero_up_to_rounding_is_printed_as_zero() -> None:
+    # differences that are multiples of 0.0025: a resampled mean of zero comes out -2.2e-17
+    assert shown_bounds(-0.01625, -2.2e-17) == (-0.01625, 0.0)
+    assert shown_bounds(-2.2e-17, 0.5) == (0.0, 0.5)
+    assert shown_bounds(1e-20, 3e-20) == (1e-20, 3e-20)  # small numbers of their own
+    assert shown_bounds(-0.5, 0.25) == (-0.5, 0.25)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crystallize_dist.model.compare import Comparison
+from crystallize_dist.model.compare import Comparison, shown_bounds
 from crystallize_dist.model.report.data import ReportInput
 from crystallize_dist.model.report.html import esc, num, seconds, table, when
 from crystallize_dist.model.statistics import summarize
@@ -60,6 +60,13 @@ def summary(data: ReportInput) -> str:
     return "<h2>Summary</h2>" + table(head, rows)
 
 
+def _bounds(lo: float | None, hi: float | None) -> str:
+    if lo is None or hi is None:
+        return "-"
+    low, high = shown_bounds(lo, hi)
+    return f"[{num(low)}, {num(high)}]"
+
+
 def comparisons(found: Sequence[Comparison], notes: Sequence[str], forests: str) -> str:
     if not found and not notes:
         return ""
@@ -69,13 +76,11 @@ def comparisons(found: Sequence[Comparison], notes: Sequence[str], forests: str)
             esc(c.treatment),
             f"{c.n}" + (f" ({c.dropped} dropped)" if c.dropped else ""),
             num(c.mean_diff),
-            "-" if c.ci_low is None else f"[{num(c.ci_low)}, {num(c.ci_high)}]",
+            _bounds(c.ci_low, c.ci_high),
             num(c.effect_size, 3),
             num(c.p_value, 3),
             num(c.p_holm, 3),
-            "-"
-            if c.unpaired_ci_low is None
-            else f"[{num(c.unpaired_ci_low)}, {num(c.unpaired_ci_high)}]",
+            _bounds(c.unpaired_ci_low, c.unpaired_ci_high),
             "-" if c.pairing_gain is None else f"{c.pairing_gain:.3g}x",
         ]
         for c in found
