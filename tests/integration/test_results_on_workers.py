@@ -8,6 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import redis
 from browser import Browser
 from compare_experiment import failing
 from report_checks import check_page
-from workers import ROOT, Worker, run_cli
+from workers import ROOT, Worker, cli_env, run_cli
 
 TESTS = ROOT / "tests"
 COMPARE = str(TESTS / "compare_experiment.py")
@@ -107,6 +110,37 @@ def test_watch_and_workers_on_a_live_run(broker: str, pair: Worker, tmp_path: Pa
     assert watched.returncode == 0, watched.stderr
     assert f"run {run_id} (canary): finished" in watched.stdout
     assert "total" in watched.stdout and f"pair@{pair.host}" in watched.stdout
+
+
+def test_watch_stops_on_a_timeout_and_on_ctrl_c(broker: str, tmp_path: Path) -> None:
+    """A run that no worker takes (its queue has none): ``--watch --timeout`` exits 1 as
+    ``wait`` does, and Ctrl-C exits 130 and says the run goes on."""
+    env = {"CRYSTALLIZE_DIST_QUEUE": "q-nobody"}
+    run_id = run_cli("submit", f"{CANARY}:slow", broker_url=broker, cwd=tmp_path,
+                     env=env).stdout.splitlines()[0]  # fmt: skip
+    out = run_cli("status", run_id, "--watch", "--timeout", "2", broker_url=broker,
+                  cwd=tmp_path, env=env)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert f"run {run_id} (canary): running" in out.stdout and "Traceback" not in out.stderr
+
+    def terminal_sigint() -> None:  # as in a terminal (a background job ignores SIGINT)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen([sys.executable, "-m", "crystallize_dist", "status", run_id,
+                             "--watch"], cwd=tmp_path, env=cli_env(broker, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=terminal_sigint)  # fmt: skip
+    try:
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert f"stopped watching run {run_id}; it goes on" in err and "Traceback" not in err
+    assert run_cli("delete", run_id, broker_url=broker, cwd=tmp_path, env=env).returncode == 0
 
 
 @pytest.mark.parametrize(("attr", "code"), [("clock", 3), ("seeded", 0)])
