@@ -79,13 +79,18 @@ def node_view(
 def read_nodes(settings: Settings, now: float | None = None) -> list[NodeView]:
     """Every node that beat within NODE_TTL: the live ones first, then by name."""
     from crystallize_dist import constants as C
-    from crystallize_dist.distributed.broker import broker_client
     from crystallize_dist.distributed.reclaim import all_nodes
+    from crystallize_dist.distributed.store.redis_client import RedisClient
 
     now = time.time() if now is None else now
-    with broker_client(settings) as client:
-        beats = all_nodes(client)
-        raws = client.mget([C.key_node(n) for n in beats]) if beats else []
+    redis = RedisClient(settings.broker_url, retries=0)
+    try:
+        redis.ping()  # a server that is not Redis, or does not answer, is one line soon
+        with redis.errors():  # one line: cannot reach, refused credentials, not Redis
+            beats = all_nodes(redis.r)
+            raws = redis.r.mget([C.key_node(n) for n in beats]) if beats else []
+    finally:
+        redis.close()
     views = []
     for (name, beat), raw in zip(beats.items(), raws, strict=True):
         try:
