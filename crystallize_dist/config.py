@@ -18,12 +18,15 @@ CRYSTALLIZE_DIST_DRIFT_POLICY          drift_policy                warn
 CRYSTALLIZE_DIST_REQUIRE_NOEVICTION    require_noeviction          0 (warn only)
 CRYSTALLIZE_DIST_HEARTBEAT_INTERVAL    heartbeat_interval (s)      5
 CRYSTALLIZE_DIST_HEARTBEAT_GRACE       heartbeat_grace (s)         30
+CRYSTALLIZE_DIST_STRICT_PARAMS         strict_params               0 (warn only)
 =====================================  ==========================  ==========================
 
 With ``secret`` set, submitters sign each run's manifest and code bundle, workers sign the
 records and stamps they write, and every reader verifies them (see docs/security.md).
 ``require_noeviction`` turns the warning about a run store whose Redis may evict keys
-(its ``maxmemory-policy`` is not ``noeviction``) into a refusal.
+(its ``maxmemory-policy`` is not ``noeviction``) into a refusal. ``strict_params`` makes a
+treatment parameter that no step or datasource of the first replicate read fail that cell
+instead of giving a warning (``submit --strict-params``).
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class Settings:
     require_noeviction: bool = False
     heartbeat_interval: float = C.DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_grace: float = C.DEFAULT_HEARTBEAT_GRACE
+    strict_params: bool = False
 
     def __post_init__(self) -> None:
         # checked before anything is dialled; query-string credentials moved to the userinfo
@@ -153,6 +157,7 @@ class Settings:
                 env, "HEARTBEAT_INTERVAL", C.DEFAULT_HEARTBEAT_INTERVAL, float
             ),
             "heartbeat_grace": _number(env, "HEARTBEAT_GRACE", C.DEFAULT_HEARTBEAT_GRACE, float),
+            "strict_params": _flag(env, "STRICT_PARAMS"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not (overrides.get("visibility_timeout") or env.get(p + "VISIBILITY_TIMEOUT")):
@@ -203,6 +208,7 @@ class Settings:
             p + "REQUIRE_NOEVICTION": "1" if self.require_noeviction else "0",
             p + "HEARTBEAT_INTERVAL": str(self.heartbeat_interval),
             p + "HEARTBEAT_GRACE": str(self.heartbeat_grace),
+            p + "STRICT_PARAMS": "1" if self.strict_params else "0",
         }
         if self.store_url:
             out[p + "STORE_URL"] = self.store_url

@@ -24,6 +24,12 @@ ENV_PREFIX = "CRYSTALLIZE_DIST_"
 #: Folder holding the embedded SQLite store and the code-bundle cache.
 HOME_DIRNAME = ".crystallize-dist"
 SQLITE_FILENAME = "runs.sqlite3"
+#: A file of SQLITE_RESERVE_BYTES bytes kept beside the SQLite store (its name plus this
+#: suffix) for as long as the store lives: when the disk fills up mid-run it is deleted, so
+#: the run can still be marked failed with the cause (``distributed/store/reserve.py``).
+SQLITE_RESERVE_SUFFIX = "-reserve"
+#: bytes: size of that reserve file (a state update needs a few 4 KiB pages).
+SQLITE_RESERVE_BYTES = 64 * 1024
 
 # --- Redis run store: every key, its type and lifetime ---------------------------------------
 # All keys of one run share the prefix ``cdist:run:{<run_id>}:`` (the braces are a Redis
@@ -77,7 +83,8 @@ def key_workers(run_id: str) -> str:
 
 
 def key_state(run_id: str) -> str:
-    """Hash: mutable run state (``cancelled``, ``resumes``, timestamps)."""
+    """Hash: mutable run state (``cancelled``, ``resumes``, timestamps, ``failed``: why the
+    run could not go on, ``driver``: the process running a ``--local`` run)."""
     return f"{KEY_PREFIX}:run:{{{run_id}}}:state"
 
 
@@ -183,6 +190,9 @@ DEFAULT_PAGE_SIZE = 2000
 #: seconds: how long a command waits for Redis to answer its first ping (a port that accepts
 #: connections but never answers is an error after this, not a hang).
 PING_TIMEOUT = 5.0
+#: seconds: how long a failed first connection's endpoint is probed the other way round
+#: (plain for ``rediss://``, TLS for ``redis://``) to tell a TLS mix-up from a server down.
+TLS_PROBE_TIMEOUT = 2.0
 #: where ``result`` and ``wait`` write a run's artifact files (relative to the folder they
 #: run in); the run's manifest has no say in it.
 DEFAULT_ARTIFACTS_DIR = "data"

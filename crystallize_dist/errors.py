@@ -33,6 +33,8 @@
     ├── NestedRunError                  a distributed run was started from inside a worker
     ├── InfrastructureError             a task failed outside experiment code, for good
     ├── StoreError                      the run store cannot be used
+    │   ├── StoreWriteError             the store refused a write: its disk is full or
+    │   │                               read-only, or Redis is out of memory
     │   ├── RunNotFoundError            no run with that id
     │   ├── CorruptRecordError          a stored record is not valid JSON of the right shape
     │   └── EvictionPolicyError         Redis may evict run keys and noeviction is required
@@ -276,6 +278,12 @@ class InfrastructureError(CrystallizeError):
 
 class StoreError(CrystallizeError):
     """Raised when the run store cannot be used."""
+
+
+class StoreWriteError(StoreError):
+    """Raised when the run store refuses a write because it cannot take one: its disk is
+    full or read-only, or its Redis is out of memory (``maxmemory`` with ``noeviction``) or
+    read-only. The run is marked failed with this cause (``RunStore.mark_failed``)."""
 
 
 class RunNotFoundError(StoreError, KeyError):

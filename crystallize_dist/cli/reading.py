@@ -95,7 +95,8 @@ def result(
     experiment_ref: str | None,
     artifacts_dir: str,
 ) -> None:
-    """The result of a run (partial results name their missing cells).
+    """The result of a run (a partial result says so, names its missing cells, has no
+    digest and exits 1).
 
     Reading imports no code named by the store and writes files only under --artifacts-dir.
     """
@@ -113,6 +114,8 @@ def result(
         write_text(rows_csv(found.value_rows()), output)
     else:
         write_result(found, fmt, output)
+    if found.missing:  # a partial result is not the run's result: say so by the exit code
+        raise click.exceptions.Exit(1)
 
 
 @click.command(name="list")

@@ -18,12 +18,14 @@ from rich.console import Console
 from rich.table import Table
 
 from crystallize_dist.canonical import to_jsonable
+from crystallize_dist.cli.tables import fitted_table, grouped_table
 from crystallize_dist.cli.text import plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.distributed.canary import line as canary_line
 from crystallize_dist.distributed.run_list import find_runs
 from crystallize_dist.distributed.status import RunStatus
 from crystallize_dist.distributed.store import RunStore
+from crystallize_dist.distributed.store.failure import failure_of
 from crystallize_dist.distributed.verification import signature_line
 from crystallize_dist.engine.summary import summary_rows
 from crystallize_dist.model.result import Result
@@ -35,25 +37,36 @@ def _fmt(x: Any) -> str:
     return f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
+def partial_line(result: Result) -> str | None:
+    """The line that opens a partial result (cells without a record), or None."""
+    missing = result.missing
+    if not missing:
+        return None
+    failure = failure_of(result.provenance)
+    why = f"; the run failed: {failure}" if failure else ""
+    return plain(
+        f"partial result: {len(missing)} cells have no record, so these are not the run's "
+        f"final numbers and it has no digest{why}"
+    )
+
+
 def result_table(result: Result, console: Console) -> None:
-    """Print the per-condition, per-metric summary and the run's facts."""
-    table = Table(title="Result", show_lines=False)
-    for col in ("condition", "metric", "n", "mean", "std", "95% CI"):
-        table.add_column(col, justify="right" if col not in ("condition", "metric") else "left")
+    """Print the per-condition, per-metric summary and the run's facts (a partial result
+    says so on its first line, and has no digest)."""
+    opening = partial_line(result)
+    if opening:
+        console.print(opening)
+    rows = []
     for row in summary_rows(result):
         ci = (
             "-"
             if row["ci_low"] is None or math.isnan(row["ci_low"])
             else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
         )
-        table.add_row(
-            plain(row["condition"]),
-            plain(row["metric"]),
-            str(row["n"]),
-            _fmt(row["mean"]),
-            _fmt(row["std"]),
-            ci,
-        )
+        numbers = (str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]), ci)
+        rows.append((plain(row["condition"]), plain(row["metric"]), numbers))
+    heads = ("condition", "metric")
+    table = grouped_table("Result", heads, ("n", "mean", "std", "95% CI"), rows, console)
     console.print(table)
     for hyp in result.metrics.hypotheses:
         best = hyp.ranking.get("best") if isinstance(hyp.ranking, dict) else None
@@ -77,7 +90,7 @@ def result_table(result: Result, console: Console) -> None:
                 + (" ..." if len(result.missing) > 10 else "")
             )
         )
-    console.print(f"digest: {result.digest}")
+    console.print("digest: none (partial result)" if opening else f"digest: {result.digest}")
 
 
 def result_notes(result: Any, *, problems_only: bool = False) -> list[str]:
@@ -118,9 +131,8 @@ def _duration(seconds: float | None) -> str:
 
 
 def status_table(status: RunStatus, console: Console) -> None:
-    table = Table(title=plain(f"Run {status.run_id} ({status.experiment})"))
-    for col in ("condition", "done", "failed", "pending"):
-        table.add_column(col, justify="left" if col == "condition" else "right")
+    title = plain(f"Run {status.run_id} ({status.experiment})")
+    table = fitted_table(title, ("condition",), ("done", "failed", "pending"))
     for cond, c in status.per_condition.items():
         table.add_row(plain(cond), str(c["ok"]), str(c["error"]), str(c["pending"]))
     table.add_row("total", str(status.done), str(status.failed), str(status.pending))
@@ -131,9 +143,9 @@ def status_table(status: RunStatus, console: Console) -> None:
         f"eta: {_duration(status.eta)}"
     )
     if status.nodes:
-        workers = Table(title="Workers")
-        for col in ("worker", "last heartbeat", "done", "in flight", "state"):
-            workers.add_column(col, justify="left" if col in ("worker", "state") else "right")
+        workers = fitted_table(
+            "Workers", ("worker",), ("last heartbeat", "done", "in flight"), text_last=("state",)
+        )
         now = time.time()
         for node in status.nodes:
             ago = "-" if node.last_beat is None else f"{_duration(now - node.last_beat)} ago"
@@ -143,6 +155,13 @@ def status_table(status: RunStatus, console: Console) -> None:
         console.print(workers)
     else:
         console.print(plain(f"workers: {', '.join(status.workers) or '-'}"))
+    if status.failure:
+        console.print(plain(f"failed: {status.failure}"))
+    elif status.state == "stopped":
+        console.print(
+            "stopped: the process that ran its cells is gone; `crystallize-dist resume "
+            f"{status.run_id} --local` runs the rest"
+        )
     for name, error in sorted(status.load_errors.items()):
         console.print(plain(f"load error on {name}: {error}"))
     if status.extra.get("drift"):
@@ -190,8 +209,12 @@ class CellProgress:
 
 
 def write_result(result: Any, fmt: str, output: str | None = None) -> None:
-    """Print (or write to ``output``) a result as a table, JSON or CSV."""
-
+    """Print (or write to ``output``) a result as a table, JSON or CSV; the warnings of
+    its first replicate go to stderr first, one ``warning:`` line each."""
+    for line in result.provenance.get("warnings", ()):
+        sys.stderr.write(f"warning: {plain(line)}\n")
+    if fmt == "csv" and partial_line(result):
+        sys.stderr.write(f"{partial_line(result)}\n")
     if fmt == "json":
         # indented for people; compact (and several times faster) for big results
         small = len(result.provenance.get("cells", ())) <= STEP_PROVENANCE_LIMIT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -54,7 +55,8 @@ from crystallize_dist.errors import InvalidOptionError
     type=click.Choice(["table", "json"]),
     default="table",
     envvar=ENV + "FORMAT",
-    help="Summary format after --wait.",
+    help="table, or json: stdout is one JSON document (the result with --wait or --local, "
+    "else the run id); the run id line goes to stderr.",
 )
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait with --wait."
@@ -64,6 +66,13 @@ from crystallize_dist.errors import InvalidOptionError
     type=click.Choice(["warn", "refuse"]),
     envvar=ENV + "DRIFT_POLICY",
     help="Workers with other versions: warn or refuse.",
+)
+@click.option(
+    "--strict-params",
+    is_flag=True,
+    default=None,
+    envvar=ENV + "STRICT_PARAMS",
+    help="A treatment parameter no step read fails its cell [CRYSTALLIZE_DIST_STRICT_PARAMS].",
 )
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @click.option("--name", "run_name", help="A name for the run (list --name finds it).")
@@ -90,6 +99,7 @@ def submit(
     fmt: str,
     timeout: float | None,
     drift_policy: str | None,
+    strict_params: bool | None,
     progress: bool,
     run_name: str | None,
     tags: tuple[str, ...],
@@ -97,11 +107,12 @@ def submit(
 ) -> None:
     """Submit EXPERIMENT (package.module:attr, file.py[:attr] or a config folder).
 
-    Prints the run id on the first line of stdout.
+    Prints the run id on the first line of stdout (with --format json: on stderr, as
+    "run RUN_ID", and inside the JSON document on stdout).
     """
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
-    settings = opt.settings(broker, drift_policy=drift_policy)
+    settings = opt.settings(broker, drift_policy=drift_policy, strict_params=strict_params)
     extra = labels(run_name, tags)
     if canary is not None:
         extra["canary"] = canary
@@ -127,8 +138,10 @@ def submit(
         extra_options=extra,
     )
     waits = local or wait
-    if fmt == "json" and waits:  # stdout is one JSON document (the run id is inside it)
+    if fmt == "json":  # stdout is one JSON document (the run id is inside it)
         click.echo(f"run {sub.run_id}", err=True)
+        if not waits:
+            click.echo(json.dumps({"run_id": sub.run_id, "cells": sub.manifest["n_cells"]}))
     else:
         click.echo(sub.run_id)
         sys.stdout.flush()

@@ -18,10 +18,12 @@ from crystallize_dist.constants import DEFAULT_ARTIFACTS_DIR
 from crystallize_dist.distributed.artifacts import artifact_root, write_run_files
 from crystallize_dist.distributed.coordinator import Submission
 from crystallize_dist.distributed.results import load_result
-from crystallize_dist.distributed.status import RunStatus
+from crystallize_dist.distributed.status import RunStatus, run_status
 from crystallize_dist.distributed.store import RunStore, SQLiteStore
+from crystallize_dist.distributed.store.failure import failure_entry, failure_of
 from crystallize_dist.distributed.waiting import Waiter
 from crystallize_dist.engine.plan import Cell, RunPlan
+from crystallize_dist.errors import StoreWriteError
 from crystallize_dist.model.experiment import Experiment
 from crystallize_dist.model.references import load_experiment
 from crystallize_dist.model.result import Result
@@ -47,9 +49,22 @@ def _interrupted(store: RunStore, run_id: str, local: bool) -> click.exceptions.
     return click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
-def exit_code(status: RunStatus, result: Result) -> int:
+def exit_code(status: RunStatus, result: Result, local: bool) -> int:
     """0, or the code of a run that did not end well (see the module docstring), after
     saying why on stderr."""
+    if status.state in ("failed", "stopped"):
+        why = (
+            f"failed: {status.failure}"
+            if status.failure
+            else "stopped: the process that ran its cells is gone"
+        )
+        click.echo(
+            f"error: run {status.run_id} {why}; {status.done + status.failed} of "
+            f"{status.total} cells have a record (`crystallize-dist resume {status.run_id}"
+            f"{' --local' if local else ''}` runs the rest once the store can be written)",
+            err=True,
+        )
+        return 1
     if status.cancelled:
         click.echo(
             f"run {status.run_id} was cancelled: {status.done + status.failed} of "
@@ -74,6 +89,36 @@ def exit_code(status: RunStatus, result: Result) -> int:
         click.echo(f"{status.failed} of {status.total} cells failed; the first: {what}", err=True)
         return EXIT_FAILED_CELLS
     return 0
+
+
+def _ran_here(
+    store: RunStore,
+    settings: Settings,
+    run_id: str,
+    cells: list[Cell],
+    workers: int | None,
+    cells_per_task: int | None,
+    bar: CellProgress,
+) -> str | None:
+    """Run ``cells`` on this machine's pool (``--local``); the cause when the store refused
+    a write (the run is then marked failed, when the store can take that), else None."""
+    from crystallize_dist.distributed.local import run_local
+    from crystallize_dist.distributed.store.failure import store_failure
+
+    assert isinstance(store, SQLiteStore)
+    try:
+        run_local(
+            run_id,
+            cells,
+            store=store,
+            settings=settings,
+            workers=workers,
+            cells_per_task=cells_per_task,
+            on_progress=bar.update,
+        )
+    except StoreWriteError as exc:
+        return store_failure(exc.__cause__ or exc)
+    return None
 
 
 def wait_and_show(
@@ -104,37 +149,33 @@ def wait_and_show(
     total = RunPlan.from_dict(manifest["plan"]).n_cells
     try:
         with CellProgress(total, progress) as bar:
+            failure = None
             if run_here is not None:
-                from crystallize_dist.distributed.local import run_local
-
-                assert isinstance(store, SQLiteStore)
-                run_local(
+                failure = _ran_here(store, settings, run_id, run_here, workers, cells_per_task, bar)
+            if failure is not None:  # what the run has is its (partial) result
+                status = run_status(store, run_id)
+                status.failure = status.failure or failure
+            else:
+                waiter = Waiter(
+                    store,
                     run_id,
-                    run_here,
-                    store=store,
-                    settings=settings,
-                    workers=workers,
-                    cells_per_task=cells_per_task,
+                    None if local else settings,
+                    timeout=timeout,
                     on_progress=bar.update,
+                    say=bar.say,
                 )
-            waiter = Waiter(
-                store,
-                run_id,
-                None if local else settings,
-                timeout=timeout,
-                on_progress=bar.update,
-                say=bar.say,
-            )
-            status = waiter.wait()
+                status = waiter.wait()
     except KeyboardInterrupt:
         raise _interrupted(store, run_id, local) from None
     root = artifact_root(experiment) if experiment is not None else artifacts_dir
     result = load_result(
         store, run_id, settings=settings, experiment=experiment, artifacts_dir=root
     )
+    if status.failure and not failure_of(result.provenance):  # a store that took no mark
+        result.provenance["failed"] = failure_entry(status.failure)
     opt.note(write_run_files(manifest, result, root, experiment))
     write_result(result, fmt)
-    code = exit_code(status, result)
+    code = exit_code(status, result, local)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -60,7 +60,7 @@ def watch_run(
         redraw(status)
     if not console.is_terminal:  # rich ends the last frame with a newline on terminals only
         console.line()
-    code = exit_code(status, ending(store, run_id, status))
+    code = exit_code(status, ending(store, run_id, status), local)
     if code:
         raise click.exceptions.Exit(code)
 

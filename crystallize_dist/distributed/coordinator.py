@@ -71,13 +71,9 @@ def plan_run(
         check_replicates(replicates)
         if replicates < 1:
             raise InvalidOptionError(f"replicates must be >= 1, got {replicates}")
-    hypotheses: list[Any] | None = None
-    if chosen is not None and not [t for t in chosen if t.name != "baseline"]:
-        hypotheses = []
     return resolve(
         experiment,
         treatments=chosen,
-        hypotheses=hypotheses,
         replicates=replicates,
         seed=seed,
         strategy="rerun",
@@ -238,9 +234,8 @@ def resume(
         )
     todo = missing_cells(store, run_id, include_failed=retry_failed, secret=settings.secret)
     state = store.state(run_id)
-    store.update_state(
-        run_id, resumes=int(state.get("resumes", 0)) + 1, cancelled=False, interrupted=False
-    )
+    resumes = int(state.get("resumes", 0)) + 1
+    store.update_state(run_id, resumes=resumes, cancelled=False, interrupted=False, failed=None)
     # after the flag is down: a cell skipped while the run was cancelled goes again, even
     # when the message that skipped it is still held unacknowledged (it will not run it)
     skipped = store.take_skipped(run_id)

@@ -59,8 +59,7 @@ def _check_treatments(experiment: Experiment, spec: RunSpec) -> None:
     from crystallize_dist.engine.fingerprint import treatment_parts
 
     defined = {t.name: t for t in experiment.defined_treatments}
-    chosen = [*spec.treatments, *([spec.baseline_treatment] if spec.baseline_treatment else [])]
-    for t in chosen:
+    for t in spec.treatments:
         own = defined.get(t.name)
         if own is not t and (own is None or treatment_parts([own]) != treatment_parts([t])):
             raise InvalidOptionError(

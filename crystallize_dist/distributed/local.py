@@ -13,12 +13,14 @@ from pathlib import Path
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.driver import this_driver
 from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.publisher import batches
 from crystallize_dist.distributed.runner import CellRunner
 from crystallize_dist.distributed.store import SQLiteStore
+from crystallize_dist.distributed.store.failure import mark_failed, store_failure
 from crystallize_dist.engine.plan import Cell
-from crystallize_dist.errors import CrystallizeError
+from crystallize_dist.errors import CrystallizeError, StoreWriteError
 
 _runner: CellRunner | None = None
 
@@ -51,11 +53,34 @@ def run_local(
     cells_per_task: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Run ``cells`` of ``run_id`` on ``workers`` local processes (in this process when 1)."""
+    """Run ``cells`` of ``run_id`` on ``workers`` local processes (in this process when 1).
+    This process is noted as the run's driver; when the store refuses a write (a full or
+    read-only disk) the run is marked failed with the cause and StoreWriteError says so."""
     workers = max(1, workers or default_workers())
     if not cells:
         run_canaries(run_id, store, settings)
         return
+    try:
+        store.update_state(run_id, driver=this_driver())
+        _run_local(run_id, cells, store, settings, workers, cells_per_task, on_progress)
+    except StoreWriteError as exc:
+        cause = store_failure(exc)
+        mark_failed(store, run_id, cause)
+        raise StoreWriteError(
+            f"run '{run_id}' failed: {cause}; once it can be, `crystallize-dist resume "
+            f"{run_id} --local` runs the cells left"
+        ) from exc
+
+
+def _run_local(
+    run_id: str,
+    cells: Sequence[Cell],
+    store: SQLiteStore,
+    settings: Settings,
+    workers: int,
+    cells_per_task: int | None,
+    on_progress: Callable[[int], None] | None,
+) -> None:
     size = cells_per_task or max(1, min(256, len(cells) // (workers * 8) or 1))
     groups = [[cell_message(c) for c in group] for group in batches(cells, size)]
     if workers == 1:

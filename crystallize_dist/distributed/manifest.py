@@ -28,6 +28,7 @@ def run_options(settings: Settings, **extra: Any) -> dict[str, Any]:
         "retries": settings.retries,
         "cell_time_limit": settings.cell_time_limit,
         "queue": settings.queue,
+        "strict_params": settings.strict_params,
         **extra,
     }
 
@@ -129,7 +130,7 @@ def provenance_meta(
         if drifted:
             meta["drift"] = drifted
     if state:
-        for key in ("allow_drift", "resumes", "cancelled"):
+        for key in ("allow_drift", "resumes", "cancelled", "failed"):
             if state.get(key):
                 meta[key] = state[key]
     return meta

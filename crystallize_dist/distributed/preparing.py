@@ -70,7 +70,8 @@ def first_line(text: str) -> str:
 def spec_for_run(base: Experiment, manifest: Mapping[str, Any]) -> RunSpec:
     """The RunSpec of the run ``manifest`` describes, on a shallow copy of ``base`` (runs
     never share one): its treatments looked up by name, the manifest's plan as it is, its
-    artifacts written where the manifest says; every step set up (and torn down at exit)."""
+    artifacts written where the manifest says, ``strict_params`` when the experiment or the
+    run's options ask for it; every step set up (and torn down at exit)."""
     plan = RunPlan.from_dict(manifest["plan"])
     exp = copy.copy(base)
     by_name = {t.name: t for t in base.treatments}
@@ -79,8 +80,12 @@ def spec_for_run(base: Experiment, manifest: Mapping[str, Any]) -> RunSpec:
         raise CodeMismatchError(f"this worker's experiment has no treatment {missing[0]!r}")
     for_run(exp, manifest["experiment"].get("artifacts"))
     chosen = [by_name[n] for n in plan.treatments]
-    chosen += [t for t in base.treatments if t.name == "baseline"]
     spec = resolve(exp, treatments=chosen, hypotheses=[], plan=plan)
+    # a cell's warnings go into its record, and whoever reads the run says them
+    spec.say = None
+    spec.strict_params = spec.strict_params or bool(
+        manifest.get("options", {}).get("strict_params")
+    )
     exp.assign_id()
     for step in exp.pipeline.steps:
         step.setup(exp.setup_ctx)

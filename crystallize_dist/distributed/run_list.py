@@ -20,7 +20,7 @@ TAG_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 #: characters of a run name or a tag value at most
 LABEL_LIMIT = 200
 #: the states ``list --status`` filters by
-STATES = ("running", "finished", "cancelled", "interrupted")
+STATES = ("running", "finished", "cancelled", "interrupted", "failed", "stopped")
 
 
 def parse_tags(items: Sequence[str]) -> dict[str, str]:

@@ -10,7 +10,9 @@ from typing import Any
 
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.canary import summary as canary_summary
+from crystallize_dist.distributed.driver import driver_gone
 from crystallize_dist.distributed.store import RunStore
+from crystallize_dist.distributed.store.failure import failure_of
 from crystallize_dist.engine.plan import RunPlan
 
 
@@ -58,6 +60,10 @@ class RunStatus:
     cancelled: bool
     created: float
     interrupted: bool = False
+    #: why the run could not go on: its store refused a write (see ``store/failure.py``)
+    failure: str | None = None
+    #: a ``--local`` run whose driver process is gone (see ``distributed/driver.py``)
+    driver_gone: bool = False
     #: worker node -> the first line of the error it met loading the experiment
     load_errors: dict[str, str] = field(default_factory=dict)
     #: worker node -> cells of the run it recorded (from the counters)
@@ -87,7 +93,11 @@ class RunStatus:
             return "cancelled"
         if self.finished:
             return "finished"
-        return "interrupted" if self.interrupted else "running"
+        if self.failure:
+            return "failed"
+        if self.interrupted:
+            return "interrupted"
+        return "stopped" if self.driver_gone else "running"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +118,7 @@ class RunStatus:
             "eta": self.eta,
             "cancelled": self.cancelled,
             "interrupted": self.interrupted,
+            "failure": self.failure,
             "finished": self.finished,
             **self.extra,
         }
@@ -131,7 +142,9 @@ def run_status(store: RunStore, run_id: str, now: float | None = None) -> RunSta
     finished_cells = sum(c["ok"] + c["error"] for c in per.values())
     cancelled = bool(state.get("cancelled"))
     interrupted = bool(state.get("interrupted"))
-    stopped = finished_cells >= total or cancelled or interrupted
+    failure = failure_of(state)
+    gone = driver_gone(state.get("driver"))
+    stopped = finished_cells >= total or cancelled or interrupted or bool(failure) or gone
     # a stopped run stopped at its last record; one with no cell started yet has been
     # waiting since it was submitted
     end = last if stopped and last else now
@@ -162,6 +175,8 @@ def run_status(store: RunStore, run_id: str, now: float | None = None) -> RunSta
         cancelled=cancelled,
         created=float(manifest.get("created", 0)),
         interrupted=interrupted,
+        failure=failure,
+        driver_gone=gone,
         load_errors=dict(load_errors) if isinstance(load_errors, dict) else {},
         node_done={
             k[len("node:") :]: int(v) for k, v in counters.items() if k.startswith("node:") and v

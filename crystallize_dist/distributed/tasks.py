@@ -13,7 +13,12 @@ from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.messages import parse_message
 from crystallize_dist.distributed.runner import CellRunner
-from crystallize_dist.errors import CorruptRecordError, RunNotFoundError, TaskMessageError
+from crystallize_dist.errors import (
+    CorruptRecordError,
+    RunNotFoundError,
+    StoreWriteError,
+    TaskMessageError,
+)
 
 _log = logging.getLogger("crystallize_dist.worker")
 #: times a task that failed outside experiment code is sent again (backoff 1 s .. 60 s).
@@ -115,7 +120,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             # Not the experiment's fault (cell errors are records): the store refused a
             # write, Redis went read-only, a limit fired outside a cell... Send the message
             # again rather than lose its cells: recorded cells are skipped, attempts counted.
-            # When it cannot be sent again, its cells are recorded with the cause.
+            # When it cannot be sent again, its cells are recorded with the cause. A store
+            # that cannot take writes at all (full, read-only) marks the run failed first,
+            # so whoever waits for it is told at once.
+            if isinstance(exc, StoreWriteError):
+                fail_run(settings, self.request.hostname, args, kwargs, exc)
             retry_left(self, settings, args, kwargs, exc)
         if counts["requeue"]:  # this worker cannot load the experiment: let another try
             from crystallize_dist.distributed.publisher import enqueue
@@ -152,6 +161,19 @@ def run_canary(task: Task, settings: Settings, args: Any, kwargs: Any) -> None:
         _log.error("rejected canary task %s: %s", task.request.id, exc)
     except Exception as exc:
         _log.error("canary task %s failed (%s: %s)", task.request.id, type(exc).__name__, exc)
+
+
+def fail_run(
+    settings: Settings, hostname: str | None, args: Any, kwargs: Any, exc: StoreWriteError
+) -> None:
+    """Mark the task's run failed: its store refused a write (see ``store/failure.py``)."""
+    from crystallize_dist.distributed.store.failure import mark_failed, store_failure
+
+    try:
+        run_id, _ = parse_message(args, kwargs)
+        mark_failed(runner_for(settings, hostname).store, run_id, store_failure(exc))
+    except Exception as err:  # bookkeeping never hides the task's own failure
+        _log.error("cannot mark the run of a failed task failed: %s", err)
 
 
 def retry_left(task: Task, settings: Settings, args: Any, kwargs: Any, exc: Exception) -> None:

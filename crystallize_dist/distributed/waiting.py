@@ -18,6 +18,7 @@ from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.status import RunStatus, lost_cells, run_status
 from crystallize_dist.distributed.store import RunStore, cell_key
+from crystallize_dist.distributed.store.failure import mark_failed, store_refusal
 from crystallize_dist.engine.plan import RunPlan
 from crystallize_dist.errors import BrokerError, RunTimeoutError, StoreError
 from crystallize_dist.urls import redact
@@ -60,14 +61,15 @@ class Waiter:
         self._told_idle = False
         self._told_errors: set[str] = set()
         self._reclaimed_at = 0.0
+        self._probed_at = 0.0
         self._suspects: set[str] = set()
         self._client: Any = None
         self._canary_left = -1
         self._canary_at = self._started
 
     def wait(self) -> RunStatus:
-        """The run's status once every cell has a record or it is cancelled; RunTimeoutError
-        after ``timeout`` seconds."""
+        """The run's status once every cell has a record, or it is cancelled, marked failed
+        or its ``--local`` driver is gone; RunTimeoutError after ``timeout`` seconds."""
         backoff = 0.5
         try:
             while True:
@@ -88,6 +90,12 @@ class Waiter:
                     self.on_poll(status)
                 ended = status.cancelled or (status.finished and self._all_recorded(status))
                 if ended and not self._canary_pending(status):
+                    return status
+                if status.failure or status.driver_gone:  # nothing will finish it now
+                    return status
+                refused = self._refused_write(status)
+                if refused:  # the store cannot take writes, nor a mark of the failure
+                    status.failure = refused
                     return status
                 self._tell(status)
                 self._reclaim(status)
@@ -157,6 +165,24 @@ class Waiter:
             f"'{s.queue}' on {redact(s.broker_url)}); start one with: crystallize-dist worker "
             f"--broker {redact(s.broker_url)} -Q {s.queue}"
         )
+
+    def _refused_write(self, status: RunStatus) -> str | None:
+        """When a run on workers has made no progress for a heartbeat interval: whether its
+        store can take writes at all (``store_refusal``: a Redis out of memory, or turned
+        into a read-only replica). Then the run is marked failed - when the store takes
+        even that - and the cause returned; else None."""
+        s = self.settings
+        now = time.monotonic()
+        if s is None or min(now - self._progress_at, now - self._probed_at) < s.heartbeat_interval:
+            return None
+        self._probed_at = now
+        try:
+            refusal = store_refusal(self.store)
+        except (BrokerError, StoreError):
+            return None  # the status poll tells of an outage
+        if refusal is not None:
+            mark_failed(self.store, self.run_id, refusal)
+        return refusal
 
     # -- keeping the run going ---------------------------------------------------------------
     def _broker(self) -> Any:

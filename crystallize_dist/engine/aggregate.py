@@ -85,6 +85,8 @@ class Aggregator:
         #: condition -> runs ``[first, stop, {metric: values per cell}]`` of consecutive
         #: replicates whose values went into the metrics (see ``model/cell_values.py``)
         self.layout: dict[str, list[list[Any]]] = {cond: [] for cond in plan.runs}
+        #: the warning lines of first-replicate cells (see ``model/first_replicate.py``)
+        self.warnings: list[str] = []
         self.summarize = CellSummaries()
         #: each condition the plan runs, in plan order, with where its metrics, seeds and
         #: step provenance and its value layout go
@@ -123,6 +125,8 @@ class Aggregator:
                     usable = False
                 continue
             cells[f"{cond}:{r}"] = summarize(rec)
+            if "warnings" in rec:
+                self.note(rec["warnings"])
             if not usable:
                 continue
             if rec.get("status") != STATUS_OK:
@@ -157,6 +161,11 @@ class Aggregator:
                     self.artifacts.setdefault(art["name"], {}).setdefault(cond, Path(art["path"]))
                     self.artifact_steps.setdefault(art["name"], art.get("step", ""))
 
+    def note(self, lines: Any) -> None:
+        """Keep a record's warning lines (text only, each once)."""
+        if isinstance(lines, list):
+            self.warnings += [w for w in lines if type(w) is str and w not in self.warnings]
+
     def absorb(self, part: Aggregator) -> None:
         """Take in ``part``: an Aggregator of the same plan that folded the replicates that
         come next in canonical order (a process worker's chunk), as if they were folded
@@ -179,6 +188,7 @@ class Aggregator:
         self.cells.update(part.cells)
         self.errors.update(part.errors)
         self.missing.extend(part.missing)
+        self.note(part.warnings)
         for name, by_cond in part.artifacts.items():
             mine = self.artifacts.setdefault(name, {})
             for cond, path in by_cond.items():
@@ -226,6 +236,8 @@ class Aggregator:
         }
         if self.missing:
             provenance["missing"] = self.missing
+        if self.warnings:
+            provenance["warnings"] = self.warnings
         provenance.update(meta or {})
         try:
             hyps = verify_hypotheses(hypotheses, baseline, treatments)

@@ -19,6 +19,7 @@ from crystallize_dist.engine.records import (
 )
 from crystallize_dist.engine.runspec import Runnable, RunSpec, resolve
 from crystallize_dist.model.context import FrozenContext
+from crystallize_dist.model.first_replicate import CHECKED_REPLICATE, CheckedContext
 from crystallize_dist.model.seeding import CELL_SEEDED as _SEEDED
 from crystallize_dist.model.step_loop import arun_steps, run_steps
 
@@ -39,6 +40,7 @@ class _Cell:
     it runs (``CELL_SEEDED``); ``ok`` and ``failed`` make its record."""
 
     __slots__ = (
+        "checked",
         "condition",
         "ctx",
         "replicate",
@@ -60,7 +62,8 @@ class _Cell:
         self.t0 = _perf()
         self.seeded: list[str] = []
         self.token = _SEEDED.set(self.seeded)
-        self.ctx = FrozenContext.for_cell(
+        self.checked = replicate == CHECKED_REPLICATE
+        self.ctx = (CheckedContext if self.checked else FrozenContext).for_cell(
             spec.initial, replicate=replicate, condition=condition, seed=seed
         )
         self.steps: list[dict[str, Any]] = []
@@ -75,17 +78,37 @@ class _Cell:
         if treatment is not None:
             if treatment is _UNKNOWN:
                 treatment = spec.treatment(self.condition)  # raises: no such condition here
-            treatment.apply(ctx)
+            if self.checked:
+                assert isinstance(ctx, CheckedContext)
+                keys = ctx.keys()
+                treatment.apply(ctx)
+                ctx.treated(keys)
+            else:
+                treatment.apply(ctx)
         experiment = spec.experiment
         for plugin in hooks.before_replicate:
             plugin.before_replicate(experiment, ctx)
+        if self.checked:
+            assert isinstance(ctx, CheckedContext)
+            ctx.watch()
         if not use_data:
             data = experiment.datasource.fetch(ctx)
         return hooks, data
 
     def ok(self) -> dict[str, Any]:
+        """The record of a cell that ran; a first-replicate cell's checks add their warning
+        lines (or, with ``strict_params``, raise: see ``model/first_replicate.py``)."""
+        warnings = None
+        if self.checked:
+            ctx, spec = self.ctx, self.spec
+            assert isinstance(ctx, CheckedContext)
+            warnings = ctx.findings(spec.experiment, self.condition, strict=spec.strict_params)
         metrics = convert_metrics(self.ctx.metrics.lists)
-        return self._record(STATUS_OK, metrics, None, self.steps)
+        record = self._record(STATUS_OK, metrics, None, self.steps)
+        if warnings:
+            record["warnings"] = warnings
+            self.spec.warn(warnings)
+        return record
 
     def failed(self, exc: Exception) -> dict[str, Any]:
         return self._record(STATUS_ERROR, {}, describe_error(exc), [])

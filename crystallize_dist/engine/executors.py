@@ -13,7 +13,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +116,14 @@ class ParallelExecution(BasePlugin):
         reps = experiment.replicates
         out: list[Any] = [None] * reps
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(pool.submit(_call, replicate_fn, r), r) for r in range(reps)]
+            # the first replicate runs alone: its check of the global generators
+            # (model/first_replicate.py) must not see other threads' cells seed them
+            first = pool.submit(_call, replicate_fn, 0)
+            wait([first])
+            futures = [
+                (first, 0),
+                *((pool.submit(_call, replicate_fn, r), r) for r in range(1, reps)),
+            ]
             for fut, rep in progress(futures, reps, "Replicates", self.progress):
                 out[rep] = fut.result()
         return out
@@ -131,6 +138,10 @@ class ParallelExecution(BasePlugin):
         if spec is None:
             spec = resolve(experiment, hypotheses=[], replicates=experiment.replicates)  # type: ignore[arg-type]
         return run_processes(spec, workers, show_progress=self.progress)
+
+
+async def _ready(value: Any) -> Any:
+    return value
 
 
 @dataclass
@@ -155,6 +166,9 @@ class AsyncExecution(BasePlugin):
             return await out if inspect.isawaitable(out) else out
 
         tasks = [one(r) for r in range(experiment.replicates)]
+        if tasks:  # the first replicate alone, for its check of the global generators
+            first = await tasks[0]
+            tasks[0] = _ready(first)
         if self.progress and experiment.replicates > 1:
             try:
                 from tqdm.asyncio import tqdm

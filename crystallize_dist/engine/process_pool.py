@@ -77,7 +77,8 @@ def pickle_run(spec: RunSpec) -> bytes:
     shipped = copy.copy(experiment)
     shipped.hypotheses = []
     try:
-        return pickle.dumps(replace(spec, hypotheses=[], experiment=shipped))
+        # the driver says the chunks' warnings as it absorbs them
+        return pickle.dumps(replace(spec, hypotheses=[], experiment=shipped, say=None))
     except Exception as exc:
         steps = ", ".join(type(s).__name__ for s in experiment.pipeline.steps)
         raise UnpicklableExperimentError(
@@ -118,7 +119,9 @@ def run_processes(spec: RunSpec, workers: int, *, show_progress: bool = False) -
         for fut, chunk in zip(futures, parts, strict=True):
             part = fut.result()
             with paused_gc():  # plain data: no cycles to look for while it is read
-                folder.absorb(pickle.loads(part))
+                chunk_folder = pickle.loads(part)
+                folder.absorb(chunk_folder)
+            spec.warn(chunk_folder.warnings)
             yield from chunk
 
     try:

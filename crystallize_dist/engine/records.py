@@ -8,7 +8,8 @@
                 "ctx_changes": {"reads", "wrote", "metrics"}}],
      "seeded": ["random", "numpy", ...],      # libraries seed functions seeded
      "artifacts": [{"name", "step", "path"}],
-     "timing": {"started": unix seconds, "duration": seconds}}
+     "timing": {"started": unix seconds, "duration": seconds},
+     "warnings": [str, ...]}                  # replicate 0 only, when it has any
 
 Executors add ``worker`` (host, pid, versions) and the store adds ``attempts``.
 """

@@ -119,6 +119,7 @@ def _run(experiment: Runnable, **options: Any) -> Drive:
             if not isinstance(out, Aggregator):  # records (an executor's own loop)
                 out = aggregate_into(spec.plan, flatten_results(out))
             result = out.result(hypotheses=spec.hypotheses, meta=meta, loaded=spec.loaded)
+            spec.warn(result.provenance.get("warnings", []))  # those of cells run elsewhere
         for plugin in experiment.plugins:
             plugin.after_run(experiment, result)
     return result
@@ -191,11 +192,7 @@ def apply(
         replicates=1,
         seed=seed,
     )
-    condition = (
-        treatment.name
-        if treatment is not None and treatment.name != BASELINE_CONDITION
-        else BASELINE_CONDITION
-    )
+    condition = treatment.name if treatment is not None else BASELINE_CONDITION
     cell = Cell(condition, 0, check_seed(seed, "seed") if seed is not None else spec.plan.seed(0))
     experiment.assign_id()
     with experiment.running(

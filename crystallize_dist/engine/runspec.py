@@ -9,7 +9,8 @@ and the verbosity. The engine sees an experiment through the ``Runnable`` protoc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,6 +22,7 @@ from crystallize_dist.model.artifacts import ArtifactPlugin
 from crystallize_dist.model.options import check_replicates, check_seed
 from crystallize_dist.model.plugins import ExperimentLike, LoggingPlugin, SeedPlugin, StepHooks
 from crystallize_dist.model.seeding import SEED_MODULUS
+from crystallize_dist.model.treatment import check_treatments
 
 if TYPE_CHECKING:
     from crystallize_dist.model.context import FrozenContext
@@ -72,7 +74,6 @@ class RunSpec:
 
     plan: RunPlan
     treatments: list[Treatment]
-    baseline_treatment: Treatment | None
     hypotheses: list[Hypothesis]
     #: the experiment being run: plugin hooks are handed it
     experiment: Runnable
@@ -81,17 +82,30 @@ class RunSpec:
     verbose: bool = False
     planned: list[PlannedStep] = field(default_factory=list)
     initial: dict[str, Any] = field(default_factory=dict)
-    #: the treatment each condition applies (None for a plain baseline)
+    #: the treatment each condition applies (None for the baseline)
     treatment_of: dict[str, Treatment | None] = field(default_factory=dict)
     #: the plugins with per-cell hooks, worked out by the run's first cell (after
     #: ``before_run``, where a plugin may still set its hooks up)
     hooks: StepHooks | None = None
     runs: tuple[str, ...] = ()
+    #: a treatment parameter nothing read fails its cell (see ``model/first_replicate.py``)
+    strict_params: bool = False
+    #: where the warning lines of first-replicate cells go in this process, each once per
+    #: run (the crystallize logger); None: only into the records, whose reader says them
+    say: Callable[[str], None] | None = None
+    said: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.treatment_of = {BASELINE_CONDITION: self.baseline_treatment}
+        self.treatment_of = {BASELINE_CONDITION: None}
         self.treatment_of.update((t.name, t) for t in self.treatments)
         self.runs = self.plan.runs
+
+    def warn(self, lines: list[str]) -> None:
+        """Say each of a cell's warning ``lines`` not said before in this run (see ``say``)."""
+        for line in lines:
+            if self.say is not None and line not in self.said:
+                self.said.add(line)
+                self.say(line)
 
     def find_hooks(self) -> StepHooks:
         """The plugins whose per-cell hooks do something (see ``StepHooks``)."""
@@ -99,7 +113,7 @@ class RunSpec:
         return self.hooks
 
     def treatment(self, condition: str) -> Treatment | None:
-        """The treatment a cell of ``condition`` applies (None for a plain baseline)."""
+        """The treatment a cell of ``condition`` applies (None for the baseline)."""
         found = self.treatment_of.get(condition, _UNKNOWN)
         if found is _UNKNOWN:
             known = [t.name for t in self.treatments]
@@ -130,14 +144,11 @@ def resolve(
     plan: RunPlan | None = None,
 ) -> RunSpec:
     """The RunSpec of a run of ``experiment`` with these arguments (None: the experiment's
-    own). A treatment named ``baseline`` is applied to the baseline condition. ``plan``
-    replaces the plan worked out here (a worker takes the run's manifest as the truth)."""
-    pool = list(experiment.treatments if treatments is None else treatments)
-    baseline_t = next((t for t in pool if t.name == BASELINE_CONDITION), None)
-    active = [t for t in pool if t.name != BASELINE_CONDITION]
+    own). Treatment names are checked again (``check_treatments``: a name changed after
+    construction counts too). ``plan`` replaces the plan worked out here (a worker takes the
+    run's manifest as the truth)."""
+    active = check_treatments(experiment.treatments if treatments is None else treatments)
     names = [t.name for t in active]
-    if len(set(names)) != len(names):
-        raise InvalidOptionError(f"treatment names must be unique, got {names}")
     hyps = list(experiment.hypotheses if hypotheses is None else hypotheses)
     if replicates is None:
         ds_reps = getattr(experiment.datasource, "replicates", None)
@@ -157,11 +168,17 @@ def resolve(
     return RunSpec(
         plan,
         active,
-        baseline_t,
         hyps,
         experiment,
         loaded,
         verbose=bool(logging_plugin.verbose) if logging_plugin is not None else False,
         planned=experiment.pipeline.plan(),
         initial=experiment.initial_ctx,
+        strict_params=bool(getattr(experiment, "strict_params", False)),
+        say=log_warning,
     )
+
+
+def log_warning(line: str) -> None:
+    """One warning line on the ``crystallize`` logger (where Crystallize's warnings go)."""
+    logging.getLogger("crystallize").warning("%s", line)

@@ -43,15 +43,45 @@ def config_path_of(path: str | Path) -> Path:
     return path / CONFIG_FILE if path.is_dir() else path
 
 
+class _DuplicateKey(yaml.MarkedYAMLError):
+    """A mapping of the file gives the same key twice (YAML would keep the last silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping holding the same key twice (merge keys,
+    ``<<``, may still override what they bring in)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader says so itself
+                continue
+            if first is not None:
+                raise _DuplicateKey(
+                    problem=f"duplicate key {key!r} (first on line {first}); each key may "
+                    "appear once in a mapping",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise MissingConfigError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, _DuplicateKey):
+            raise ConfigError(f"{where}: {problem}") from None
         raise ConfigError(f"{where}: malformed YAML: {problem}") from None
     if data is None:
         data = {}

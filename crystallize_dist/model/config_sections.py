@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from crystallize_dist.errors import ConfigError, MissingConfigError
+from crystallize_dist.errors import ConfigError, MissingConfigError, ValidationError
 from crystallize_dist.model.artifact import Artifact
 from crystallize_dist.model.artifact_files import versions
 from crystallize_dist.model.artifacts import ArtifactPlugin
@@ -26,7 +26,7 @@ from crystallize_dist.model.hypothesis import Hypothesis
 from crystallize_dist.model.importing import import_file
 from crystallize_dist.model.inputs import ExperimentInput
 from crystallize_dist.model.pipeline import Pipeline
-from crystallize_dist.model.treatment import Treatment
+from crystallize_dist.model.treatment import Treatment, check_treatments
 
 
 class Folder:
@@ -221,8 +221,14 @@ def read_treatments(cfg: dict[str, Any], mods: Folder) -> list[Treatment]:
                 f"{mods.config}: key 'treatments.{name}' must be a mapping, "
                 f"got {type(changes).__name__} {changes!r}"
             )
-        out.append(Treatment(str(name), dict(changes)))
-    return out
+        try:
+            out.append(Treatment(str(name), dict(changes)))
+        except ValidationError as exc:
+            raise ConfigError(f"{mods.config}: key 'treatments.{name}': {exc}") from None
+    try:
+        return check_treatments(out)
+    except ValidationError as exc:
+        raise ConfigError(f"{mods.config}: key 'treatments': {exc}") from None
 
 
 def read_hypotheses(cfg: dict[str, Any], mods: Folder) -> list[Hypothesis]:

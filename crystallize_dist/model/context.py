@@ -170,6 +170,10 @@ class FrozenContext:
         """A read-only view over a deep copy of every key."""
         return MappingProxyType(copy.deepcopy(self._data))
 
+    def note_asked(self, key: str) -> None:
+        """``key`` was asked for though the context does not hold it (a step parameter
+        filled from its default). Only a first-replicate cell's context keeps count."""
+
     def record(self, name: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
         """Alias of ``metrics.add``."""
         self.metrics.add(name, value, tags)
@@ -221,15 +225,17 @@ class LoggingContext(FrozenContext):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The wrapped context's value (a read, recorded) or ``default`` (not recorded)."""
-        if key in self._ctx._data:
-            return self._read(key, self._ctx.get(key))
-        return copy.deepcopy(default)
+        value = self._ctx.get(key, default)  # asked of the wrapped context either way
+        return self._read(key, value) if key in self._ctx._data else value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._ctx[key] = value
 
     def add(self, key: str, value: Any) -> None:
         self._ctx.add(key, value)
+
+    def note_asked(self, key: str) -> None:
+        self._ctx.note_asked(key)
 
     @property
     def _data(self) -> dict[str, Any]:  # type: ignore[override]

@@ -23,6 +23,7 @@ from crystallize_dist.model.pipeline import Pipeline
 from crystallize_dist.model.plugins import BasePlugin, LoggingPlugin, SeedPlugin
 from crystallize_dist.model.run_state import RunState
 from crystallize_dist.model.seeding import default_seed_function
+from crystallize_dist.model.treatment import check_treatments
 
 if TYPE_CHECKING:
     from crystallize_dist.model.artifact import Artifact
@@ -54,6 +55,7 @@ class Experiment(RunState):
         treatments: Sequence[Treatment] | None = None,
         hypotheses: Sequence[Hypothesis] | None = None,
         replicates: int = 1,
+        strict_params: bool = False,
     ) -> None:
         self.datasource = datasource
         self.pipeline = pipeline
@@ -66,10 +68,13 @@ class Experiment(RunState):
         for out in outputs or []:
             out._producer = self
             self.outputs[out.name] = out
-        self._treatments = list(treatments or [])
+        self._treatments = check_treatments(treatments or [])
         self._hypotheses = list(hypotheses or [])
         self._replicates = replicates
         self.id: str | None = None
+        #: a treatment parameter that no step or datasource of the first replicate read
+        #: fails that cell instead of giving a warning (see ``model/first_replicate.py``)
+        self.strict_params = bool(strict_params)
         self._validated = False
         self.set_default_plugins()
         for plugin in self.plugins:

@@ -101,6 +101,7 @@ def inject_from_ctx(fn: Callable[..., Any]) -> Callable[..., Any]:
             elif default is inspect.Parameter.empty:
                 raise TypeError(f"Missing parameters: {name}")
             else:
+                ctx.note_asked(name)
                 value = default
             kwargs[name] = _resolve(value, ctx)
         if takes_ctx:

@@ -145,6 +145,22 @@ class SeedPlugin(BasePlugin):
         (self.seed_fn or default_seed_function)(seed)
 
 
+def unseeded_warning(experiment: ExperimentLike, condition: str, drew: list[str]) -> str | None:
+    """Crystallize's "No seed_fn provided" warning, said only when a cell of the first
+    replicate (of ``condition``) drew from the global generators ``drew`` and the
+    experiment's SeedPlugin has no ``seed_fn``; None otherwise. A cell that draws only from
+    ``ctx.rng`` / ``ctx.random`` (seeded per cell) needs no seed function."""
+    plugin = experiment.get_plugin(SeedPlugin)
+    if plugin is None or not plugin.auto_seed or plugin.seed_fn is not None or not drew:
+        return None
+    return (
+        "No seed_fn provided—randomness may not be reproducible: the datasource or a step of "
+        f"'{condition}' drew from the global {' and '.join(drew)} generator"
+        f"{'s' if len(drew) > 1 else ''}; pass SeedPlugin(seed_fn=...) or draw from ctx.rng "
+        "/ ctx.random"
+    )
+
+
 @dataclass
 class LoggingPlugin(BasePlugin):
     """Logs run start / end (and every step when ``verbose``) on the ``crystallize`` logger."""
@@ -165,9 +181,6 @@ class LoggingPlugin(BasePlugin):
             len(experiment.hypotheses),
             experiment.master_seed,
         )
-        seed_plugin = experiment.get_plugin(SeedPlugin)
-        if seed_plugin is not None and seed_plugin.auto_seed and seed_plugin.seed_fn is None:
-            _log.warning("No seed_fn provided—randomness may not be reproducible")
         self._started = time.perf_counter()
 
     def idle_hooks(self) -> frozenset[str]:

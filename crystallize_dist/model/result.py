@@ -115,8 +115,12 @@ class Result:
         return out
 
     def _dict(self) -> dict[str, Any]:
-        """to_dict without converting the provenance."""
+        """to_dict without converting the provenance. A partial result (cells without a
+        record, ``missing``) says ``"complete": false`` and has no digest: its numbers are
+        not the run's."""
+        complete = not self.provenance.get("missing")
         return {
+            "complete": complete,
             "timestamp": self.timestamp,
             "metrics": {
                 "baseline": to_jsonable(self.metrics.baseline.metrics, strict=False),
@@ -142,7 +146,7 @@ class Result:
             "errors": {key: str(err) for key, err in self.errors.items()},
             "error_details": {key: error_to_dict(err) for key, err in self.errors.items()},
             "provenance": self.provenance,
-            "digest": self.digest,
+            "digest": self.digest if complete else None,
         }
 
     def to_json(self, path: str | Path | None = None, indent: int | None = 2) -> str | None:

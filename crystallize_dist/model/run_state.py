@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from crystallize_dist.model.options import check_replicates
 from crystallize_dist.model.plugins import BasePlugin, SeedPlugin
+from crystallize_dist.model.treatment import check_treatments
 
 if TYPE_CHECKING:
     from crystallize_dist.model.hypothesis import Hypothesis
@@ -35,7 +36,7 @@ class RunState:
 
     @treatments.setter
     def treatments(self, value: Iterable[Treatment]) -> None:
-        self._treatments = list(value)
+        self._treatments = check_treatments(value)
 
     @property
     def hypotheses(self) -> list[Hypothesis]:

@@ -3,7 +3,8 @@
 Every cell of replicate ``r`` gets ``derive_seed(master, r)``, Crystallize's formula. The
 plan calls it once per replicate before anything runs; workers read the seeds from the run's
 manifest and never derive them. ``seed_everything`` and ``default_seed_function`` note which
-libraries they seeded in the running cell's provenance.
+libraries they seeded in the running cell's provenance; ``generator_state`` and
+``drawn_from`` tell whether a cell drew from the global generators (``first_replicate``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib.util
 import random
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,26 @@ def _note(*libs: str) -> None:
     seen = CELL_SEEDED.get()
     if seen is not None:
         seen.extend(lib for lib in libs if lib not in seen)
+
+
+def generator_state() -> tuple[Any, ...]:
+    """The state of the global ``random`` and ``numpy.random`` generators, comparable
+    with ``==`` by part (see ``drawn_from``)."""
+    legacy = np.random.get_state(legacy=False)
+    assert isinstance(legacy, dict)
+    return (
+        random.getstate(),
+        (legacy["state"]["pos"], legacy["has_gauss"], legacy["gauss"]),
+        legacy["state"]["key"].tobytes(),
+    )
+
+
+def drawn_from(before: tuple[Any, ...], after: tuple[Any, ...]) -> list[str]:
+    """The global generators whose state moved between ``before`` and ``after``."""
+    drew = ["random"] if before[0] != after[0] else []
+    if before[1:] != after[1:]:
+        drew.append("numpy.random")
+    return drew
 
 
 def default_seed_function(seed: int) -> None:

@@ -36,6 +36,7 @@ from crystallize_dist import (
 )
 from crystallize_dist.engine.replicates import ReplicateResult
 from crystallize_dist.engine.running import executor_of
+from crystallize_dist.errors import ValidationError
 
 
 def _experiment(
@@ -310,14 +311,15 @@ def test_custom_executor_gets_a_sync_replicate_fn_and_the_replicate_count() -> N
     assert result.provenance["seeds"]["baseline"] == [1, 1 + 31337, 1 + 2 * 31337]
 
 
-# --- 12. a treatment named baseline --------------------------------------------------------------
-def test_treatment_named_baseline_changes_the_baseline() -> None:
-    exp = _experiment(treatments=[Treatment("baseline", {"delta": 7}), Treatment("t", {})])
+# --- 12. a treatment named baseline (a deliberate difference: Crystallize applies it to the
+# baseline condition; here the name is refused, see docs/compatibility.md) ----------------------
+def test_a_treatment_named_baseline_is_refused_and_the_baseline_stays_itself() -> None:
+    with pytest.raises(ValidationError, match="may not be named 'baseline'"):
+        Treatment("baseline", {"delta": 7})
+    exp = _experiment(treatments=[Treatment("t", {"delta": 7})])
     result = exp.run(replicates=2)
-    assert result.metrics.baseline.metrics == {"value": [7, 7]}
-    assert list(result.metrics.treatments) == ["t"]
-    assert result.metrics.treatments["t"].metrics == {"value": [1, 1]}
-    assert [t.name for t in exp.treatments] == ["baseline", "t"]  # restored after the run
+    assert result.metrics.baseline.metrics == {"value": [1, 1]}
+    assert result.metrics.treatments["t"].metrics == {"value": [7, 7]}
 
 
 # --- 13. replicates, validation ------------------------------------------------------------------

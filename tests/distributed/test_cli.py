@@ -195,9 +195,10 @@ def test_resume_local_after_deleting_records_gives_the_same_digest(home: Path) -
     assert store.delete_records(run_id, ["baseline:3", "shifted:3", "shifted:17"]) == 3
     st = json.loads(cli("status", run_id, "--local", "--json").stdout)
     assert st["pending"] == 3 and not st["finished"]
-    partial = cli("result", run_id, "--local").stdout
+    partial = cli("result", run_id, "--local", code=1).stdout  # a partial result exits 1
+    assert partial.startswith("partial result: 3 cells have no record")
     assert "partial: 3 cells without a record" in partial
-    assert digest_of(partial) != before
+    assert "digest: none (partial result)" in partial and before not in partial
     res = cli("resume", run_id, "--local", "--workers", "1")
     assert res.stdout.strip() == f"resumed {run_id}: 3 cells re-enqueued"
     assert digest_of(cli("result", run_id, "--local").stdout) == before == serial_digest(3)
@@ -349,15 +350,18 @@ def test_redis_status_of_a_pending_run(redis_url: str, pending_run: str) -> None
 def test_redis_result_of_a_pending_run_is_partial(
     redis_url: str, pending_run: str, tmp_path: Path
 ) -> None:
-    table = cli("result", pending_run, "--broker", redis_url).stdout
-    assert "partial: 6 cells without a record" in table and "digest: " in table
-    data = json.loads(cli("result", pending_run, "--broker", redis_url, "--format", "json").stdout)
+    table = cli("result", pending_run, "--broker", redis_url, code=1).stdout
+    assert "partial: 6 cells without a record" in table and "digest: none" in table
+    data = json.loads(
+        cli("result", pending_run, "--broker", redis_url, "--format", "json", code=1).stdout
+    )
+    assert data["complete"] is False and data["digest"] is None
     assert data["provenance"]["run_id"] == pending_run
     assert data["provenance"]["missing"] == [
         f"{c}:{r}" for r in range(3) for c in ("baseline", "shifted")
     ]
     out = tmp_path / "r.csv"
-    cli("result", pending_run, "--broker", redis_url, "--format", "csv", "-o", str(out))
+    cli("result", pending_run, "--broker", redis_url, "--format", "csv", "-o", str(out), code=1)
     assert out.read_text().splitlines() == [",".join(CSV_HEADER)]
 
 

@@ -452,12 +452,15 @@ def test_a_changed_record_is_reported_and_its_numbers_are_not_used(
         else:
             lab.raw.put_record(finished, key, forged)
         table = lab.cli("result", finished)
-        assert table.returncode == 0, table.stderr
+        # a withheld record leaves a partial result, which exits 1 (docs/bad-input.md, 59)
+        assert table.returncode == (1 if change == "deleted" else 0), table.stderr
         data = json.loads(lab.cli("result", finished, "--format", "json").stdout)
     finally:
         lab.raw.put_record(finished, key, original)
     if change == "deleted":  # withheld: reported as a missing cell
+        assert table.stdout.startswith("partial result: 1 cells have no record"), table.stdout
         assert "partial: 1 cells without a record: baseline:1" in table.stdout, table.stdout
+        assert "digest: none (partial result)" in table.stdout and data["complete"] is False
         assert "manifest verified; 5 of 5 records verified" in table.stdout
         return
     lines = [line for line in table.stdout.splitlines() if line.startswith("signatures:")]

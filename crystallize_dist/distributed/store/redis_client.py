@@ -15,8 +15,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from crystallize_dist import constants as C
-from crystallize_dist.errors import BrokerError, StoreError
-from crystallize_dist.urls import redact
+from crystallize_dist.distributed.store.redis_errors import one_line
 
 T = TypeVar("T")
 
@@ -57,32 +56,12 @@ class RedisClient:
     @contextmanager
     def errors(self) -> Iterator[None]:
         """Redis errors raised in the block as one-line BrokerErrors (cannot reach, refused
-        credentials, not Redis) and StoreErrors (Redis refused a command)."""
+        credentials, not Redis) and StoreErrors (Redis refused a command; a StoreWriteError
+        when it cannot take writes at all): see ``redis_errors``."""
         try:
             yield
-        except (redis.AuthenticationError, redis.ResponseError) as exc:
-            refused = isinstance(exc, redis.AuthenticationError) or any(
-                word in str(exc) for word in ("NOAUTH", "WRONGPASS")
-            )
-            if not refused:
-                raise StoreError(f"Redis at {redact(self.url)}: {exc}") from None
-            raise BrokerError(
-                f"Redis at {redact(self.url)} refused the credentials: {exc}"
-            ) from None
-        except redis.TimeoutError as exc:
-            raise BrokerError(
-                f"Redis at {redact(self.url)} did not answer in time ({exc}); is it a Redis "
-                "server, and is it up?"
-            ) from None
-        except (redis.ConnectionError, OSError) as exc:
-            raise BrokerError(f"cannot reach Redis at {redact(self.url)}: {exc}") from None
-        except redis.InvalidResponse as exc:
-            raise BrokerError(
-                f"{redact(self.url)} does not answer in the Redis protocol ({exc}); is it a "
-                "Redis server?"
-            ) from None
-        except redis.RedisError as exc:
-            raise StoreError(f"Redis at {redact(self.url)}: {exc}") from None
+        except (redis.RedisError, OSError) as exc:
+            raise one_line(self.url, exc) from None
 
     def call(self, fn: Callable[[], T]) -> T:
         with self.errors():
