@@ -92,8 +92,7 @@ class ConfigError(ValidationError):
 
 
 class MissingConfigError(ConfigError, FileNotFoundError):
-    """Raised when a config folder, or the folder a datasource reference names, does not
-    exist."""
+    """Raised when a config folder, or the folder a datasource reference names, is missing."""
 
 
 class InvalidOptionError(ValidationError, TypeError):
@@ -105,8 +104,7 @@ class MetricValueError(CrystallizeError, TypeError):
 
 
 class ComparisonError(CrystallizeError, ValueError):
-    """Raised when a comparison or per-cell export cannot be made: an unknown condition or
-    metric, several values of a metric per cell, values that do not map to cells."""
+    """Raised when a comparison or per-cell export cannot be made as asked (names why)."""
 
 
 class CacheError(CrystallizeError, OSError):
@@ -118,8 +116,7 @@ class MissingArtifactError(CrystallizeError, FileNotFoundError):
 
 
 class ArtifactError(CrystallizeError, RuntimeError):
-    """Raised when an Artifact is written unbound, or read without a producing experiment
-    or an ArtifactPlugin."""
+    """Raised when an Artifact is written unbound, or read with no producer or ArtifactPlugin."""
 
 
 class ExperimentLoadError(CrystallizeError, ImportError):
@@ -245,14 +242,12 @@ class BundleError(CrystallizeError):
 
 
 class SignatureError(CrystallizeError):
-    """Raised when something signed with ``CRYSTALLIZE_DIST_SECRET`` (a run's manifest, an
-    entry of its state, a worker's stamp) is unsigned, malformed, signed with another
-    secret, altered, or bound to another run."""
+    """Raised when something signed with ``CRYSTALLIZE_DIST_SECRET`` (a manifest, a state
+    entry, a worker's stamp) is unsigned, malformed, altered, or another secret's or run's."""
 
 
 class TamperedRecordError(SignatureError):
-    """Raised when a stored cell record does not verify; the cell counts as failed and its
-    numbers are never used."""
+    """Raised when a stored cell record does not verify: the cell fails, its numbers unused."""
 
 
 class ReplayMismatchError(CrystallizeError):
@@ -298,8 +293,7 @@ class CorruptRecordError(StoreError):
 
 
 class EvictionPolicyError(StoreError):
-    """Raised when the run store's Redis may evict keys (its ``maxmemory-policy`` is not
-    ``noeviction``) and ``CRYSTALLIZE_DIST_REQUIRE_NOEVICTION=1`` asks for a refusal."""
+    """Raised when the store's Redis may evict keys and REQUIRE_NOEVICTION asks to refuse."""
 
 
 class TaskMessageError(CrystallizeError, ValueError):
