@@ -226,3 +226,37 @@ ARTIFACT_BLOCK_BYTES = 1024 * 1024
 ARTIFACT_STORE_LAYOUT = "{sha2}/{sha}"
 #: bytes: largest code bundle ``submit`` will pack.
 DEFAULT_BUNDLE_LIMIT = 20 * 1024 * 1024
+
+# --- Results people read: comparisons, reports, the canary --------------------------------------
+#: resamples of a comparison's bootstrap intervals (paired and unpaired).
+COMPARE_RESAMPLES = 10_000
+#: random sign patterns of a comparison's permutation test (more pairs than EXACT_FLIP_PAIRS).
+COMPARE_PERMUTATIONS = 10_000
+#: pairs up to which the sign-flip test enumerates all 2**n sign patterns (exact p-value).
+EXACT_FLIP_PAIRS = 16
+#: the confidence level of every interval a comparison gives.
+COMPARE_LEVEL = 0.95
+#: seconds of counters ``status --watch`` measures its throughput over.
+LIVE_RATE_WINDOW = 30.0
+#: cells: ``status --watch`` reads a run's failed records for its error list up to this size.
+LIVE_SCAN_LIMIT = 20_000
+#: lines of recent cell errors, and of the waiter's notices, ``status --watch`` shows.
+LIVE_ERRORS = 5
+LIVE_NOTICES = 3
+#: seconds between two redraws of ``status --watch``.
+LIVE_POLL = 1.0
+#: run state field prefix of the canary's verdicts (``canary:<condition>:<replicate>``).
+CANARY_FIELD = "canary:"
+#: mixed with a run's master seed to draw its canary sample.
+CANARY_SALT = 0x63616E61
+#: task id suffix of canary messages (``<run>:<condition>:<replicate>:canary``).
+CANARY_TASK_SUFFIX = ":canary"
+#: times a worker hands a canary message back to find another process or worker for it,
+#: before it runs the cell again itself.
+CANARY_HANDBACKS = 16
+#: cells of the sample a worker looks at for one another process recorded, when it hands
+#: back a canary message of a cell it recorded itself.
+CANARY_LOOKS = 8
+#: seconds a worker stays busy after it hands a canary message back (at least; at most
+#: twice as long, drawn at random).
+CANARY_PAUSE = 0.5

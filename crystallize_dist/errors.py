@@ -12,12 +12,14 @@
     │   │                               exist (FileNotFoundError)
     │   └── InvalidOptionError          a run option (replicates, seed, treatment, ...) is wrong
     ├── MetricValueError                a metric value has no JSON form
+    ├── ComparisonError                 a comparison cannot be made as asked (ValueError)
     ├── CacheError                      the step cache cannot be written (OSError)
     ├── MissingArtifactError            an artifact file or manifest entry is missing
     │                                   (FileNotFoundError)
     ├── ArtifactError                   an Artifact used unbound, or without a producer or
     │                                   ArtifactPlugin (RuntimeError)
     ├── ExperimentLoadError             an experiment reference does not import or is not one
+    ├── ExtraMissingError               an optional extra is not installed (ImportError)
     ├── UnpicklableExperimentError      the process executor cannot pickle the experiment
     ├── CellError                       a failed cell, rebuilt from its JSON record
     ├── CellTimeoutError                a cell ran longer than its time limit
@@ -90,8 +92,7 @@ class ConfigError(ValidationError):
 
 
 class MissingConfigError(ConfigError, FileNotFoundError):
-    """Raised when a config folder, or the folder a datasource reference names, does not
-    exist."""
+    """Raised when a config folder, or the folder a datasource reference names, is missing."""
 
 
 class InvalidOptionError(ValidationError, TypeError):
@@ -100,6 +101,10 @@ class InvalidOptionError(ValidationError, TypeError):
 
 class MetricValueError(CrystallizeError, TypeError):
     """Raised when a recorded metric value has no JSON form (names the metric and type)."""
+
+
+class ComparisonError(CrystallizeError, ValueError):
+    """Raised when a comparison or per-cell export cannot be made as asked (names why)."""
 
 
 class CacheError(CrystallizeError, OSError):
@@ -111,12 +116,15 @@ class MissingArtifactError(CrystallizeError, FileNotFoundError):
 
 
 class ArtifactError(CrystallizeError, RuntimeError):
-    """Raised when an Artifact is written unbound, or read without a producing experiment
-    or an ArtifactPlugin."""
+    """Raised when an Artifact is written unbound, or read with no producer or ArtifactPlugin."""
 
 
 class ExperimentLoadError(CrystallizeError, ImportError):
     """Raised when an experiment reference does not import or does not name an Experiment."""
+
+
+class ExtraMissingError(CrystallizeError, ImportError):
+    """Raised when an optional extra is missing (the report's charts: ``[report]``)."""
 
 
 class UnpicklableExperimentError(CrystallizeError, RuntimeError):
@@ -234,14 +242,12 @@ class BundleError(CrystallizeError):
 
 
 class SignatureError(CrystallizeError):
-    """Raised when something signed with ``CRYSTALLIZE_DIST_SECRET`` (a run's manifest, an
-    entry of its state, a worker's stamp) is unsigned, malformed, signed with another
-    secret, altered, or bound to another run."""
+    """Raised when something signed with ``CRYSTALLIZE_DIST_SECRET`` (a manifest, a state
+    entry, a worker's stamp) is unsigned, malformed, altered, or another secret's or run's."""
 
 
 class TamperedRecordError(SignatureError):
-    """Raised when a stored cell record does not verify; the cell counts as failed and its
-    numbers are never used."""
+    """Raised when a stored cell record does not verify: the cell fails, its numbers unused."""
 
 
 class ReplayMismatchError(CrystallizeError):
@@ -287,8 +293,7 @@ class CorruptRecordError(StoreError):
 
 
 class EvictionPolicyError(StoreError):
-    """Raised when the run store's Redis may evict keys (its ``maxmemory-policy`` is not
-    ``noeviction``) and ``CRYSTALLIZE_DIST_REQUIRE_NOEVICTION=1`` asks for a refusal."""
+    """Raised when the store's Redis may evict keys and REQUIRE_NOEVICTION asks to refuse."""
 
 
 class TaskMessageError(CrystallizeError, ValueError):

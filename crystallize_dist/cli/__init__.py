@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from crystallize_dist import compat
-from crystallize_dist.cli import manage, reading, runs, waiting, workers
+from crystallize_dist.cli import manage, reading, runs, waiting, watching, workers
 from crystallize_dist.cli.options import OneLineErrors
 
 
@@ -26,9 +26,11 @@ for _verb in (
     runs.submit,
     waiting.wait,
     workers.worker,
+    watching.workers_list,
     reading.status,
     reading.result,
     reading.list_runs,
+    reading.report,
     manage.cancel,
     manage.delete,
     manage.purge,

@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -21,14 +22,13 @@ from crystallize_dist.canonical import to_jsonable
 from crystallize_dist.cli.tables import fitted_table, grouped_table
 from crystallize_dist.cli.text import plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
-from crystallize_dist.distributed.messages import RUN_ID_PATTERN
-from crystallize_dist.distributed.signing import verify_manifest
-from crystallize_dist.distributed.status import RunStatus, run_status
+from crystallize_dist.distributed.canary import line as canary_line
+from crystallize_dist.distributed.run_list import find_runs
+from crystallize_dist.distributed.status import RunStatus
 from crystallize_dist.distributed.store import RunStore
 from crystallize_dist.distributed.store.failure import failure_of
 from crystallize_dist.distributed.verification import signature_line
 from crystallize_dist.engine.summary import summary_rows
-from crystallize_dist.errors import CrystallizeError, RunNotFoundError
 from crystallize_dist.model.result import Result
 from crystallize_dist.model.result_stream import write_json
 
@@ -168,6 +168,8 @@ def status_table(status: RunStatus, console: Console) -> None:
         console.print(plain(f"load error on {name}: {error}"))
     if status.extra.get("drift"):
         console.print(plain(f"drift: {status.extra['drift']}"))
+    if status.extra.get("canary"):
+        console.print(plain(canary_line(status.extra["canary"])))
     if status.extra.get("lost"):
         console.print(
             plain(
@@ -248,44 +250,46 @@ def _problems(result: Any) -> None:
 
 
 def runs_table(
-    store: RunStore | None, limit: int, console: Console, secret: str | None = None
+    store: RunStore | None,
+    limit: int,
+    console: Console,
+    secret: str | None = None,
+    *,
+    name: str | None = None,
+    tags: dict[str, str] | None = None,
+    state: str | None = None,
 ) -> None:
-    """Recent runs of ``store`` (None: no store, no runs), newest first (runs whose keys
-    expired are left out, and so are entries of the runs index that are not run ids). With
-    ``secret`` a run whose manifest does not verify says so in its state column."""
-    table = Table(title="Runs")
-    found = store.run_ids(limit) if store is not None else []
-    ids = [i for i in found if RUN_ID_PATTERN.match(i)]
+    """Recent runs of ``store`` (None: no store, no runs) that match ``name`` (a glob),
+    ``tags`` and ``state``, newest first: name (the experiment's for a run without one),
+    state, cells, start, duration and tags (see ``run_list.find_runs``)."""
+    found, notes = (
+        find_runs(store, limit, name=name, tags=tags, state=state, secret=secret)
+        if store is not None
+        else ([], [])
+    )
+    ids = [r if isinstance(r, str) else r.run_id for r in found]
+    table = Table(title="Runs", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     # run ids are never cut short, even on a narrow or no terminal (``list | awk``)
     table.add_column("run id", no_wrap=True, min_width=max(map(len, ids), default=6))
-    for col in ("experiment", "done", "failed", "total", "state"):
-        table.add_column(col)
-    if store is None:
-        console.print(table)
-        return
-    notes: list[str] = []
-    for run_id in ids:
-        try:
-            st = run_status(store, run_id)
-        except RunNotFoundError:  # expired: its keys outlived by the runs index
+    # a run's tags go on the line below its name, so the table fits 80 columns
+    table.add_column("name / tags", overflow="fold")
+    for col in ("state", "cells", "failed", "started", "took"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "state" else "right")
+    for run in found:
+        if isinstance(run, str):
+            table.add_row(run, "-", "unreadable", "-", "-", "-", "-")
             continue
-        except (CrystallizeError, KeyError, TypeError, ValueError) as exc:
-            table.add_row(run_id, "-", "-", "-", "-", "unreadable")
-            notes.append(f"note: {plain(exc)}")
-            continue
-        state = st.state
-        if secret:
-            try:
-                verify_manifest(store.manifest(run_id), run_id, secret)
-            except CrystallizeError:
-                state = "bad signature"
+        started = time.strftime("%m-%d %H:%M", time.localtime(run.created)) if run.created else "-"
+        tag_text = " ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))
         table.add_row(
-            run_id, plain(st.experiment), str(st.done), str(st.failed), str(st.total), state
+            run.run_id,
+            plain(run.name or run.experiment) + (f"\n{plain(tag_text)}" if tag_text else ""),
+            run.state,
+            f"{run.done}/{run.total}",
+            str(run.failed),
+            started,
+            _duration(run.elapsed),
         )
     console.print(table)
-    if len(ids) < len(found):
-        notes.append(
-            f"note: {len(found) - len(ids)} entries of the runs index are not run ids; left out"
-        )
     for line in notes:
-        console.print(line)
+        console.print(plain(line))

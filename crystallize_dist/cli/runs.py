@@ -12,6 +12,7 @@ from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.waiting import wait_and_show
 from crystallize_dist.distributed import coordinator
 from crystallize_dist.distributed.calibrate import auto_cells_per_task, parse_cells_per_task
+from crystallize_dist.distributed.run_list import labels
 from crystallize_dist.distributed.store.eviction import check_eviction
 from crystallize_dist.distributed.worker import reexec_with_hashseed
 from crystallize_dist.engine.plan import RunPlan
@@ -74,6 +75,17 @@ from crystallize_dist.errors import InvalidOptionError
     help="A treatment parameter no step read fails its cell [CRYSTALLIZE_DIST_STRICT_PARAMS].",
 )
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@click.option("--name", "run_name", help="A name for the run (list --name finds it).")
+@click.option(
+    "--canary",
+    type=float,
+    metavar="FRACTION",
+    help="Run this fraction of the cells (seeded sample) again in another process and "
+    "compare: a mismatch shows in status and the result, and --wait exits 3.",
+)
+@click.option(
+    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag of the run (repeatable)."
+)
 def submit(
     experiment: str,
     replicates: int | None,
@@ -89,6 +101,9 @@ def submit(
     drift_policy: str | None,
     strict_params: bool | None,
     progress: bool,
+    run_name: str | None,
+    tags: tuple[str, ...],
+    canary: float | None,
 ) -> None:
     """Submit EXPERIMENT (package.module:attr, file.py[:attr] or a config folder).
 
@@ -98,6 +113,9 @@ def submit(
     if local:  # the cells run here: with the hash seed the workers use
         reexec_with_hashseed()
     settings = opt.settings(broker, drift_policy=drift_policy, strict_params=strict_params)
+    extra = labels(run_name, tags)
+    if canary is not None:
+        extra["canary"] = canary
     per_task = parse_cells_per_task(cells_per_task)
     if workers is not None and workers < 1:
         raise InvalidOptionError(f"--workers must be >= 1, got {workers}")
@@ -117,6 +135,7 @@ def submit(
         cells_per_task=int(per_task),
         local=local,
         workers=workers,
+        extra_options=extra,
     )
     waits = local or wait
     if fmt == "json":  # stdout is one JSON document (the run id is inside it)

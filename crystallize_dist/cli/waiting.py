@@ -1,7 +1,8 @@
 """Waiting for a run and ending the command by how it went: ``wait`` and ``submit --wait``.
 
 Both print the result when every cell has a record and exit 0 when every cell succeeded,
-3 when some failed (one line on stderr: how many, and the first error), 1 when the run was
+3 when some failed or the determinism canary found a cell that gives other numbers when
+run again (one line on stderr: how many, and the first), 1 when the run was
 cancelled or the wait timed out, and 130 on Ctrl-C after saying how to come back to the run.
 """
 
@@ -48,7 +49,7 @@ def _interrupted(store: RunStore, run_id: str, local: bool) -> click.exceptions.
     return click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
-def _exit_code(status: RunStatus, result: Result, local: bool) -> int:
+def exit_code(status: RunStatus, result: Result, local: bool) -> int:
     """0, or the code of a run that did not end well (see the module docstring), after
     saying why on stderr."""
     if status.state in ("failed", "stopped"):
@@ -72,6 +73,16 @@ def _exit_code(status: RunStatus, result: Result, local: bool) -> int:
             err=True,
         )
         return 1
+    canary = result.provenance.get("canary") or {}
+    if canary.get("mismatched"):
+        bad = canary["mismatched"]
+        click.echo(
+            f"canary: {len(bad)} of {canary.get('checked')} re-run cells differ from their "
+            f"records (not reproducible), the first: {bad[0]['cell']} ({bad[0]['stored']} "
+            f"vs {bad[0]['canary']})",
+            err=True,
+        )
+        return EXIT_FAILED_CELLS
     if status.failed:
         key, first = next(iter(result.errors.items()), ("?", None))
         what = f"{key}: {getattr(first, 'error_type', type(first).__name__)}: {first}"
@@ -164,7 +175,7 @@ def wait_and_show(
         result.provenance["failed"] = failure_entry(status.failure)
     opt.note(write_run_files(manifest, result, root, experiment))
     write_result(result, fmt)
-    code = _exit_code(status, result, local)
+    code = exit_code(status, result, local)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -34,11 +34,6 @@ def _raw_messages(client: Any, queue: str) -> Iterator[bytes]:
         yield value
 
 
-def _cells_of(raw: bytes) -> list[str]:
-    """``condition:replicate`` keys a run_cells message carries."""
-    return [f"{c[0]}:{c[1]}" for c in message_cells(raw)[1]]
-
-
 @contextmanager
 def broker_client(settings: Settings) -> Iterator[Any]:
     """A client of the broker, closed after use; Redis errors become one-line BrokerErrors."""
@@ -59,17 +54,21 @@ def queue_size(settings: Settings) -> int:
         return int(client.llen(settings.queue)) + int(client.hlen(UNACKED_KEY))
 
 
-def queued_cells(settings: Settings, run_id: str) -> set[str]:
-    """Cell keys of ``run_id`` that have a task message in the queue or unacked."""
+def queued_cells(settings: Settings, run_id: str, *, canary: bool = False) -> set[str]:
+    """Cell keys of ``run_id`` that have a task message in the queue or unacked (with
+    ``canary``: a message of the determinism canary, whose task id ends in
+    ``CANARY_TASK_SUFFIX``; without: an ordinary one)."""
     marker = f'"{run_id}:'.encode()
     found: set[str] = set()
     with broker_client(settings) as client:
         for raw in _raw_messages(client, settings.queue):
             if marker in raw:
                 try:
-                    found.update(_cells_of(raw))
+                    tid, cells = message_cells(raw)
                 except (ValueError, KeyError, IndexError, TypeError):
                     continue  # not one of our messages
+                if str(tid).endswith(C.CANARY_TASK_SUFFIX) == canary:
+                    found.update(f"{c[0]}:{c[1]}" for c in cells)
     return found
 
 

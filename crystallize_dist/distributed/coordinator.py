@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crystallize_dist.canonical import dumps
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.canary_tasks import send_sample, with_canary
 from crystallize_dist.distributed.manifest import (
     build_manifest,
     new_run_id,
@@ -135,11 +136,13 @@ def submit(
     local: bool = False,
     workers: int | None = None,
     base: Path | None = None,
+    extra_options: Mapping[str, Any] | None = None,
 ) -> Submission:
-    """Load, plan, write the manifest and (unless ``local``) enqueue every cell."""
+    """Load, plan, write the manifest and (unless ``local``) enqueue: see ``with_canary``."""
     experiment, ref = load_experiment(ref_text, base)
     spec = plan_run(experiment, treatments=treatments, replicates=replicates, seed=seed)
     options = run_options(settings, cells_per_task=cells_per_task, local=local, workers=workers)
+    options.update(with_canary(spec.plan, extra_options))
     from crystallize_dist.distributed.artifacts import choose_version
     from crystallize_dist.distributed.bundle import attach_bundle
 
@@ -157,6 +160,7 @@ def submit(
     sent = 0
     if not local:
         sent = enqueue(settings, manifest["run_id"], list(spec.plan.cells()), cells_per_task)
+        sent += send_sample(settings, manifest)
     return Submission(manifest["run_id"], manifest, sent, experiment)
 
 

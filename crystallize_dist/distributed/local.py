@@ -91,6 +91,7 @@ def run_local(
     read-only disk) the run is marked failed with the cause and StoreWriteError says so."""
     workers = max(1, workers or default_workers())
     if not cells:
+        run_canaries(run_id, store, settings)
         return
     try:
         store.update_state(run_id, driver=this_driver())
@@ -121,6 +122,7 @@ def _run_local(
             runner.run(run_id, group, speculative=True)
             if on_progress:
                 on_progress(len(group))
+        run_canaries(run_id, store, settings)
         return
     pending = _run_pool(run_id, groups, store, settings, workers, on_progress)
     crashes = 0
@@ -132,6 +134,7 @@ def _run_local(
                 f"{sum(len(g) for g in pending)} cells left (see `status --local`)"
             )
         pending = _run_pool(run_id, pending, store, settings, 1, on_progress, careful=True)
+    run_canaries(run_id, store, settings)
 
 
 def _run_pool(
@@ -204,3 +207,33 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         child.join(timeout=1)
         if child.is_alive():
             child.kill()
+
+
+def _canary_batch(run_id: str, keys: list[str]) -> int:
+    from crystallize_dist.distributed.canary_check import check_cell
+    from crystallize_dist.distributed.canary_tasks import cells_of
+
+    assert _runner is not None, "local worker not initialised"
+    for cell in cells_of(_runner.manifest(run_id), keys):
+        check_cell(_runner, run_id, cell)
+    return len(keys)
+
+
+def run_canaries(run_id: str, store: SQLiteStore, settings: Settings) -> None:
+    """The determinism canary of a ``--local`` run: its sampled cells that have no verdict
+    yet run again in a fresh pool process (not the one that recorded them)."""
+    from crystallize_dist.distributed.canary import sample_of
+
+    state = store.state(run_id)
+    todo = [k for k in sample_of(store.manifest(run_id)) if C.CANARY_FIELD + k not in state]
+    if not todo:
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=1, initializer=_init, initargs=(str(store.path), settings)
+    )
+    try:
+        pool.submit(_canary_batch, run_id, todo).result()
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)

@@ -38,13 +38,15 @@ def check_run_id(run_id: Any) -> str:
 
 
 def parse_message(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """``(run_id, raw cells)`` from a task's arguments; unknown fields are an error."""
-    unknown = sorted(set(kwargs) - {"run_id", "cells"})
+    """``(run_id, raw cells)`` from a task's arguments; unknown fields are an error
+    (``canary`` marks a message of the determinism canary, see ``canary_tasks``)."""
+    unknown = sorted(set(kwargs) - {"run_id", "cells", "canary"})
     if unknown:
         raise TaskMessageError(f"task message has unknown fields: {', '.join(unknown)}")
     values = dict(zip(("run_id", "cells"), args, strict=False))
     if len(args) > 2:
         raise TaskMessageError(f"task message has {len(args)} arguments, expected 2")
+    kwargs = {k: v for k, v in kwargs.items() if k != "canary"}
     overlap = set(values) & set(kwargs)
     if overlap:
         raise TaskMessageError(f"task message gives {sorted(overlap)} twice")

@@ -40,16 +40,26 @@ class Envelopes:
     time limit): workers then count each cell's attempt before running it.
     """
 
-    def __init__(self, settings: Settings, run_id: str, origin: str, retries: int = 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        run_id: str,
+        origin: str,
+        retries: int = 0,
+        kwargs: dict[str, Any] | None = None,
+        suffix: str = "",
+    ) -> None:
         self.settings = settings
         self.run_id = run_id
         self.tag_prefix = uuid.uuid4().hex
         self.count = 0
         self._templates: dict[int, str] = {}
         self._body_head = "[" + json.dumps([run_id])[:-1] + ","  # [["<run_id>",
-        self._body_tail = "]," + json.dumps([{}, _EMBED])[1:]  # '],{},{...}]'
+        self._body_tail = "]," + json.dumps([kwargs or {}, _EMBED])[1:]  # '],{},{...}]'
         self.origin = origin
         self.retries = retries
+        #: added to each task id (the canary's messages: ``canary.py``)
+        self.suffix = suffix
 
     def _template(self, n: int) -> str:
         """The message for a task of ``n`` cells, with holes @ID@, @BODY@, @TAG@."""
@@ -108,7 +118,7 @@ class Envelopes:
         return (
             self._template(len(cells))
             .format(
-                tid=json.dumps(task_id(self.run_id, cells)),
+                tid=json.dumps(task_id(self.run_id, cells) + self.suffix),
                 body=base64.b64encode(body.encode()).decode(),
                 tag=f"{self.tag_prefix}.{self.count}",
             )
@@ -124,10 +134,18 @@ def envelope(
 
 
 def publish(
-    settings: Settings, run_id: str, groups: Sequence[Sequence[Cell]], retries: int = 0
+    settings: Settings,
+    run_id: str,
+    groups: Sequence[Sequence[Cell]],
+    retries: int = 0,
+    kwargs: dict[str, Any] | None = None,
+    suffix: str = "",
 ) -> int:
-    """LPUSH one message per group of cells to the run's queue; returns messages sent."""
-    envelopes = Envelopes(settings, run_id, f"gen{os.getpid()}@{socket.gethostname()}", retries)
+    """LPUSH one message per group of cells to the run's queue; returns messages sent.
+    ``kwargs`` and ``suffix`` (of the task ids) mark messages of another kind (the
+    canary's)."""
+    origin = f"gen{os.getpid()}@{socket.gethostname()}"
+    envelopes = Envelopes(settings, run_id, origin, retries, kwargs, suffix)
     client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
     try:
         for start in range(0, len(groups), CHUNK):

@@ -11,6 +11,7 @@ from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
 from crystallize_dist.distributed.artifact_store import ArtifactStore, open_artifact_store
 from crystallize_dist.distributed.artifacts import artifact_root, fetch
+from crystallize_dist.distributed.canary import summary as canary_summary
 from crystallize_dist.distributed.manifest import provenance_meta
 from crystallize_dist.distributed.store import RunStore
 from crystallize_dist.distributed.store.compact import RecordTemplate
@@ -85,7 +86,11 @@ def load_result(
         keep_steps = plan.n_cells <= C.STEP_PROVENANCE_LIMIT
     hyps, note = _hypotheses(manifest, experiment) if verify else ([], None)
     workers = checks.workers(store.workers(run_id))
-    meta = provenance_meta(manifest, workers=workers, state=checks.state(store.state(run_id)))
+    state = store.state(run_id)
+    meta = provenance_meta(manifest, workers=workers, state=checks.state(state))
+    canary = canary_summary(manifest, state, settings.secret if settings else None, run_id)
+    if canary is not None:
+        meta["canary"] = canary
     if note:
         meta["hypothesis_note"] = note
     if not keep_steps:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.canary import summary as canary_summary
 from crystallize_dist.distributed.driver import driver_gone
 from crystallize_dist.distributed.store import RunStore
 from crystallize_dist.distributed.store.failure import failure_of
@@ -158,6 +159,9 @@ def run_status(store: RunStore, run_id: str, now: float | None = None) -> RunSta
     if drifted:
         extra["drift"] = drifted
     load_errors = state.get("load_errors")
+    checked = canary_summary(manifest, state, None, run_id)
+    if checked is not None:
+        extra["canary"] = checked
     return RunStatus(
         run_id=run_id,
         experiment=manifest["experiment"].get("name") or manifest["experiment"].get("text", ""),

@@ -100,6 +100,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         ignore_result=True,
     )
     def run_cells(self: Task, *args: Any, **kwargs: Any) -> None:
+        if "canary" in kwargs:  # the determinism canary's message (canary_tasks.py)
+            run_canary(self, settings, args, kwargs)
+            return
         try:
             run_id, cells = parse_message(args, kwargs)
             runner = runner_for(settings, self.request.hostname)
@@ -140,6 +143,24 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             )
         if counts["duplicates"]:
             _log.info("task %s: %d cell(s) already recorded", self.request.id, counts["duplicates"])
+
+
+def run_canary(task: Task, settings: Settings, args: Any, kwargs: Any) -> None:
+    """Run a canary message (``canary_tasks.run_message``); a malformed one is dropped, and
+    one that fails outside experiment code is sent again (a waiting submitter also sends
+    lost ones again)."""
+    from crystallize_dist.distributed import canary_tasks
+
+    try:
+        handbacks = canary_tasks.handbacks_of(kwargs)
+        run_id, cells = parse_message(args, kwargs)
+        runner = runner_for(settings, task.request.hostname)
+        queue = settings.replace(queue=(task.request.delivery_info or {}).get("routing_key"))
+        canary_tasks.run_message(runner, queue, run_id, cells, handbacks or 0)
+    except (TaskMessageError, RunNotFoundError, CorruptRecordError) as exc:
+        _log.error("rejected canary task %s: %s", task.request.id, exc)
+    except Exception as exc:
+        _log.error("canary task %s failed (%s: %s)", task.request.id, type(exc).__name__, exc)
 
 
 def fail_run(

@@ -43,8 +43,11 @@ class Waiter:
         poll: float = 0.2,
         on_progress: Callable[[int], None] | None = None,
         say: Callable[[str], None] = _quiet,
+        on_poll: Callable[[RunStatus], None] | None = None,
     ) -> None:
         self.store = store
+        #: told of the run's status at every poll (``status --watch`` redraws with it)
+        self.on_poll = on_poll
         self.run_id = run_id
         self.settings = settings
         self.timeout = timeout
@@ -61,6 +64,8 @@ class Waiter:
         self._probed_at = 0.0
         self._suspects: set[str] = set()
         self._client: Any = None
+        self._canary_left = -1
+        self._canary_at = self._started
 
     def wait(self) -> RunStatus:
         """The run's status once every cell has a record, or it is cancelled, marked failed
@@ -81,7 +86,10 @@ class Waiter:
                     self.say(f"Redis is back: still waiting for run {self.run_id}")
                     self._unreachable = None
                 self._count(status)
-                if status.cancelled or (status.finished and self._all_recorded(status)):
+                if self.on_poll is not None:
+                    self.on_poll(status)
+                ended = status.cancelled or (status.finished and self._all_recorded(status))
+                if ended and not self._canary_pending(status):
                     return status
                 if status.failure or status.driver_gone:  # nothing will finish it now
                     return status
@@ -233,6 +241,34 @@ class Waiter:
             if type(exc).__module__.startswith("redis"):
                 return
             raise
+
+    def _canary_pending(self, status: RunStatus) -> bool:
+        """Whether the run's determinism canary still has cells to check (on workers; a
+        ``--local`` run checks them before its waiter starts). Its messages that were lost
+        are sent again once no verdict came for a grace period."""
+        canary = status.extra.get("canary") or {}
+        pending = list(canary.get("pending") or [])
+        if self.settings is None or status.cancelled or not pending:
+            return False
+        now = time.monotonic()
+        if len(pending) != self._canary_left:
+            self._canary_left, self._canary_at = len(pending), now
+        quiet = now - self._canary_at >= self.settings.heartbeat_grace
+        if quiet and now - self._reclaimed_at >= self.settings.heartbeat_interval:
+            from crystallize_dist.distributed.canary_tasks import resend_lost
+
+            self._reclaimed_at = now
+            try:
+                sent = resend_lost(
+                    self.store, self.settings.replace(queue=self._queue()), self.run_id, pending
+                )
+            except (BrokerError, StoreError, OSError):
+                return True
+            if sent:
+                self.say(
+                    f"{len(sent)} canary message(s) of run {self.run_id} were lost: sent again"
+                )
+        return True
 
     def _plan_cells(self) -> list[Any]:
         return list(RunPlan.from_dict(self.store.manifest(self.run_id)["plan"]).cells())

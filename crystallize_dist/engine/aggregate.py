@@ -27,6 +27,8 @@ from crystallize_dist.model.result import (
 )
 
 _NONE: Mapping[str, Any] = {}
+#: the layout run before the first: it continues no replicate
+_NO_RUN: list[Any] = [-1, -1, {}]
 
 
 def _extend(target: dict[str, list[Any]], metrics: Mapping[str, Sequence[Any]]) -> None:
@@ -63,17 +65,21 @@ class Aggregator:
         self.artifacts: dict[str, dict[str, Path]] = {}
         self.artifact_steps: dict[str, str] = {}
         self.missing: list[str] = []
+        #: condition -> runs ``[first, stop, {metric: values per cell}]`` of consecutive
+        #: replicates whose values went into the metrics (see ``model/cell_values.py``)
+        self.layout: dict[str, list[list[Any]]] = {cond: [] for cond in plan.runs}
         #: the warning lines of first-replicate cells (see ``model/first_replicate.py``)
         self.warnings: list[str] = []
         self.summarize = CellSummaries()
         #: each condition the plan runs, in plan order, with where its metrics, seeds and
-        #: step provenance go
+        #: step provenance and its value layout go
         self.targets = [
             (
                 cond,
                 self.baseline if cond == BASELINE_CONDITION else self.treat[cond],
                 self.seeds[cond],
                 self.ctx_changes[cond],
+                self.layout[cond],
             )
             for cond in plan.runs
         ]
@@ -98,7 +104,7 @@ class Aggregator:
         j = 0
         cells = self.cells
         summarize = self.summarize.take if fresh else self.summarize
-        for cond, target, cond_seeds, cond_steps in self.targets:
+        for cond, target, cond_seeds, cond_steps, runs in self.targets:
             rec = records[j] if j < n else None
             j += 1
             if rec is None:
@@ -118,11 +124,20 @@ class Aggregator:
                 if cond == BASELINE_CONDITION:
                     usable, dropped = False, True
                 continue
-            for key, values in rec.get("metrics", _NONE).items():
+            metrics = rec.get("metrics", _NONE)
+            last = runs[-1] if runs else _NO_RUN
+            same = last[1] == r and len(metrics) == len(last[2])
+            for key, values in metrics.items():
                 if key in target:
                     target[key].extend(values)
                 else:
                     target[key] = list(values)
+                if same and last[2].get(key) != len(values):
+                    same = False
+            if same:
+                last[1] = r + 1
+            else:
+                runs.append([r, r + 1, {key: len(values) for key, values in metrics.items()}])
             seed = rec["seed"]
             if type(seed) is int:
                 cond_seeds.append(seed)
@@ -146,8 +161,13 @@ class Aggregator:
         come next in canonical order (a process worker's chunk), as if they were folded
         here. Per-cell entries move over in C (dict and list updates), not record by
         record."""
-        for cond, target, cond_seeds, cond_steps in self.targets:
+        for cond, target, cond_seeds, cond_steps, runs in self.targets:
             source = part.baseline if cond == BASELINE_CONDITION else part.treat[cond]
+            theirs = part.layout[cond]
+            if runs and theirs and runs[-1][1] == theirs[0][0] and runs[-1][2] == theirs[0][2]:
+                runs[-1][1] = theirs[0][1]
+                theirs = theirs[1:]
+            runs.extend(theirs)
             for key, values in source.items():
                 if key in target:
                     target[key].extend(values)
@@ -202,6 +222,7 @@ class Aggregator:
             "plan_seeds": plan.seeds,
             "ctx_changes": ctx_changes,
             "cells": self.cells,
+            "value_layout": {cond: runs for cond, runs in self.layout.items() if runs},
         }
         if self.missing:
             provenance["missing"] = self.missing

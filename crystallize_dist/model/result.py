@@ -9,7 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from crystallize_dist.canonical import json_text, metrics_digest, paused_gc, to_jsonable
-from crystallize_dist.errors import CellError, StepCellError, cell_error_class
+from crystallize_dist.model.cell_errors import error_from_dict, error_to_dict
+from crystallize_dist.model.compare import Comparison
+
+__all__ = [
+    "ExperimentMetrics",
+    "HypothesisResult",
+    "Result",
+    "TreatmentMetrics",
+    "error_from_dict",
+    "error_to_dict",
+]
 
 
 @dataclass
@@ -57,49 +67,6 @@ class ExperimentMetrics:
                     row["result"] = res
                 rows.append(row)
         return pd.DataFrame(rows)
-
-
-def error_to_dict(err: BaseException) -> dict[str, Any]:
-    """The JSON form of an error stored in a Result."""
-    if isinstance(err, CellError):
-        out: dict[str, Any] = {
-            "type": err.error_type,
-            "message": err.message,
-            "traceback": err.traceback_str,
-            "condition": err.condition,
-            "replicate": err.replicate,
-            "step": err.step,
-        }
-        original = getattr(err, "original_exception", None)
-        if isinstance(original, CellError):
-            out["original"] = {"type": original.error_type, "message": original.message}
-        return out
-    return {
-        "type": type(err).__name__,
-        "message": str(err),
-        "traceback": getattr(err, "traceback_str", ""),
-    }
-
-
-def error_from_dict(data: Mapping[str, Any]) -> CellError:
-    """Rebuild the exception object of a failed cell from its JSON form."""
-    common = {
-        "error_type": data.get("type", "Exception"),
-        "traceback_str": data.get("traceback", "") or "",
-        "condition": data.get("condition"),
-        "replicate": data.get("replicate"),
-        "step": data.get("step"),
-    }
-    original = data.get("original")
-    if original is not None:
-        step_error = cell_error_class(StepCellError, str(common["error_type"]))
-        return step_error(
-            data.get("message", ""),
-            original_type=original.get("type", ""),
-            original_message=original.get("message", ""),
-            **common,
-        )
-    return cell_error_class(CellError, str(common["error_type"]))(data.get("message", ""), **common)
 
 
 class Result:
@@ -242,6 +209,57 @@ class Result:
                 mean = sum(numeric) / len(numeric) if numeric else None
                 rows.append({"condition": cond, "metric": metric, "values": values, "mean": mean})
         pd.DataFrame(rows).to_parquet(path)
+
+    # -- reading the numbers -------------------------------------------------------------
+    def conditions(self) -> dict[str, dict[str, list[Any]]]:
+        """Condition -> its metrics (name -> flat list of values), the baseline first."""
+        return {
+            "baseline": self.metrics.baseline.metrics,
+            **{name: tm.metrics for name, tm in self.metrics.treatments.items()},
+        }
+
+    def compare(self, treatment: str, metric: str, baseline: str = "baseline") -> Comparison:
+        """``treatment`` against ``baseline`` on ``metric``, replicate by replicate (the
+        conditions share each replicate's seed, so the differences are paired): see
+        ``model/compare.py`` for every number it gives."""
+        from crystallize_dist.model.comparisons import Comparer
+
+        return Comparer(self.conditions(), self.provenance).one(treatment, metric, baseline)
+
+    def comparisons(
+        self, metrics: list[str] | None = None, baseline: str = "baseline"
+    ) -> list[Comparison]:
+        """Every treatment against ``baseline`` on each of ``metrics`` (every metric that
+        has one number per cell when None)."""
+        from crystallize_dist.model.comparisons import Comparer
+
+        return Comparer(self.conditions(), self.provenance).every(metrics, baseline)[0]
+
+    def value_rows(self) -> list[dict[str, Any]]:
+        """The long format: one row per recorded value, with its condition, replicate, seed,
+        metric, index within the cell, value, status and worker (``model/cell_values.py``)."""
+        from crystallize_dist.model.cell_values import value_rows
+
+        return list(value_rows(self.conditions(), self.provenance))
+
+    def to_pandas(self) -> Any:
+        """``value_rows`` as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError(
+                "pandas is required for to_pandas(); install it with: pip install pandas"
+            ) from exc
+        from crystallize_dist.model.cell_values import ROW_COLUMNS
+
+        return pd.DataFrame(self.value_rows(), columns=list(ROW_COLUMNS))
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write the result's report page to ``path``: one HTML file that works offline
+        (needs the ``crystallize-dist[report]`` extra for its charts)."""
+        from crystallize_dist.model.report import ReportInput, write_report
+
+        return write_report(ReportInput.of(self), path)
 
     def print_tree(self, fmt: str = "treatment > replicate > step") -> None:
         """Print provenance grouped by the tokens of ``fmt`` (treatment, replicate, step,

@@ -10,6 +10,7 @@ import pytest
 
 from crystallize_dist import constants as C
 from crystallize_dist.config import Settings
+from crystallize_dist.distributed.canary_tasks import cells_of
 from crystallize_dist.distributed.coordinator import submit
 from crystallize_dist.distributed.messages import cell_message
 from crystallize_dist.distributed.runner import CellRunner
@@ -65,3 +66,6 @@ def test_a_big_runs_workers_check_each_seed_against_the_packed_table(tmp_path: P
     with pytest.raises(TaskMessageError, match="seed"):
         runner.cells(sub.run_id, [cell_message(Cell("baseline", 5, plan.seeds[5] + 1))])
     assert run_status(store, sub.run_id).total == n
+    # the determinism canary's cells take their seeds from the packed table too
+    (canary,) = cells_of(stored, [f"baseline:{n - 1}"])
+    assert canary == last

@@ -60,6 +60,8 @@ def assert_no_run(redis_url: str) -> None:
         ["cancel", "some-run"],
         ["resume", "some-run"],
         ["worker"],
+        ["workers"],
+        ["report", "some-run", "-o", "r.html"],
     ],
     ids=lambda a: a[0],
 )
@@ -108,7 +110,8 @@ def not_redis() -> Iterator[dict[str, int]]:
 
 
 @pytest.mark.parametrize("args", [["submit", QUICKSTART, "--no-progress"], ["list"],
-                                  ["status", "some-run"], ["worker"]], ids=lambda a: a[0])
+                                  ["status", "some-run"], ["worker"], ["workers"]],
+                         ids=lambda a: a[0])
 @pytest.mark.parametrize(("server", "needle"), [("http", "does not answer in the Redis protocol"),
                                                 ("silent", "did not answer in time")])
 def test_a_server_that_is_not_redis_is_one_line_and_no_hang(

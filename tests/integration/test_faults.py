@@ -222,13 +222,13 @@ def test_redis_restart_with_appendonly_workers_reconnect(tmp_path: Path) -> None
             wait_records(store, run_id, 6)
             down = _restart(server)
             before = records(store, run_id)
-            try:
-                wait_for(store, run_id, timeout=120)
-            except Exception as exc:  # say what the worker did, for a run that stalls
-                raise AssertionError(
-                    f"{exc}; worker exit code {worker.proc.poll()}; its log ends:\n"
-                    + worker.text()[-4000:]
-                ) from exc
+            # as a user waits: `wait` also sends again a cell whose message Redis lost
+            out = run_cli("wait", run_id, "--timeout", "120", "--no-progress",
+                          broker_url=server.url, cwd=tmp_path, env=env)  # fmt: skip
+            assert out.returncode == 0, (
+                f"{out.stderr}; worker exit code {worker.proc.poll()}; its log ends:\n"
+                + worker.text()[-4000:]
+            )
             recovered = time.time() - down
             assert worker.proc.poll() is None  # the same worker reconnected
             assert_clean(store, run_id, before)

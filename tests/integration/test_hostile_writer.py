@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -586,3 +587,53 @@ def test_the_threat_model_names_real_tests_and_the_readme_points_to_it() -> None
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Security\n", 1)[1].split("\n## ", 1)[0]
     assert "docs/security.md" in section
+
+
+# --- the report page ------------------------------------------------------------------------
+EVIL = '<script>document.title="owned"</script><img src="http://127.0.0.1:9/x" onerror="1">'
+
+
+def test_markup_in_store_text_is_shown_as_text_in_the_report(
+    lab: Lab, finished: str, tmp_path: Path
+) -> None:
+    """Records changed to carry HTML in a metric name, an error type and message, a
+    traceback and a worker's node name, and a forged heartbeat for that node with HTML in
+    its host, pool and versions: a reader without the secret (who reads them unverified)
+    gets a report that shows all of it as text, runs no script and loads nothing; with the
+    secret the changed records are not used at all."""
+    from browser import Browser
+    from report_checks import check_page
+
+    node = f"evil{EVIL}@nowhere"
+    keys = ("baseline:0", "up:1")
+    originals = {k: lab.raw.record(finished, k) for k in keys}
+    first = json.loads(originals["baseline:0"].split(b"\n")[0])
+    first["metrics"] = {**first["metrics"], EVIL: [1.0]}
+    second = json.loads(originals["up:1"].split(b"\n")[0])
+    second.update(status="error", metrics={}, worker={"node": node, "host": EVIL, "pid": 1})
+    second["error"] = {"type": EVIL, "message": EVIL, "traceback": EVIL}
+    beat = {"node": node, "host": EVIL, "pool": EVIL, "pid": 1, "concurrency": 1,
+            "versions": {"python": EVIL}, "last_beat": time.time()}  # fmt: skip
+    browser = Browser(tmp_path / "chromium")
+    try:
+        lab.raw.put_record(finished, "baseline:0", json.dumps(first))
+        lab.raw.put_record(finished, "up:1", json.dumps(second))
+        lab.raw.r.set(C.key_node(node), json.dumps(beat))
+        lab.raw.r.zadd(C.KEY_NODES, {node: time.time()})
+        out = lab.cli("report", finished, "-o", str(tmp_path / "open.html"), secret=False)
+        assert out.returncode == 0, out.stderr
+        page = check_page(browser, tmp_path / "open.html")
+        assert page.scripts == 0 and browser.evaluate("document.title") != "owned"
+        assert page.text.count(EVIL) >= 5, page.text  # metric, error, traceback, node, beat
+        html_text = (tmp_path / "open.html").read_text()
+        assert "<script>document" not in html_text and '<img src="http' not in html_text
+        signed = lab.cli("report", finished, "-o", str(tmp_path / "signed.html"))
+        assert signed.returncode == 0, signed.stderr
+        text = check_page(browser, tmp_path / "signed.html").text
+        assert EVIL not in text and "TamperedRecordError" in text
+    finally:
+        browser.close()
+        for key, raw in originals.items():
+            lab.raw.put_record(finished, key, raw)
+        lab.raw.r.delete(C.key_node(node))
+        lab.raw.r.zrem(C.KEY_NODES, node)

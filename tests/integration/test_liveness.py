@@ -429,7 +429,11 @@ def test_a_worker_survives_redis_restarts_while_it_holds_cells(tmp_path: Path) -
             server.start()
             time.sleep(2.5)  # reconnected, and taken cells again
             assert worker.proc.poll() is None, worker.log.read_text()[-3000:]
-        wait_for(store, run_id, timeout=120)
+        # as a user waits: `wait` also sends again a cell whose message was taken from the
+        # queue just before Redis died, and so never reached the worker
+        out = run_cli("wait", run_id, "--timeout", "120", "--no-progress",
+                      broker_url=server.url, cwd=tmp_path, env=env)  # fmt: skip
+        assert out.returncode == 0, out.stderr + worker.log.read_text()[-3000:]
         assert worker.proc.poll() is None
         assert load_result(store, run_id).digest == serial_digest()
     finally:
