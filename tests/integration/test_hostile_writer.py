@@ -607,11 +607,13 @@ def test_markup_in_store_text_is_shown_as_text_in_the_report(
     node = f"evil{EVIL}@nowhere"
     keys = ("baseline:0", "up:1")
     originals = {k: lab.raw.record(finished, k) for k in keys}
+    # records in the compact form (crystallize_dist/distributed/store/compact.py): "m" its
+    # metrics, "s" status, "e" error, "w" [pid, node number or name]
     first = json.loads(originals["baseline:0"].split(b"\n")[0])
-    first["metrics"] = {**first["metrics"], EVIL: [1.0]}
+    first["m"] = {**first["m"], EVIL: [1.0]}
     second = json.loads(originals["up:1"].split(b"\n")[0])
-    second.update(status="error", metrics={}, worker={"node": node, "host": EVIL, "pid": 1})
-    second["error"] = {"type": EVIL, "message": EVIL, "traceback": EVIL}
+    second.update(s="error", m={}, w=[1, node])
+    second["e"] = {"type": EVIL, "message": EVIL, "traceback": EVIL}
     beat = {"node": node, "host": EVIL, "pool": EVIL, "pid": 1, "concurrency": 1,
             "versions": {"python": EVIL}, "last_beat": time.time()}  # fmt: skip
     browser = Browser(tmp_path / "chromium")
