@@ -19,7 +19,7 @@ from rich.table import Table
 
 from crystallize_dist.canonical import to_jsonable
 from crystallize_dist.cli.tables import fitted_table, grouped_table
-from crystallize_dist.cli.text import plain
+from crystallize_dist.cli.text import json_plain, plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.distributed.canary import line as canary_line
 from crystallize_dist.distributed.run_list import find_runs
@@ -117,8 +117,10 @@ def result_csv(result: Result) -> str:
         out, fieldnames=["condition", "metric", "n", "mean", "std", "ci_low", "ci_high"]
     )
     writer.writeheader()
-    for row in summary_rows(result):
-        writer.writerow(row)
+    for row in summary_rows(result):  # names escaped as in every other output
+        writer.writerow(
+            {**row, "condition": plain(row["condition"]), "metric": plain(row["metric"])}
+        )
     return out.getvalue()
 
 
@@ -218,7 +220,7 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
     if fmt == "json":
         # indented for people; compact (and several times faster) for big results
         small = len(result.provenance.get("cells", ())) <= STEP_PROVENANCE_LIMIT
-        text = result.to_json(indent=2 if small else None)
+        text = json_plain(result.to_json(indent=2 if small else None))
     elif fmt == "csv":
         text = result_csv(result)
     else:
