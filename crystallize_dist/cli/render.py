@@ -20,7 +20,7 @@ from rich.table import Table
 
 from crystallize_dist.canonical import to_jsonable
 from crystallize_dist.cli.tables import fitted_table, grouped_table
-from crystallize_dist.cli.text import plain
+from crystallize_dist.cli.text import PlainJsonWriter, json_plain, plain
 from crystallize_dist.constants import STEP_PROVENANCE_LIMIT
 from crystallize_dist.distributed.canary import line as canary_line
 from crystallize_dist.distributed.run_list import find_runs
@@ -119,8 +119,10 @@ def result_csv(result: Result) -> str:
         out, fieldnames=["condition", "metric", "n", "mean", "std", "ci_low", "ci_high"]
     )
     writer.writeheader()
-    for row in summary_rows(result):
-        writer.writerow(row)
+    for row in summary_rows(result):  # names escaped as in every other output
+        writer.writerow(
+            {**row, "condition": plain(row["condition"]), "metric": plain(row["metric"])}
+        )
     return out.getvalue()
 
 
@@ -219,14 +221,14 @@ def write_result(result: Any, fmt: str, output: str | None = None) -> None:
         sys.stderr.write(f"{partial_line(result)}\n")
     if fmt == "json":
         # indented for people; compact (several times faster) and written piece by piece
-        # for big results
+        # for big results; control and private-use characters as \u escapes either way
         if len(result.provenance.get("cells", ())) > STEP_PROVENANCE_LIMIT:
             with open(output, "w") if output else nullcontext(sys.stdout) as out:
-                write_json(result, out)
+                write_json(result, PlainJsonWriter(out))
                 out.write("\n")
             _problems(result)
             return
-        text = result.to_json(indent=2)
+        text = json_plain(result.to_json(indent=2))
     elif fmt == "csv":
         text = result_csv(result)
     else:

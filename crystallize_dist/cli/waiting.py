@@ -13,6 +13,7 @@ import click
 from crystallize_dist.cli import options as opt
 from crystallize_dist.cli.options import ENV, store_options
 from crystallize_dist.cli.render import CellProgress, write_result
+from crystallize_dist.cli.text import plain
 from crystallize_dist.config import Settings
 from crystallize_dist.constants import DEFAULT_ARTIFACTS_DIR
 from crystallize_dist.distributed.artifacts import artifact_root, write_run_files
@@ -77,16 +78,20 @@ def exit_code(status: RunStatus, result: Result, local: bool) -> int:
     if canary.get("mismatched"):
         bad = canary["mismatched"]
         click.echo(
-            f"canary: {len(bad)} of {canary.get('checked')} re-run cells differ from their "
-            f"records (not reproducible), the first: {bad[0]['cell']} ({bad[0]['stored']} "
-            f"vs {bad[0]['canary']})",
+            plain(
+                f"canary: {len(bad)} of {canary.get('checked')} re-run cells differ from "
+                f"their records (not reproducible), the first: {bad[0]['cell']} "
+                f"({bad[0]['stored']} vs {bad[0]['canary']})"
+            ),
             err=True,
         )
         return EXIT_FAILED_CELLS
     if status.failed:
         key, first = next(iter(result.errors.items()), ("?", None))
         what = f"{key}: {getattr(first, 'error_type', type(first).__name__)}: {first}"
-        click.echo(f"{status.failed} of {status.total} cells failed; the first: {what}", err=True)
+        click.echo(
+            plain(f"{status.failed} of {status.total} cells failed; the first: {what}"), err=True
+        )
         return EXIT_FAILED_CELLS
     return 0
 

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import secrets
 from itertools import islice
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from crystallize_dist import constants as C
 from crystallize_dist.canonical import json_text, paused_gc
 
 
-def write_json(result: Any, out: TextIO, chunk: int = C.JSON_CHUNK_CELLS) -> None:
+class Writer(Protocol):
+    """Where the text goes: a text stream, or anything with its ``write``."""
+
+    def write(self, text: str, /) -> Any: ...
+
+
+def write_json(result: Any, out: Writer, chunk: int = C.JSON_CHUNK_CELLS) -> None:
     """Write ``result.to_json(indent=None)``'s text to ``out`` (see the module docstring)."""
     data = result._dict()
     provenance = data.get("provenance")

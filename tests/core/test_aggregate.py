@@ -152,3 +152,21 @@ def test_a_results_json_written_piece_by_piece_is_the_same_text(chunk: int) -> N
     out = io.StringIO()
     write_json(result, out, chunk=chunk)
     assert out.getvalue() == result.to_json(indent=None)
+
+
+def test_a_big_results_json_is_safe_on_a_terminal_piece_by_piece() -> None:
+    """``result --format json`` writes a big result through ``PlainJsonWriter``: control
+    characters in any piece come out as \\u escapes, and the JSON value is the same."""
+    import io
+    import json
+
+    from crystallize_dist.cli.text import PlainJsonWriter
+    from crystallize_dist.model.result_stream import write_json
+
+    result = aggregate(PLAN, _records())
+    result.provenance["cells"]["baseline:1"]["note"] = "\x1b[31mred\x07"
+    out = io.StringIO()
+    write_json(result, PlainJsonWriter(out), chunk=2)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\\u001b[31mred\\u0007" in text
+    assert json.loads(text) == json.loads(result.to_json(indent=None))

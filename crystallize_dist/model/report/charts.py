@@ -62,6 +62,10 @@ def _figure(width: float, height: float) -> Iterator[tuple[Any, Any, io.StringIO
 
 
 def _short(text: str, limit: int = 28) -> str:
+    """A chart label: control and format characters written as escapes (a font has no
+    glyph for them), cut to ``limit`` characters."""
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
