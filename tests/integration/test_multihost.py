@@ -293,5 +293,7 @@ def test_a_200_mb_artifact_travels_through_a_shared_folder_not_redis(tmp_path: P
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        for folder in (shared, tmp_path / "w1-cwd" / "data", tmp_path / "submitter" / "data"):
+            shutil.rmtree(folder, ignore_errors=True)  # 200 MB each: not kept for later runs
         leftovers = net.cleanup()
         assert not leftovers, f"could not remove {leftovers}"
