@@ -6,6 +6,7 @@ markup in it is shown as text."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,9 +57,10 @@ def test_report_of_a_local_run_in_a_browser(browser: Browser, tmp_path: Path) ->
         "planned failure at up:2",
         "Traceback (most recent call last)",
         "Workers",
-        "36 cells on 2 worker processes",
     ):
         assert needle in page.text, needle
+    # two pool processes, unless one of them took every quick cell before the other started
+    assert re.search(r"36 cells on [12] worker process(es)?;", page.text), page.text
     assert "Partial" not in page.text
 
 

@@ -57,9 +57,10 @@ def _timeline(data: ReportInput) -> str:
     retried = sum(1 for s in spans if s["attempts"] > 1)
     failed = sum(1 for s in spans if s["status"] != "ok")
     svg = charts.timeline(lanes, start)
+    processes = "1 worker process" if len(lanes) == 1 else f"{len(lanes)} worker processes"
     return (
         "<h2>Timeline</h2>"
-        f"<p>{len(spans)} cells on {len(lanes)} worker processes; {retried} ran more than "
+        f"<p>{len(spans)} cells on {processes}; {retried} ran more than "
         f"once, {failed} failed.</p>" + chart(svg, "timeline", "cells per worker over time")
     )
 
