@@ -11,9 +11,10 @@ configuration: ``crystallize_dist.distributed.app.celery_config``):
 
 Each round publishes N messages *before* the worker starts, so publishing never competes
 with processing, then times the worker from its first to its last message (ours: the run's
-``first_at`` / ``last_at`` counters; raw: the stamps). Rounds alternate ours / raw, and the
-best round of each side is compared (the machines are shared and noisy; the median ratio is
-printed too). Target: our per-cell time <= 1.1 x raw Celery's per-task time.
+``first_at`` / ``last_at`` counters; raw: the stamps). Rounds alternate ours / raw; the
+verdict is the median of the per-round ratios (the machines are shared and noisy), and the
+best round of each side is compared too. Target: our per-cell time <= 1.1 x raw Celery's
+per-task time.
 
 Also printed: our submit rate (plan, manifest and enqueue of N cells) next to an
 ``apply_async`` loop's publish rate.
@@ -163,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         f"submit      {best_ours['submit_rate']:9,.0f} cells/s (ours: plan + manifest + "
         f"enqueue)  vs {best_raw['submit_rate']:,.0f} tasks/s (apply_async loop)"
     )
-    verdict = "PASS" if ratio <= TARGET else "MISS"
+    median = ratios[len(ratios) // 2]
+    verdict = "PASS" if median <= TARGET else "MISS"  # the median's verdict, not the best's
     print(
-        f"ours/raw per-task time: {ratio:.2f} best/best, {ratios[len(ratios) // 2]:.2f} "
+        f"ours/raw per-task time: {ratio:.2f} best/best, {median:.2f} "
         f"median of rounds (target <= {TARGET}) {verdict}"
     )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
