@@ -25,6 +25,21 @@ from crystallize_dist.errors import MetricValueError, PipelineExecutionError
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+#: the keys of a record as the cell path makes it, in its order (executors and stores may
+#: add more)
+CELL_RECORD_KEYS = (
+    "condition",
+    "replicate",
+    "seed",
+    "status",
+    "metrics",
+    "error",
+    "seeded",
+    "steps",
+    "artifacts",
+    "timing",
+    "worker",
+)
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:

@@ -5,26 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from crystallize_dist.engine.records import CELL_RECORD_KEYS
+
 _SUMMARY_DROPS = frozenset(
     {"condition", "replicate", "metrics", "error", "steps", "artifacts", "attempt", "tries"}
 )
 _WORKER_KEYS = ("host", "node", "pid")
 #: the keys of a record as the cell path makes it (a record from a store has a few more)
-_CELL_RECORD = frozenset(
-    {
-        "condition",
-        "replicate",
-        "seed",
-        "status",
-        "metrics",
-        "error",
-        "seeded",
-        "steps",
-        "artifacts",
-        "timing",
-        "worker",
-    }
-)
+_CELL_RECORD = frozenset(CELL_RECORD_KEYS)
 
 
 class CellSummaries:

@@ -15,22 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crystallize_dist.canonical import dumps
+from crystallize_dist.engine.records import CELL_RECORD_KEYS
 
 #: the keys of a record from a worker, in the order the cell path and the runner make them
-RECORD_KEYS = (
-    "condition",
-    "replicate",
-    "seed",
-    "status",
-    "metrics",
-    "error",
-    "seeded",
-    "steps",
-    "artifacts",
-    "timing",
-    "worker",
-    "tries",
-)
+RECORD_KEYS = (*CELL_RECORD_KEYS, "tries")
 #: the libraries the default seed function seeds (a record that says so leaves it out)
 DEFAULT_SEEDED = ["random", "numpy"]
 STEP_KEYS = (
