@@ -269,6 +269,23 @@ def test_tables_fit_80_columns_and_never_break_a_number(verb: str, tmp_path: Pat
     assert numbers and all(re.fullmatch(r"-?\d+(\.\d+)?(e[+-]\d+)?", c) for c in numbers)
 
 
+def test_the_runs_list_fits_80_columns_with_a_long_name_and_tags(tmp_path: Path) -> None:
+    src = _file(tmp_path, "wide_exp.py", WIDE)
+    env = {"COLUMNS": "80"}
+    name = "a rather long run name that a person typed to find this study again"
+    out = run_cli("submit", str(src), "--local", "--no-progress", "--name", name,
+                  "--tag", "study=width-of-the-runs-list", "--tag", "owner=someone",
+                  cwd=tmp_path, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    listed = run_cli("list", "--local", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), listed.stdout
+    assert out.stdout.splitlines()[0] in listed.stdout and "owner=someone" in listed.stdout
+    words = listed.stdout.split()
+    assert all(word in words for word in name.split()), listed.stdout  # wrapped, not cut
+
+
 def test_wider_terminals_keep_a_column_for_each_name(tmp_path: Path) -> None:
     src = _file(tmp_path, "wide_exp.py", WIDE)
     out = run_cli("submit", str(src), "--local", "--no-progress", cwd=tmp_path,
